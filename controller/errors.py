@@ -1,0 +1,40 @@
+"""The project's error hierarchy: one root, a few precise kinds.
+
+Every error a user can provoke with bad input is a subclass of :class:`BwcError` and carries
+enough context (file, line, field path) to be reported in one line without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class BwcError(Exception):
+    """Root of every error bwcsim raises on purpose."""
+
+
+class InvalidInput(BwcError):
+    """A value failed validation. ``field`` is a dotted/indexed path such as ``timeline[3].at``."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class ScenarioError(InvalidInput):
+    """A scenario or policy file is invalid. Formats as ``file:line: field: message``."""
+
+    def __init__(
+        self, message: str, file: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.file = file
+        self.line = line
+        super().__init__(message, field)
+        where = f"{file}:{line}" if line is not None else file
+        self.args = (f"{where}: {field}: {message}" if field else f"{where}: {message}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class BusError(BwcError):
+    """The MQTT bus (simulated or real) failed or refused an operation."""

@@ -1,0 +1,130 @@
+"""Typed messages of the camera's MQTT interface (SPEC §5).
+
+Inbound events are a tagged union on ``type``; outbound payloads are plain structs. These are
+values only: :mod:`controller.codec` is the one place that turns them into bytes and back.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+MsgId = str | int
+
+ACTIVITY_KINDS = ("required", "prohibited", "discretionary")
+ALERT_KINDS = (
+    "late_trigger",
+    "missed_required_recording",
+    "low_battery",
+    "battery_empty",
+    "storage_full",
+)
+MISS_CAUSES = ("docked", "not_ready", "battery", "storage")
+STATES = ("docked", "standby", "pre_buffer", "recording", "off")
+
+# ---------------------------------------------------------------------------------- inbound
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False):
+    id: MsgId
+    ts: float | None = None
+
+
+class ActivityStart(_Event, tag="activity_start"):
+    activity: str
+    activity_id: str
+
+
+class ActivityEnd(_Event, tag="activity_end"):
+    activity_id: str
+
+
+class Dock(_Event, tag="dock"):
+    pass
+
+
+class Undock(_Event, tag="undock"):
+    pass
+
+
+class Button(_Event, tag="button"):
+    action: Literal["start", "stop"]
+
+
+class Signal(_Event, tag="signal"):
+    source: str
+
+
+class Deactivate(_Event, tag="deactivate"):
+    reason: str
+    actor: str
+
+
+class Reactivate(_Event, tag="reactivate"):
+    pass
+
+
+Event = ActivityStart | ActivityEnd | Dock | Undock | Button | Signal | Deactivate | Reactivate
+EVENT_TYPES: dict[str, type[Event]] = {
+    "activity_start": ActivityStart,
+    "activity_end": ActivityEnd,
+    "dock": Dock,
+    "undock": Undock,
+    "button": Button,
+    "signal": Signal,
+    "deactivate": Deactivate,
+    "reactivate": Reactivate,
+}
+
+# --------------------------------------------------------------------------------- outbound
+
+
+class Ack(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Reply to one inbound message; ``id`` is ``None`` when the payload had no readable id."""
+
+    id: MsgId | None
+    ok: bool
+    error: str | None = None
+
+
+class StateReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Retained camera state. ``storage_s`` is the free storage, in seconds of footage."""
+
+    state: str
+    since: float
+    active: list[str]
+    battery_s: float
+    storage_s: float
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    kind: str
+    at: float
+    cause: str | None = None
+    activity_id: str | None = None
+    span: tuple[float, float] | None = None
+
+
+class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """Metadata of one recording, published each time one of its segments closes (R-META).
+
+    ``recording`` identifies the recording (stable across its segments); ``final`` is true on
+    the message published when the whole recording closes; ``open`` marks a recording cut by
+    the end of a scenario rather than closed by the camera.
+    """
+
+    camera: str
+    recording: str
+    incident: str
+    start: float
+    end: float
+    buffer_s: float
+    reasons: list[str]
+    segments: int
+    segment_list: list[tuple[float, float]]
+    final: bool
+    open: bool = False
+
+
+Outbound = Ack | StateReport | Alert | RecordingMeta
