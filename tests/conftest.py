@@ -1,0 +1,115 @@
+"""Suite-wide test configuration: requirement marks, controller choice, hypothesis, brokers.
+
+* Every collected test must carry ``@pytest.mark.req("ID", ...)`` (directly, on its class, or
+  through a module ``pytestmark``); collection fails with the list of unmarked tests otherwise.
+  ``bwcsim trace-reqs`` reads the same marks to build the traceability matrix.
+* ``--controller=module:factory`` selects the controller the suites run against (default: the
+  reference controller); tests take it from the ``controller_factory`` fixture.
+* The hypothesis profile comes from ``$HYPOTHESIS_PROFILE`` (``dev``, ``ci``, ``nightly``).
+* ``mqtt_broker`` yields a real broker on loopback (see ``tests/brokers.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from controller.node import ControllerFactory
+from sim.fuzz_profiles import load_profile
+
+# The tests directory is not a package; put it on sys.path so the broker helpers import the
+# same way from here, from test modules and from .ci/run.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from brokers import BrokerAddress, any_broker
+
+DEFAULT_CONTROLLER = "controller.reference:make_node"
+
+HYPOTHESIS_PROFILE = load_profile()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--controller",
+        default=DEFAULT_CONTROLLER,
+        metavar="MODULE:FACTORY",
+        help=(
+            "controller factory the suites run against: a callable taking a CameraSetup and "
+            f"returning a CameraNode (default: {DEFAULT_CONTROLLER})"
+        ),
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"bwcsim: controller={config.getoption('--controller')} "
+        f"hypothesis-profile={HYPOTHESIS_PROFILE}"
+    ]
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Refuse to run a suite in which some test names no requirement."""
+    unmarked: list[str] = []
+    for item in items:
+        ids = [arg for mark in item.iter_markers("req") for arg in mark.args]
+        if not ids or not all(isinstance(req_id, str) and req_id for req_id in ids):
+            unmarked.append(item.nodeid)
+    if unmarked:
+        listing = "\n  ".join(unmarked)
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) carry no requirement mark; add "
+            '@pytest.mark.req("R-...") (a SPEC ID, or a descriptive one for infrastructure) '
+            f"to each:\n  {listing}"
+        )
+
+
+def load_controller_factory(spec: str) -> ControllerFactory:
+    """Import ``module:factory`` and return the factory, or fail with a message saying why."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"--controller={spec!r}: expected MODULE:FACTORY, e.g. {DEFAULT_CONTROLLER}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"--controller={spec!r}: cannot import {module_name!r}: {error}"
+        ) from error
+    target: object = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(
+                f"--controller={spec!r}: {module_name!r} has no attribute {attribute!r}"
+            ) from None
+    if not callable(target):
+        raise ValueError(f"--controller={spec!r}: {attribute!r} is not callable")
+    return cast(ControllerFactory, target)
+
+
+@pytest.fixture(scope="session")
+def controller_factory(pytestconfig: pytest.Config) -> ControllerFactory:
+    """The controller factory named by ``--controller`` (imported on first use)."""
+    spec = str(pytestconfig.getoption("--controller"))
+    try:
+        return load_controller_factory(spec)
+    except ValueError as error:
+        problem = str(error)
+    # Failing outside the handler keeps the report to the one line that says what to fix.
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[BrokerAddress]:
+    """A real MQTT broker on 127.0.0.1 for the whole session (system, spawned, or amqtt)."""
+    with any_broker() as address:
+        yield address
