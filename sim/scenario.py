@@ -408,7 +408,9 @@ class _Mapping:
         return _Mapping(self.doc, self.data[key], (*self.path, key), what)
 
     def items(self, key: str, what: str) -> list[tuple[DocPath, object]]:
-        value = self.get(key, [])
+        value = self.get(key, None)
+        if value is None:  # an absent key and a key with nothing under it both mean "none"
+            return []
         if not isinstance(value, list):
             raise self.error(key, f"{what} must be a list, got {_kind(value)}")
         return [((*self.path, key, i), item) for i, item in enumerate(value)]

@@ -116,6 +116,7 @@ def test_defaults_when_optional_keys_are_absent() -> None:
     assert scenario.expect is None
     assert scenario.camera("cam-1").initial == "pre_buffer"
     assert scenario.camera("cam-1").params == CameraParams()
+    assert parse(HEAD + "timeline:\nexpect:\n").timeline == ()  # empty keys mean "none"
 
 
 @pytest.mark.req("SCN-FORMAT")
