@@ -31,37 +31,37 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid
     ts: float | None = None
 
 
-class ActivityStart(_Event, tag="activity_start"):
+class ActivityStart(_Event, tag="activity_start", frozen=True):
     activity: str
     activity_id: str
 
 
-class ActivityEnd(_Event, tag="activity_end"):
+class ActivityEnd(_Event, tag="activity_end", frozen=True):
     activity_id: str
 
 
-class Dock(_Event, tag="dock"):
+class Dock(_Event, tag="dock", frozen=True):
     pass
 
 
-class Undock(_Event, tag="undock"):
+class Undock(_Event, tag="undock", frozen=True):
     pass
 
 
-class Button(_Event, tag="button"):
+class Button(_Event, tag="button", frozen=True):
     action: Literal["start", "stop"]
 
 
-class Signal(_Event, tag="signal"):
+class Signal(_Event, tag="signal", frozen=True):
     source: str
 
 
-class Deactivate(_Event, tag="deactivate"):
+class Deactivate(_Event, tag="deactivate", frozen=True):
     reason: str
     actor: str
 
 
-class Reactivate(_Event, tag="reactivate"):
+class Reactivate(_Event, tag="reactivate", frozen=True):
     pass
 
 

@@ -1,0 +1,72 @@
+"""Append-only, hash-chained audit log (R-AUDIT).
+
+Each entry stores the hash of its predecessor and its own hash over ``(prev, seq, at, kind,
+data)`` in a canonical JSON encoding, so changing, dropping, inserting or reordering any entry
+breaks :func:`verify`. The chain starts from a fixed genesis value derived from the camera id,
+so logs of two cameras cannot be swapped unnoticed either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder(order="deterministic").encode
+
+
+class AuditEntry(msgspec.Struct, frozen=True, array_like=True):
+    seq: int
+    at: float
+    kind: str
+    data: dict[str, Any]
+    prev: str
+    hash: str
+
+
+def genesis(camera_id: str) -> str:
+    return hashlib.sha256(f"bwcsim-audit:{camera_id}".encode()).hexdigest()
+
+
+def entry_hash(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) -> str:
+    return hashlib.sha256(_encode((prev, seq, at, kind, data))).hexdigest()
+
+
+class AuditLog:
+    """The log itself. Entries are immutable; the list is only ever appended to."""
+
+    __slots__ = ("_entries", "_head", "camera_id")
+
+    def __init__(self, camera_id: str) -> None:
+        self.camera_id = camera_id
+        self._entries: list[AuditEntry] = []
+        self._head = genesis(camera_id)
+
+    def append(self, at: float, kind: str, data: dict[str, Any]) -> None:
+        seq = len(self._entries)
+        h = entry_hash(self._head, seq, at, kind, data)
+        self._entries.append(AuditEntry(seq, at, kind, data, self._head, h))
+        self._head = h
+
+    @property
+    def entries(self) -> tuple[AuditEntry, ...]:
+        return tuple(self._entries)
+
+    @property
+    def head(self) -> str:
+        return self._head
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def verify(camera_id: str, entries: Iterable[AuditEntry]) -> int | None:
+    """Index of the first entry that breaks the chain, or ``None`` when the chain is intact."""
+    prev = genesis(camera_id)
+    for i, e in enumerate(entries):
+        if e.seq != i or e.prev != prev or entry_hash(prev, i, e.at, e.kind, e.data) != e.hash:
+            return i
+        prev = e.hash
+    return None

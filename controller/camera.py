@@ -1,0 +1,639 @@
+"""The reference camera controller: pure, synchronous, fed typed events and the time.
+
+:class:`Camera` is the firmware logic of one body-worn camera. It never reads a clock and never
+does I/O: :meth:`Camera.handle` takes a decoded event and the current time and returns the
+outbound messages (acks, state, alerts, recording metadata) as data. Timed internal events —
+boot completion, a ``post_s`` tail ending, segment rollover, storage filling up, low battery,
+battery depletion — are *computed*, not polled: :meth:`Camera.next_deadline` says when the next
+one is due and :meth:`Camera.on_timer` runs everything due. A 12-hour shift costs what its events
+cost, not what its seconds cost.
+
+Holds and reference counting
+----------------------------
+A recording stays open while any *reason* holds it (SPEC §4a):
+
+* an open **required window** — a required activity from its start to its end plus ``post_s``.
+  Windows are reference-counted by ``activity_id``: overlapping and nested activities keep one
+  recording; duplicates and further activities never stop, restart or split it (R-NOSPLIT);
+* a **manual hold**, taken by ``button start`` or an accepted device ``signal`` and released by
+  ``button stop`` (refused while a required window is open, R-STOP).
+
+An allowed ``deactivate`` during a required window *pauses* the required windows (and drops the
+manual hold): the recording closes and the camera buffers again. ``reactivate``, a new required
+activity, a signal or ``button start`` resume; the next recording keeps the incident id and has
+the buffer prepended. The deactivation ends by itself when no required window remains.
+
+Whenever the holds change, :meth:`Camera._reconcile` compares "should record" with the state
+and fires ``activate`` or ``release`` on the state machine of :mod:`controller.machine`.
+
+Pre-buffer arithmetic (R-BUF)
+-----------------------------
+The buffer runs from ``buffer_since`` (entry into ``pre_buffer``, which is also the instant a
+recording ends). On activation at ``t_act`` the recording starts at
+``t_act - min(prebuffer_s, t_act - buffer_since)`` — footage from before the buffer ran does not
+exist. The buffered part is written at once and counts against storage; if storage cannot hold
+all of it, the most recent seconds are kept.
+
+Battery and storage
+-------------------
+Both are piecewise linear in time with a slope fixed by the state, so they are advanced lazily
+to the time of each event (:meth:`Camera._advance`), and their threshold crossings are deadlines.
+While docked, closed segments upload oldest-first at ``upload_speed`` and a segment's space is
+freed only once its whole upload is confirmed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from transitions import Machine
+
+from .audit import AuditLog
+from .machine import CAPTURING, TRANSITIONS, State
+from .messages import (
+    Ack,
+    ActivityEnd,
+    ActivityStart,
+    Alert,
+    Button,
+    Deactivate,
+    Dock,
+    Event,
+    MsgId,
+    Outbound,
+    Reactivate,
+    RecordingMeta,
+    Signal,
+    StateReport,
+    Undock,
+)
+from .params import CameraParams
+from .policy import Policy
+
+EPS = 1e-9
+
+S = State
+_CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
+
+
+class Recording:
+    """The recording in progress (mutable while open; published as :class:`RecordingMeta`)."""
+
+    __slots__ = ("buffer_s", "id", "incident", "reasons", "seg_start", "segments", "start")
+
+    def __init__(self, rec_id: str, incident: str, start: float, buffer_s: float) -> None:
+        self.id = rec_id
+        self.incident = incident
+        self.start = start
+        self.buffer_s = buffer_s
+        self.reasons: list[str] = []
+        self.seg_start = start
+        self.segments: list[tuple[float, float]] = []
+
+    def add_reason(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+class Deactivation:
+    __slots__ = ("actor", "reason", "since")
+
+    def __init__(self, reason: str, actor: str, since: float) -> None:
+        self.reason = reason
+        self.actor = actor
+        self.since = since
+
+
+class Camera:
+    """One camera's recording-control logic. See the module docstring for the rules."""
+
+    # Bound by the transitions Machine from the table in controller.machine.
+    state: State
+    dock: Callable[[], bool]
+    undock: Callable[[], bool]
+    boot_done: Callable[[], bool]
+    activate: Callable[[], bool]
+    release: Callable[[], bool]
+    deplete: Callable[[], bool]
+
+    def __init__(
+        self,
+        camera_id: str,
+        policy: Policy,
+        params: CameraParams | None = None,
+        initial: str = "pre_buffer",
+        now: float = 0.0,
+    ) -> None:
+        self.camera_id = camera_id
+        self.policy = policy
+        self.params = p = params if params is not None else CameraParams()
+        self.audit = AuditLog(camera_id)
+        self._now = now
+        self.since = now
+        self.buffer_since = now
+        self.boot_end: float | None = None
+        # Battery: charge at time charge_t; storage: seconds used at time used_t.
+        self.charge = p.battery_s
+        self.charge_t = now
+        self.low_armed = p.battery_s > p.low_battery_s
+        self.used = 0.0
+        self.used_t = now
+        self.upload_t = now
+        # Closed segments not yet offloaded: [size, uploaded so far], oldest first.
+        self.uploads: deque[list[float]] = deque()
+        # Activities: every accepted running activity (any kind) → its name; open required
+        # windows → tail end (None while the activity runs).
+        self.activities: dict[str, str] = {}
+        self.windows: dict[str, float | None] = {}
+        self.ended: set[str] = set()
+        self.manual_hold = False
+        self.deactivation: Deactivation | None = None
+        self.paused_incident: str | None = None
+        self.rec: Recording | None = None
+        self._next_reasons: list[str] = []
+        self.incidents = 0
+        self.recordings = 0
+        self.replies: dict[MsgId, Ack] = {}
+        self._out: list[Outbound] = []
+        self._reported: tuple[State, float, tuple[str, ...]] | None = None
+        Machine(
+            model=self,
+            states=State,
+            transitions=TRANSITIONS,
+            initial=State(initial),
+            auto_transitions=False,
+            send_event=False,
+            after_state_change="_state_changed",
+        )
+        self._prev = self.state
+        if self.state is S.standby:
+            self.boot_end = now + p.boot_s
+
+    # ------------------------------------------------------------------ public interface
+
+    def start(self) -> list[Outbound]:
+        """The first retained state report."""
+        self.audit.append(self._now, "power_on", {"state": self.state.value})
+        self._report()
+        return self._flush()
+
+    def handle(self, event: Event, now: float) -> list[Outbound]:
+        """Handle one decoded inbound event at time ``now``; returns what to publish."""
+        self._run_timers(now)
+        reply = self.replies.get(event.id)
+        if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
+            self.audit.append(now, "duplicate", {"id": event.id})
+            self._out.append(reply)
+            return self._flush()
+        error = self._dispatch(event)
+        ack = Ack(id=event.id, ok=error is None, error=error)
+        self.replies[event.id] = ack
+        if error is None:
+            self.audit.append(now, "accepted", {"id": event.id, "type": _type_of(event)})
+        else:
+            self.audit.append(now, "refused", {"id": event.id, "error": error})
+        self._out.append(ack)
+        self._report()
+        return self._flush()
+
+    def refuse(self, msg_id: MsgId | None, error: str, now: float) -> list[Outbound]:
+        """NACK an inbound payload that could not be decoded (R-BAD); nothing else changes."""
+        self._run_timers(now)
+        if msg_id is not None:
+            reply = self.replies.get(msg_id)
+            if reply is not None:
+                self.audit.append(now, "duplicate", {"id": msg_id})
+                self._out.append(reply)
+                return self._flush()
+        ack = Ack(id=msg_id, ok=False, error=error)
+        if msg_id is not None:
+            self.replies[msg_id] = ack
+        self.audit.append(now, "refused", {"id": msg_id, "error": error})
+        self._out.append(ack)
+        return self._flush()
+
+    def next_deadline(self) -> float | None:
+        due = self._next_timer()
+        return due[0] if due is not None else None
+
+    def on_timer(self, now: float) -> list[Outbound]:
+        self._run_timers(now)
+        self._report()
+        return self._flush()
+
+    def finish(self, now: float) -> list[Outbound]:
+        """End of observation: an open recording is published as it stands, marked ``open``."""
+        self._run_timers(now)
+        if self.rec is not None:
+            self._publish_recording(self.rec, now, final=True, is_open=True)
+        return self._flush()
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """Open required windows, in the order they opened."""
+        return tuple(self.windows)
+
+    @property
+    def storage_free(self) -> float:
+        return max(0.0, self.params.storage_s - self.used)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Observable state, for tests and property checks."""
+        return {
+            "state": self.state.value,
+            "since": self.since,
+            "active": list(self.windows),
+            "manual_hold": self.manual_hold,
+            "deactivated": self.deactivation is not None,
+            "recording": None if self.rec is None else (self.rec.id, self.rec.start),
+            "charge": self.charge,
+            "used": self.used,
+        }
+
+    # ------------------------------------------------------------------ events
+
+    def _dispatch(self, event: Event) -> str | None:
+        if isinstance(event, ActivityStart):
+            return self._activity_start(event)
+        if isinstance(event, ActivityEnd):
+            return self._activity_end(event)
+        if isinstance(event, Signal):
+            if event.source not in self.policy.signals:
+                return None  # a source this policy does not list starts nothing (SPEC §4a)
+            return self._manual_start(f"signal:{event.source}")
+        if isinstance(event, Button):
+            return self._manual_start("button") if event.action == "start" else self._stop()
+        if isinstance(event, Dock):
+            if self.state is not S.docked:
+                self._dock()
+            return None
+        if isinstance(event, Undock):
+            if self.state is S.docked:
+                self._undock()
+            return None
+        if isinstance(event, Deactivate):
+            return self._deactivate(event)
+        if isinstance(event, Reactivate):
+            if self.deactivation is not None:
+                self._end_deactivation("reactivate")
+                self._reconcile()
+            return None
+        return f"unknown_type: {_type_of(event)}"  # pragma: no cover - the codec rejects these
+
+    def _activity_start(self, ev: ActivityStart) -> str | None:
+        kind = self.policy.kind(ev.activity)
+        if kind is None:
+            return f"unknown_activity: {ev.activity}"
+        aid = ev.activity_id
+        if aid in self.activities:
+            return None  # already running: never restarts or splits anything (R-NOSPLIT)
+        self.activities[aid] = ev.activity
+        self.ended.discard(aid)
+        if kind != "required":
+            return None  # prohibited never starts a recording; discretionary is the officer's call
+        self.windows.pop(aid, None)  # a restart inside its own post_s tail reopens the window
+        self.windows[aid] = None
+        if self.deactivation is not None:
+            self._end_deactivation(f"activity_start:{aid}")
+        if self.rec is not None:
+            self.rec.add_reason(aid)
+        else:
+            self._next_reasons.append(aid)
+        self._reconcile()
+        if self.rec is None:
+            self._alert_missed(self._cannot_record_cause(), (aid,))
+        if self.rec is not None and ev.ts is not None:
+            self._check_late(aid, ev.ts)
+        self._next_reasons.clear()
+        return None
+
+    def _activity_end(self, ev: ActivityEnd) -> str | None:
+        aid = ev.activity_id
+        if aid not in self.activities:
+            return None if aid in self.ended else f"unknown_activity_id: {aid}"
+        name = self.activities.pop(aid)
+        self.ended.add(aid)
+        if aid in self.windows:
+            post = self.policy.post_s.get(name, 0.0)
+            if post > 0:
+                self.windows[aid] = self._now + post
+            else:
+                del self.windows[aid]
+            self._reconcile()
+        return None
+
+    def _manual_start(self, reason: str) -> str | None:
+        if self.state not in CAPTURING:
+            return "not_ready"
+        if self.state is S.pre_buffer and self.storage_free <= EPS:
+            return "storage_full"
+        if self.deactivation is not None:
+            self._end_deactivation(reason)
+        self.manual_hold = True
+        if self.rec is not None:
+            self.rec.add_reason(reason)
+        else:
+            self._next_reasons.append(reason)
+        self._reconcile()
+        self._next_reasons.clear()
+        return None
+
+    def _stop(self) -> str | None:
+        if self.windows and self.deactivation is None:
+            return "required_activity"  # R-STOP: the recording continues
+        self.manual_hold = False
+        self._reconcile()
+        return None
+
+    def _deactivate(self, ev: Deactivate) -> str | None:
+        if not self.windows:
+            return self._stop()  # outside a required window it is a plain stop
+        if ev.reason not in self.policy.deactivation_reasons:
+            return "reason_not_allowed"
+        if self.deactivation is None:
+            self.deactivation = Deactivation(ev.reason, ev.actor, self._now)
+            self.audit.append(
+                self._now, "deactivation",
+                {"reason": ev.reason, "actor": ev.actor, "windows": list(self.windows)},
+            )
+            self.manual_hold = False
+            if self.rec is not None:
+                self.paused_incident = self.rec.incident
+            self._reconcile()
+        return None
+
+    def _end_deactivation(self, by: str) -> None:
+        assert self.deactivation is not None
+        self.audit.append(
+            self._now, "deactivation_end", {"by": by, "since": self.deactivation.since}
+        )
+        self.deactivation = None
+
+    def _dock(self) -> None:
+        self.manual_hold = False
+        self.dock()
+        self._alert_missed("docked", tuple(self.windows))
+
+    def _undock(self) -> None:
+        self.undock()
+        self._alert_missed("not_ready", tuple(self.windows))
+
+    # ------------------------------------------------------------------ holds
+
+    def _holding(self) -> bool:
+        return self.manual_hold or (bool(self.windows) and self.deactivation is None)
+
+    def _reconcile(self) -> None:
+        """Bring the state machine in line with the holds (the only caller of activate/release)."""
+        if self.deactivation is not None and not self.windows:
+            self._end_deactivation("windows_closed")
+        if not self.windows:
+            self.paused_incident = None
+        holding = self._holding()
+        if self.state is S.recording:
+            if not holding:
+                self.release()
+        elif self.state is S.pre_buffer and holding and self.storage_free > EPS:
+            self.activate()
+
+    def _cannot_record_cause(self) -> str | None:
+        """What physically stops the camera recording now (None: nothing does)."""
+        st = self.state
+        if st is S.pre_buffer:
+            return "storage" if self.storage_free <= EPS else None
+        return _CAUSE_OF_STATE.get(st)
+
+    def _check_late(self, aid: str, ts: float) -> None:
+        """R-LATE: the activity began at ``ts``; did the footage reach back to it?"""
+        assert self.rec is not None
+        covered_from = self.rec.start
+        if ts < covered_from - EPS and ts <= self._now:
+            self._emit_alert(
+                Alert(kind="late_trigger", at=self._now, activity_id=aid, span=(ts, covered_from))
+            )
+
+    # ------------------------------------------------------------------ state callbacks
+
+    def _state_changed(self) -> None:
+        self.since = self._now
+        self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
+        self._prev = self.state
+
+    def on_enter_pre_buffer(self) -> None:
+        self.buffer_since = self._now
+
+    def on_enter_standby(self) -> None:
+        self.boot_end = self._now + self.params.boot_s
+
+    def on_exit_standby(self) -> None:
+        self.boot_end = None
+
+    def on_enter_docked(self) -> None:
+        self.upload_t = self._now
+
+    def on_exit_docked(self) -> None:
+        if self.charge > self.params.low_battery_s:
+            self.low_armed = True
+
+    def on_enter_recording(self) -> None:
+        now = self._now
+        buffer_s = min(self.params.prebuffer_s, now - self.buffer_since)
+        buffer_s = max(0.0, min(buffer_s, self.storage_free))
+        self.used += buffer_s
+        if self.paused_incident is not None:
+            incident = self.paused_incident
+            self.paused_incident = None
+        else:
+            self.incidents += 1
+            incident = f"{self.camera_id}-{self.incidents}"
+        self.recordings += 1
+        rec = Recording(f"{self.camera_id}-r{self.recordings}", incident, now - buffer_s, buffer_s)
+        for reason in self._next_reasons:
+            rec.add_reason(reason)
+        for aid in self.windows:
+            rec.add_reason(aid)
+        self.rec = rec
+        self.audit.append(
+            now, "recording_open", {"recording": rec.id, "incident": incident, "buffer_s": buffer_s}
+        )
+
+    def on_exit_recording(self) -> None:
+        rec = self.rec
+        assert rec is not None
+        self._publish_recording(rec, self._now, final=True, is_open=False)
+        for a, b in rec.segments:
+            self.uploads.append([b - a, 0.0])
+        self.rec = None
+
+    def _publish_recording(self, rec: Recording, end: float, final: bool, is_open: bool) -> None:
+        rec.segments.append((rec.seg_start, end))
+        self._out.append(
+            RecordingMeta(
+                camera=self.camera_id,
+                recording=rec.id,
+                incident=rec.incident,
+                start=rec.start,
+                end=end,
+                buffer_s=rec.buffer_s,
+                reasons=list(rec.reasons),
+                segments=len(rec.segments),
+                segment_list=list(rec.segments),
+                final=final,
+                open=is_open,
+            )
+        )
+        self.audit.append(
+            end, "segment_close", {"recording": rec.id, "segment": len(rec.segments), "final": final}
+        )
+        rec.seg_start = end
+
+    # ------------------------------------------------------------------ time
+
+    def _rate(self) -> float:
+        st = self.state
+        if st is S.recording:
+            return -self.params.record_drain
+        if st is S.docked:
+            return self.params.charge_rate
+        if st is S.off:
+            return 0.0
+        return -1.0
+
+    def _advance(self, t: float) -> None:
+        """Move battery, storage and uploads forward to time ``t`` (no events cross inside)."""
+        dt = t - self.charge_t
+        if dt > 0:
+            charge = self.charge + self._rate() * dt
+            self.charge = min(self.params.battery_s, max(0.0, charge))
+            self.charge_t = t
+            if self.state is S.recording:
+                self.used = min(self.params.storage_s, self.used + (t - self.used_t))
+            elif self.state is S.docked:
+                self._upload(t)
+        self.used_t = t
+        self._now = t
+
+    def _upload(self, t: float) -> None:
+        budget = (t - self.upload_t) * self.params.upload_speed
+        self.upload_t = t
+        while budget > 0 and self.uploads:
+            item = self.uploads[0]
+            take = min(budget, item[0] - item[1])
+            item[1] += take
+            budget -= take
+            if item[1] >= item[0] - EPS:  # confirmed: only now is the space freed (R-STORE)
+                self.uploads.popleft()
+                self.used = max(0.0, self.used - item[0])
+
+    def _next_timer(self) -> tuple[float, str] | None:
+        st = self.state
+        p = self.params
+        best: tuple[float, str] | None = None
+
+        def consider(at: float, kind: str) -> None:
+            nonlocal best
+            if best is None or at < best[0]:
+                best = (at, kind)
+
+        if st is S.standby and self.boot_end is not None:
+            consider(self.boot_end, "boot")
+        if st in (S.standby, S.pre_buffer, S.recording):
+            drain = p.record_drain if st is S.recording else 1.0
+            if self.low_armed and self.charge > p.low_battery_s:
+                consider(self.charge_t + (self.charge - p.low_battery_s) / drain, "low_battery")
+            consider(self.charge_t + self.charge / drain, "deplete")
+        if st is S.recording:
+            rec = self.rec
+            assert rec is not None
+            consider(rec.seg_start + p.segment_max_s, "rollover")
+            consider(self.used_t + (p.storage_s - self.used), "storage_full")
+        for tail in self.windows.values():
+            if tail is not None:
+                consider(tail, "tail")
+        return best
+
+    def _run_timers(self, now: float) -> None:
+        while True:
+            due = self._next_timer()
+            if due is None or due[0] > now:
+                break
+            at, kind = due
+            self._advance(max(at, self._now))
+            getattr(self, f"_timer_{kind}")()
+        self._advance(max(now, self._now))
+
+    def _timer_boot(self) -> None:
+        self.boot_done()
+        self._reconcile()
+        self._alert_missed(self._cannot_record_cause(), tuple(self.windows))
+
+    def _timer_low_battery(self) -> None:
+        self.charge = self.params.low_battery_s
+        self.low_armed = False
+        self._emit_alert(Alert(kind="low_battery", at=self._now))
+
+    def _timer_deplete(self) -> None:
+        self.charge = 0.0
+        self.low_armed = False
+        self._emit_alert(Alert(kind="battery_empty", at=self._now))
+        self.manual_hold = False
+        self.deplete()
+        self._alert_missed("battery", tuple(self.windows))
+
+    def _timer_storage_full(self) -> None:
+        self.used = self.params.storage_s
+        self._emit_alert(Alert(kind="storage_full", at=self._now))
+        self.manual_hold = False
+        self.release()
+        self._alert_missed("storage", tuple(self.windows))
+
+    def _timer_rollover(self) -> None:
+        assert self.rec is not None
+        self._publish_recording(self.rec, self._now, final=False, is_open=False)
+
+    def _timer_tail(self) -> None:
+        for aid, tail in list(self.windows.items()):
+            if tail is not None and tail <= self._now:
+                del self.windows[aid]
+        self._reconcile()
+
+    # ------------------------------------------------------------------ output
+
+    def _alert_missed(self, cause: str | None, windows: tuple[str, ...]) -> None:
+        if cause is None:
+            return
+        for aid in windows:
+            self._emit_alert(
+                Alert(kind="missed_required_recording", at=self._now, cause=cause, activity_id=aid)
+            )
+
+    def _emit_alert(self, alert: Alert) -> None:
+        self.audit.append(
+            self._now, "alert",
+            {"kind": alert.kind, "cause": alert.cause, "activity_id": alert.activity_id},
+        )
+        self._out.append(alert)
+
+    def _report(self) -> None:
+        key = (self.state, self.since, tuple(self.windows))
+        if key != self._reported:
+            self._reported = key
+            self._out.append(
+                StateReport(
+                    state=self.state.value,
+                    since=self.since,
+                    active=list(self.windows),
+                    battery_s=self.charge,
+                    storage_s=self.storage_free,
+                )
+            )
+
+    def _flush(self) -> list[Outbound]:
+        out, self._out = self._out, []
+        return out
+
+
+def _type_of(event: Event) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]

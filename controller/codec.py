@@ -1,0 +1,201 @@
+"""Bytes ⇄ typed messages, and the topic scheme (SPEC §5). The only parser of payloads.
+
+Inbound payloads are decoded in one pass by msgspec into the tagged union of
+:mod:`controller.messages`; only when that fails do we look closer, to name the problem in
+the NACK (not UTF-8, not JSON, not an object, missing or mistyped field, unknown type). Nothing
+here raises on bad input: :func:`decode_event` returns a :class:`DecodeError` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from .messages import EVENT_TYPES, Ack, Alert, Event, MsgId, Outbound, RecordingMeta, StateReport
+from .node import Publish
+
+MAX_PAYLOAD = 64 * 1024
+DEFAULT_PREFIX = "bwc"
+AVAILABLE = b"online"
+UNAVAILABLE = b"offline"
+
+_event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder().encode
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_AT = re.compile(r"^(.*?) - at `\$\.?([^`]*)`$")
+
+
+class DecodeError(msgspec.Struct, frozen=True):
+    """Why a payload was refused; ``id`` is the message id when one could be read."""
+
+    id: MsgId | None
+    error: str
+
+
+# ---------------------------------------------------------------------------------- topics
+
+
+class Topics:
+    """The topic names of one camera under a prefix (default ``bwc``)."""
+
+    __slots__ = ("ack", "alert", "availability", "event", "prefix", "recording", "state")
+
+    def __init__(self, camera_id: str, prefix: str = DEFAULT_PREFIX) -> None:
+        base = f"{prefix}/{camera_id}"
+        self.prefix = prefix
+        self.event = f"{base}/event"
+        self.state = f"{base}/state"
+        self.availability = f"{base}/availability"
+        self.ack = f"{base}/ack"
+        self.alert = f"{base}/alert"
+        self.recording = f"{base}/recording"
+
+    def team_event(self, team: str) -> str:
+        return team_event_topic(team, self.prefix)
+
+
+def camera_event_topic(camera_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/{camera_id}/event"
+
+
+def team_event_topic(team: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/team/{team}/event"
+
+
+def split_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
+    """``bwc/cam-1/state`` → ``("cam-1", "state")``; team topics give ``("team/T", "event")``."""
+    parts = topic.split("/")
+    head = prefix.split("/")
+    if parts[: len(head)] != head:
+        return None
+    rest = parts[len(head):]
+    if len(rest) == 2:
+        return rest[0], rest[1]
+    if len(rest) == 3 and rest[0] == "team":
+        return f"team/{rest[1]}", rest[2]
+    return None
+
+
+# ---------------------------------------------------------------------------------- inbound
+
+
+def decode_event(payload: bytes) -> Event | DecodeError:
+    """Decode one inbound event payload; never raises."""
+    if len(payload) > MAX_PAYLOAD:
+        return DecodeError(None, f"payload_too_large: {len(payload)} bytes > {MAX_PAYLOAD}")
+    try:
+        return _event_decoder.decode(payload)
+    except msgspec.DecodeError:
+        pass
+    return _explain(payload)
+
+
+def _explain(payload: bytes) -> DecodeError:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DecodeError(None, f"invalid_utf8: byte {exc.start}")
+    try:
+        obj = _any_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        return DecodeError(None, f"invalid_json: {exc}")
+    if not isinstance(obj, dict):
+        return DecodeError(None, f"not_an_object: got {_json_type(obj)}")
+    raw_id = obj.get("id")
+    msg_id: MsgId | None = (
+        raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+    )
+    if "id" not in obj:
+        return DecodeError(None, "missing_field: id")
+    if msg_id is None:
+        return DecodeError(None, f"invalid_field: id: expected string or integer, got {_json_type(raw_id)}")
+    etype = obj.get("type")
+    if etype is None:
+        return DecodeError(msg_id, "missing_field: type")
+    if not isinstance(etype, str) or etype not in EVENT_TYPES:
+        return DecodeError(msg_id, f"unknown_type: {etype!r} (one of {', '.join(EVENT_TYPES)})")
+    try:
+        msgspec.convert(obj, EVENT_TYPES[etype])
+    except msgspec.ValidationError as exc:
+        return DecodeError(msg_id, _field_error(str(exc)))
+    return DecodeError(msg_id, "invalid_payload")  # pragma: no cover - decoder and convert agree
+
+
+def _field_error(text: str) -> str:
+    missing = _MISSING.search(text)
+    if missing:
+        return f"missing_field: {missing.group(1)}"
+    at = _AT.match(text)
+    if at:
+        return f"invalid_field: {at.group(2)}: {at.group(1)}"
+    return f"invalid_payload: {text}"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def peek_id(payload: bytes) -> MsgId | None:
+    """The message id of a payload, if one can be read at all (for NACKs of misrouted input)."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        obj = _any_decoder.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(obj, dict):
+        raw = obj.get("id")
+        if isinstance(raw, (str, int)) and not isinstance(raw, bool):
+            return raw
+    return None
+
+
+def encode_event(event: Event) -> bytes:
+    return _encode(event)
+
+
+# --------------------------------------------------------------------------------- outbound
+
+
+def encode(msg: Outbound, topics: Topics) -> Publish:
+    """One outbound message → the publication that carries it."""
+    if isinstance(msg, Ack):
+        return Publish(topics.ack, _encode(msg), False, 1)
+    if isinstance(msg, StateReport):
+        return Publish(topics.state, _encode(msg), True, 1)
+    if isinstance(msg, Alert):
+        return Publish(topics.alert, _encode(msg), False, 1)
+    return Publish(topics.recording, _encode(msg), False, 1)
+
+
+def availability(topics: Topics, online: bool = True) -> Publish:
+    return Publish(topics.availability, AVAILABLE if online else UNAVAILABLE, True, 1)
+
+
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+    "ack": msgspec.json.Decoder(Ack),
+    "state": msgspec.json.Decoder(StateReport),
+    "alert": msgspec.json.Decoder(Alert),
+    "recording": msgspec.json.Decoder(RecordingMeta),
+}
+
+
+def decode_outbound(kind: str, payload: bytes) -> Outbound:
+    """Decode a camera's publication on its ``kind`` topic (ack, state, alert, recording).
+
+    Used by observers (the oracle, the live tools); raises ``msgspec.ValidationError`` or
+    ``msgspec.DecodeError`` on a payload that breaks the schema — that is a controller bug.
+    """
+    result: Outbound = _decoders[kind].decode(payload)
+    return result
