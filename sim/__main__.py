@@ -1,0 +1,5 @@
+"""``python -m sim`` is ``bwcsim``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,162 @@
+"""The ``bwcsim`` command line (SPEC §9).
+
+Exit codes: 0 pass, 1 verdict fail or unmet ``expect``, 2 invalid input (one line on stderr
+naming file, line and field; never a traceback). ``run --report json`` prints exactly one JSON
+object on stdout; everything else a command says goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+import typer
+
+from controller.errors import BwcError
+from controller.node import DEFAULT_FACTORY, ControllerFactory, load_factory
+
+app = typer.Typer(
+    name="bwcsim",
+    help="Body-worn camera recording-control simulator: replay scenarios, judge missed footage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ControllerOpt = Annotated[
+    str,
+    typer.Option("--controller", help="Controller factory as module:factory (your own firmware model)."),
+]
+
+
+class ReportFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"bwcsim: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _factory(spec: str) -> ControllerFactory:
+    try:
+        return load_factory(spec)
+    except BwcError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Scenario file (format version 1).")],
+    report: Annotated[ReportFormat, typer.Option(help="Report on stdout.")] = ReportFormat.text,
+    trace: Annotated[Path | None, typer.Option(help="Write a JSON Lines trace.")] = None,
+    timeline: Annotated[Path | None, typer.Option(help="Write an HTML timeline.")] = None,
+    vcd: Annotated[Path | None, typer.Option(help="Write a VCD waveform.")] = None,
+    perfetto: Annotated[Path | None, typer.Option(help="Write a Perfetto/Chrome trace JSON.")] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Replay one scenario and report what footage was missed, and why."""
+    from .outputs import write_outputs
+    from .replay import replay
+    from .report import build_report, exit_code
+    from .scenario import load_scenario
+
+    factory = _factory(controller)
+    try:
+        scenario = load_scenario(file)
+    except BwcError as exc:
+        _fail(str(exc))
+    records: list[dict[str, Any]] | None = [] if (trace or timeline or vcd or perfetto) else None
+    result = replay(scenario, factory, records.append if records is not None else None)
+    doc = build_report(result)
+    try:
+        write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
+                      perfetto=perfetto)
+    except OSError as exc:
+        _fail(f"cannot write output: {exc}")
+    if report is ReportFormat.json:
+        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
+    else:
+        from .text_report import render_text
+
+        render_text(doc)
+    raise typer.Exit(exit_code(doc, scenario.expect))
+
+
+def _scenario_files(paths: list[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*.y*ml") if q.suffix in (".yaml", ".yml")
+                              and not _is_policy(q))
+        else:
+            yield p
+
+
+def _is_policy(path: Path) -> bool:
+    """Policy files may sit beside scenarios (e.g. ``scenarios/policies/``); skip them."""
+    return "policies" in path.parts
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file.")] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Replay every scenario (default: scenarios/) and check its expect: block."""
+    from .checking import check_files
+
+    factory = _factory(controller)
+    files = list(_scenario_files(paths or [Path("scenarios")]))
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        _fail(f"{missing[0]}: no such file or folder")
+    if not files:
+        _fail("no scenario files found")
+    raise typer.Exit(check_files(files, factory, junit))
+
+
+@app.command()
+def chart(
+    format: Annotated[str, typer.Option("--format", help="Chart format.")] = "mermaid",
+) -> None:
+    """Print the camera state chart, generated from the state table."""
+    from controller.machine import mermaid
+
+    if format != "mermaid":
+        _fail(f"--format: unknown format {format!r} (one of: mermaid)")
+    sys.stdout.write(mermaid())
+
+
+@app.command("trace-reqs")
+def trace_reqs(
+    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    tests: Annotated[Path, typer.Option(help="Tests folder.")] = Path("tests"),
+    scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
+) -> None:
+    """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
+    from . import traceability as tr
+
+    renderers = {"text": tr.render_text, "markdown": tr.render_markdown, "json": tr.render_json}
+    if format not in renderers:
+        _fail(f"--format: unknown format {format!r} (one of: {', '.join(renderers)})")
+    matrix = tr.build_matrix(tests, scenarios or [Path("scenarios")])
+    sys.stdout.write(renderers[format](matrix).rstrip("\n") + "\n")
+    gaps = tr.missing(matrix)
+    if gaps:
+        typer.echo(f"bwcsim: requirements without a test: {', '.join(gaps)}", err=True)
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except BwcError as exc:  # last line of defence: input errors never show a traceback
+        typer.echo(f"bwcsim: {exc}", err=True)
+        sys.exit(2)

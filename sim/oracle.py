@@ -1,0 +1,277 @@
+"""The oracle: from ground truth, was any required second of footage missed, and why? (SPEC §8)
+
+Theory of operation
+===================
+
+Inputs, per camera:
+
+* **Required windows** — ground truth from the scenario: a required activity's true start
+  (``at``) to its true end plus ``post_s``, clipped to the scenario end. With each window comes
+  what the bus did with its ``activity_start``: when it first reached this camera (``delivered``),
+  whether the bus lost it, and what state the camera had *reported* just before it arrived.
+* **Footage** — every recording the camera published, uploaded or not, buffer part included.
+* **Reported state** — the camera's retained ``state`` publications over time. Docked, off,
+  booting and storage-full are physical conditions; the oracle takes the camera's word for
+  *when* they held, and holds the camera to everything else.
+* **Deactivations** — derived independently from the deliveries: an acknowledged ``deactivate``
+  with a reason the policy allows, while a delivered required window is open, pauses until an
+  acknowledged ``reactivate``, a new required activity, an accepted signal or ``button start``,
+  or the end of the last open window.
+* **Alerts** — what the camera published, and when.
+
+The misses are the union of the windows minus the footage. Each uncovered stretch is cut at every
+point where some input changes, and each piece gets exactly one cause, the first that applies in
+the spec's order: ``docked``, ``battery``, ``not_ready``, ``storage`` (reported state),
+``deactivated``, then — only if no covering window was *knowable* — ``bus`` or ``late_trigger``,
+and otherwise ``controller``.
+
+A window is *knowable* at second ``t`` when its trigger had arrived by ``t``, or arrived later
+while the camera was buffering and the buffer reached back to ``t``
+(``t >= d - min(prebuffer_s, d - buffer_since)``, R-BUF). A camera whose buffer arithmetic is
+wrong therefore shows ``controller`` seconds, while a trigger that truly came too late shows
+``late_trigger`` seconds.
+
+The verdict is ``pass`` when there are no ``controller`` seconds and every other miss was
+announced by the alert SPEC §4a requires: ``late_trigger`` for late seconds, and a
+``missed_required_recording`` with the exact ``cause`` within 1 s of the moment the camera could
+know (the later of the miss starting and the arrival of the window's trigger) for ``docked``,
+``not_ready``, ``battery`` and ``storage``. ``bus`` and ``deactivated`` need none, nor do seconds
+whose trigger never arrived.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from controller.messages import Alert
+
+CAUSES = (
+    "docked", "battery", "not_ready", "storage", "deactivated", "bus", "late_trigger", "controller",
+)
+#: The order of ``missed_s`` keys in reports: total first, then every cause.
+REPORT_KEYS = ("total", "controller", "late_trigger", "not_ready", "docked", "battery", "storage",
+               "bus", "deactivated")
+ALERTED_BY_CAUSE = frozenset({"docked", "not_ready", "battery", "storage"})
+_STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
+EPS = 1e-6
+ALERT_GRACE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One required window of one camera, with what the bus did with its trigger."""
+
+    activity: str
+    activity_id: str
+    start: float
+    end: float
+    delivered: float | None = None  # first delivery of the activity_start to this camera
+    lost: bool = False  # the bus dropped it (never delivered)
+    prior_state: str | None = None  # camera's reported state just before delivery
+    prior_since: float = 0.0  # ... and since when it was in that state
+
+
+@dataclass(frozen=True, slots=True)
+class StatePoint:
+    at: float
+    state: str
+    storage_free: float
+
+
+@dataclass(slots=True)
+class Observation:
+    """Everything the oracle needs about one camera."""
+
+    camera_id: str
+    prebuffer_s: float
+    windows: list[Window]
+    footage: list[tuple[float, float]]
+    states: list[StatePoint]
+    deactivations: list[tuple[float, float]]
+    alerts: list[Alert]
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    start: float
+    end: float
+    cause: str
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(slots=True)
+class Judgement:
+    camera_id: str
+    misses: list[Miss]  # over the union of windows, sorted, adjacent same-cause merged
+    per_window: list[list[Miss]]  # aligned with Observation.windows
+    missed_s: dict[str, float]
+    unannounced: list[str] = field(default_factory=list)  # misses lacking their alert
+
+    @property
+    def ok(self) -> bool:
+        return self.missed_s["controller"] <= EPS and not self.unannounced
+
+
+def empty_missed() -> dict[str, float]:
+    return dict.fromkeys(REPORT_KEYS, 0.0)
+
+
+def union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(i for i in intervals if i[1] > i[0]):
+        if out and a <= out[-1][1] + EPS:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def subtract(
+    base: Sequence[tuple[float, float]], minus: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """``base`` minus ``minus``; both sorted and disjoint."""
+    out: list[tuple[float, float]] = []
+    j = 0
+    for a, b in base:
+        cur = a
+        while j < len(minus) and minus[j][1] <= cur:
+            j += 1
+        k = j
+        while k < len(minus) and minus[k][0] < b:
+            ma, mb = minus[k]
+            if ma > cur + EPS:
+                out.append((cur, ma))
+            cur = max(cur, mb)
+            if mb > b:
+                break
+            k += 1
+        if cur < b - EPS:
+            out.append((cur, b))
+    return out
+
+
+class _StateAt:
+    """The reported state in effect at a time (the last report at or before it)."""
+
+    def __init__(self, points: Sequence[StatePoint]) -> None:
+        self.points = list(points)
+        self.times = [p.at for p in self.points]
+
+    def at(self, t: float) -> StatePoint | None:
+        i = bisect.bisect_right(self.times, t) - 1
+        return self.points[i] if i >= 0 else None
+
+
+def _reach(w: Window, prebuffer_s: float) -> float | None:
+    """Earliest second the trigger of ``w`` could still have captured, or None if not at all."""
+    if w.delivered is None:
+        return None
+    if w.prior_state == "pre_buffer":
+        return w.delivered - min(prebuffer_s, max(0.0, w.delivered - w.prior_since))
+    return w.delivered
+
+
+def judge(obs: Observation) -> Judgement:
+    """Attribute every uncovered required second of one camera to exactly one cause."""
+    windows = obs.windows
+    required = union((w.start, w.end) for w in windows)
+    uncovered = subtract(required, union(obs.footage))
+    states = _StateAt(obs.states)
+    deacts = union(obs.deactivations)
+    reaches = [_reach(w, obs.prebuffer_s) for w in windows]
+
+    cuts: set[float] = set()
+    for w, r in zip(windows, reaches, strict=True):
+        cuts.update((w.start, w.end))
+        if w.delivered is not None:
+            cuts.add(w.delivered)
+        if r is not None:
+            cuts.add(r)
+    cuts.update(p.at for p in obs.states)
+    for a, b in deacts:
+        cuts.update((a, b))
+    sorted_cuts = sorted(cuts)
+
+    def cause_at(t: float) -> str:
+        sp = states.at(t)
+        if sp is not None:
+            c = _STATE_CAUSE.get(sp.state)
+            if c is not None:
+                return c
+            if sp.state == "pre_buffer" and sp.storage_free <= EPS:
+                return "storage"
+        if any(a <= t < b for a, b in deacts):
+            return "deactivated"
+        lost = False
+        for w, r in zip(windows, reaches, strict=True):
+            if not w.start <= t < w.end:
+                continue
+            if r is not None and t >= r - EPS:
+                return "controller"
+            lost = lost or w.lost
+        return "bus" if lost else "late_trigger"
+
+    pieces: list[Miss] = []
+    for a, b in uncovered:
+        i = bisect.bisect_right(sorted_cuts, a)
+        points = [a, *(c for c in sorted_cuts[i:] if c < b), b]
+        for lo, hi in itertools.pairwise(points):
+            if hi - lo > EPS:
+                c = cause_at((lo + hi) / 2)
+                if pieces and pieces[-1].cause == c and abs(pieces[-1].end - lo) <= EPS:
+                    pieces[-1] = Miss(pieces[-1].start, hi, c)
+                else:
+                    pieces.append(Miss(lo, hi, c))
+
+    missed = empty_missed()
+    for m in pieces:
+        missed[m.cause] += m.seconds
+        missed["total"] += m.seconds
+    per_window = [
+        [Miss(max(m.start, w.start), min(m.end, w.end), m.cause)
+         for m in pieces if m.end > w.start + EPS and m.start < w.end - EPS]
+        for w in windows
+    ]
+    return Judgement(obs.camera_id, pieces, per_window, missed, _unannounced(obs, pieces))
+
+
+def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
+    """Misses that needed an alert (SPEC §4a) and did not get one."""
+    problems: list[str] = []
+    for m in pieces:
+        if m.cause not in ALERTED_BY_CAUSE and m.cause != "late_trigger":
+            continue
+        covering = [w for w in obs.windows if w.start <= m.start + EPS and m.start < w.end - EPS]
+        known = [w for w in covering if w.delivered is not None]
+        if not known:
+            continue  # the camera never learned of the window: nothing to announce
+        if m.cause == "late_trigger":
+            ids = {w.activity_id for w in known}
+            if not any(
+                a.kind == "late_trigger" and (a.activity_id is None or a.activity_id in ids)
+                for a in obs.alerts
+            ):
+                problems.append(
+                    f"{m.start:.3f}-{m.end:.3f} late_trigger: no late_trigger alert for "
+                    f"{', '.join(sorted(ids))}"
+                )
+            continue
+        first = min(w.delivered for w in known if w.delivered is not None)
+        knew_at = max(m.start, first)
+        if not any(
+            a.kind == "missed_required_recording" and a.cause == m.cause
+            and knew_at - EPS <= a.at <= knew_at + ALERT_GRACE_S + EPS
+            for a in obs.alerts
+        ):
+            problems.append(
+                f"{m.start:.3f}-{m.end:.3f} {m.cause}: no missed_required_recording alert with "
+                f"cause {m.cause} within {ALERT_GRACE_S:g} s of {knew_at:.3f}"
+            )
+    return problems

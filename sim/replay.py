@@ -1,0 +1,340 @@
+"""Replay one scenario in virtual time: scheduler + simulated broker + controller nodes.
+
+The harness is deliberately thin. It publishes each timeline entry on the simulated bus at
+``at + delay_s``, hands every delivery to the camera's node, publishes what the node answers,
+and wakes each node at its own deadline. While it does so it *observes*: first delivery of each
+timeline message per camera (and what state the camera had reported just before), losses on the
+bus, and every publication each camera made. At ``end`` the oracle judges those observations
+against the scenario's ground truth.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from controller.codec import Topics, decode_outbound, split_topic
+from controller.messages import Ack, Alert, RecordingMeta, StateReport
+from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
+from controller.reference import make_node
+
+from .broker import LossReason, Message, SimBroker
+from .oracle import Judgement, Observation, StatePoint, Window, judge
+from .scenario import CameraSpec, Scenario, TimelineEntry
+from .scheduler import MESSAGE, TIMER, Handle, Scheduler
+
+TraceSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class FirstDelivery:
+    at: float
+    prior_state: str | None
+    prior_since: float
+    ok: bool | None = None  # the camera's ack, when it sent one
+
+
+@dataclass(eq=False, slots=True)
+class CameraRun:
+    """Everything observed of one camera during a replay."""
+
+    spec: CameraSpec
+    node: CameraNode
+    topics: Topics
+    timer: Handle | None = None
+    last_state: StateReport | None = None
+    states: list[StatePoint] = field(default_factory=list)
+    recordings: dict[str, RecordingMeta] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    delivered: dict[int, FirstDelivery] = field(default_factory=dict)
+    lost: set[int] = field(default_factory=set)
+    pending_ack: int | None = None
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    scenario: Scenario
+    cameras: dict[str, CameraRun]
+    windows: dict[str, list[Window]]
+    judgements: dict[str, Judgement]
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if all(j.ok for j in self.judgements.values()) else "fail"
+
+
+class Replay:
+    """One run of one scenario. ``run()`` may be called once."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        factory: ControllerFactory = make_node,
+        trace: TraceSink | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.factory = factory
+        self.trace = trace
+        self.sched = Scheduler()
+        self.broker = SimBroker(self.sched, scenario.bus, random.Random(scenario.seed))
+        self.broker.add_observer(self)
+        self.runs: dict[str, CameraRun] = {}
+        # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
+        self._entry_of: dict[tuple[str, bytes], int] = {}
+
+    # ------------------------------------------------------------------ driving
+
+    def run(self) -> ReplayResult:
+        sc = self.scenario
+        for spec in sc.cameras:
+            self._add_camera(spec)
+        for entry in sc.timeline:
+            self._schedule_entry(entry)
+        self.sched.run(until=sc.end)
+        for run in self.runs.values():
+            self._emit(run, run.node.finish(sc.end))
+        if self.trace is not None:
+            self.trace({"t": sc.end, "kind": "end"})
+        return self._judge()
+
+    def _add_camera(self, spec: CameraSpec) -> None:
+        sc = self.scenario
+        setup = CameraSetup(
+            camera_id=spec.id, policy=sc.policy, params=spec.params, teams=spec.teams,
+            initial=spec.initial, prefix=sc.prefix,
+        )
+        node = self.factory(setup)
+        run = CameraRun(spec=spec, node=node, topics=Topics(spec.id, sc.prefix))
+        self.runs[spec.id] = run
+        will = Message(run.topics.availability, b"offline", qos=1, retain=True)
+        self.broker.connect(spec.id, functools.partial(self._deliver, run), clean_session=False,
+                            will=will)
+        for topic_filter in node.subscriptions():
+            self.broker.subscribe(spec.id, topic_filter, 1)
+        self._emit(run, node.start(self.sched.now))
+        self._rearm(run)
+
+    def _schedule_entry(self, entry: TimelineEntry) -> None:
+        if entry.fault is not None:
+            self.sched.schedule(entry.at, lambda: self._fault(entry), MESSAGE)
+            return
+        topic, payload = entry.payload(self.scenario.prefix)
+        self._entry_of.setdefault((topic, payload), entry.index)
+        self.sched.schedule(entry.send_at, lambda: self._publish_entry(entry, topic, payload), MESSAGE)
+
+    def _publish_entry(self, entry: TimelineEntry, topic: str, payload: bytes) -> None:
+        if self.trace is not None:
+            self.trace({"t": self.sched.now, "kind": "send", "entry": entry.index, "topic": topic,
+                        "payload": _text(payload)})
+        self.broker.publish(None, topic, payload, qos=1)
+
+    def _fault(self, entry: TimelineEntry) -> None:
+        if self.trace is not None:
+            self.trace({"t": self.sched.now, "kind": "fault", "fault": entry.fault,
+                        "camera": entry.camera, "for_s": entry.for_s})
+        if entry.fault == "broker_outage":
+            self.broker.outage(entry.for_s)
+        elif entry.camera is not None:
+            self.broker.disconnect_client(entry.camera, entry.for_s)
+
+    def _deliver(self, run: CameraRun, msg: Message) -> None:
+        now = self.sched.now
+        idx = self._entry_of.get((msg.topic, msg.payload))
+        first: FirstDelivery | None = None
+        if idx is not None and idx not in run.delivered:
+            last = run.last_state
+            first = FirstDelivery(
+                now, last.state if last else None, last.since if last else 0.0
+            )
+            run.delivered[idx] = first
+        if self.trace is not None:
+            self.trace({"t": now, "kind": "deliver", "camera": run.spec.id, "topic": msg.topic,
+                        "payload": _text(msg.payload), "entry": idx})
+        n_acks = len(run.acks)
+        self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
+        if first is not None and len(run.acks) > n_acks:
+            first.ok = run.acks[n_acks].ok
+        self._rearm(run)
+
+    def _on_timer(self, run: CameraRun) -> None:
+        run.timer = None
+        self._emit(run, run.node.on_timer(self.sched.now))
+        self._rearm(run)
+
+    def _rearm(self, run: CameraRun) -> None:
+        due = run.node.next_deadline()
+        if due is not None and due > self.scenario.end:
+            due = None
+        old = run.timer
+        if old is not None and old.pending:
+            if due is not None and old.at == max(due, self.sched.now):
+                return
+            self.sched.cancel(old)
+        run.timer = None
+        if due is not None:
+            run.timer = self.sched.schedule(max(due, self.sched.now), lambda: self._on_timer(run), TIMER)
+
+    def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
+        now = self.sched.now
+        for pub in pubs:
+            self._observe(run, pub, now)
+            if self.trace is not None:
+                self.trace({"t": now, "kind": "out", "camera": run.spec.id, "topic": pub.topic,
+                            "payload": _text(pub.payload), "retain": pub.retain})
+            if self.broker.is_connected(run.spec.id):
+                self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
+
+    def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
+        where = split_topic(pub.topic, self.scenario.prefix)
+        if where is None or where[0] != run.spec.id or where[1] in ("event", "availability"):
+            return
+        try:
+            msg = decode_outbound(where[1], pub.payload)
+        except (KeyError, msgspec.MsgspecError):
+            return  # not a topic the oracle reads, or a payload that breaks the schema
+        if isinstance(msg, StateReport):
+            run.last_state = msg
+            run.states.append(StatePoint(now, msg.state, msg.storage_s))
+        elif isinstance(msg, Ack):
+            run.acks.append(msg)
+        elif isinstance(msg, Alert):
+            run.alerts.append(msg)
+        else:
+            run.recordings[msg.recording] = msg
+
+    # ------------------------------------------------------------------ broker observer
+
+    def on_deliver(self, client_id: str, msg: Message, at: float) -> None:
+        pass  # deliveries are seen in _deliver, with the camera's state at hand
+
+    def on_lost(self, client_id: str | None, msg: Message, at: float, reason: LossReason) -> None:
+        idx = self._entry_of.get((msg.topic, msg.payload))
+        if self.trace is not None:
+            self.trace({"t": at, "kind": "lost", "client": client_id, "topic": msg.topic,
+                        "reason": reason, "entry": idx})
+        if idx is None:
+            return
+        targets = self.scenario.targets(self.scenario.timeline[idx])
+        for cam in targets if client_id is None else (client_id,):
+            run = self.runs.get(cam)
+            if run is not None:
+                run.lost.add(idx)
+
+    # ------------------------------------------------------------------ judging
+
+    def _judge(self) -> ReplayResult:
+        windows = {cam: self._windows(run) for cam, run in self.runs.items()}
+        judgements = {}
+        for cam, run in self.runs.items():
+            obs = Observation(
+                camera_id=cam,
+                prebuffer_s=run.spec.params.prebuffer_s,
+                windows=windows[cam],
+                footage=[seg for rec in run.recordings.values() for seg in rec.segment_list],
+                states=run.states,
+                deactivations=self._deactivations(run, windows[cam]),
+                alerts=run.alerts,
+            )
+            judgements[cam] = judge(obs)
+        return ReplayResult(self.scenario, self.runs, windows, judgements)
+
+    def _windows(self, run: CameraRun) -> list[Window]:
+        """Ground truth: the camera's required windows, from the scenario alone."""
+        sc = self.scenario
+        policy = sc.policy
+        cam = run.spec.id
+        open_: dict[str, tuple[str, float, int]] = {}
+        out: list[Window] = []
+
+        def close(aid: str, end: float) -> None:
+            activity, start, idx = open_.pop(aid)
+            first = run.delivered.get(idx)
+            out.append(Window(
+                activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
+                delivered=first.at if first else None,
+                lost=first is None and idx in run.lost,
+                prior_state=first.prior_state if first else None,
+                prior_since=first.prior_since if first else 0.0,
+            ))
+
+        for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
+            if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
+                continue
+            aid = str(e.fields.get("activity_id"))
+            if e.event == "activity_start":
+                activity = str(e.fields.get("activity"))
+                if policy.is_required(activity) and aid not in open_:
+                    open_[aid] = (activity, e.at, e.index)
+            elif aid in open_:
+                close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0))
+        for aid in list(open_):
+            close(aid, sc.end)
+        out.sort(key=lambda w: (w.start, w.activity_id))
+        return [w for w in out if w.end > w.start]
+
+    def _deactivations(self, run: CameraRun, windows: list[Window]) -> list[tuple[float, float]]:
+        """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
+        sc = self.scenario
+        policy = sc.policy
+        known = [(max(w.start, w.delivered), w.end) for w in windows
+                 if w.delivered is not None and w.delivered < w.end]
+
+        def open_until(t: float) -> float | None:
+            ends = [b for a, b in known if a <= t < b]
+            if not ends:
+                return None
+            # extend through windows that overlap, until none is open
+            end = max(ends)
+            while True:
+                more = [b for a, b in known if a <= end < b]
+                if not more or max(more) <= end:
+                    return end
+                end = max(more)
+
+        out: list[tuple[float, float]] = []
+        start: float | None = None
+        limit = sc.end
+        for idx, first in sorted(run.delivered.items(), key=lambda kv: (kv[1].at, kv[0])):
+            if first.ok is not True:
+                continue
+            e = sc.timeline[idx]
+            if start is not None and first.at >= limit:
+                out.append((start, limit))
+                start = None
+            f = e.fields
+            if start is None:
+                if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
+                    until = open_until(first.at)
+                    if until is not None:
+                        start, limit = first.at, until
+            elif (
+                e.event == "reactivate"
+                or (e.event == "activity_start" and policy.is_required(str(f.get("activity"))))
+                or (e.event == "signal" and f.get("source") in policy.signals)
+                or (e.event == "button" and f.get("action") == "start")
+            ):
+                out.append((start, first.at))
+                start = None
+        if start is not None:
+            out.append((start, min(limit, sc.end)))
+        return out
+
+
+def _text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex:" + payload.hex()
+
+
+def replay(
+    scenario: Scenario, factory: ControllerFactory = make_node, trace: TraceSink | None = None
+) -> ReplayResult:
+    """Replay ``scenario`` once and judge it."""
+    return Replay(scenario, factory, trace).run()

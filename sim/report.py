@@ -1,0 +1,151 @@
+"""The run report (SPEC §9) and the check of a scenario's ``expect:`` block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .oracle import REPORT_KEYS, empty_missed
+from .replay import CameraRun, ReplayResult
+from .scenario import Expect
+
+MISSED_TOLERANCE = 0.01
+
+
+def _r(x: float) -> float:
+    """Round for the report: microsecond resolution hides float noise, keeps determinism."""
+    v = round(x, 6)
+    return 0.0 if v == 0 else v
+
+
+def refused_count(run: CameraRun) -> int:
+    """NACKed deliveries; a redelivered id is answered again but not counted again."""
+    seen: set[object] = set()
+    n = 0
+    for ack in run.acks:
+        if ack.ok:
+            continue
+        if ack.id is None:
+            n += 1
+        elif ack.id not in seen:
+            seen.add(ack.id)
+            n += 1
+    return n
+
+
+def _recordings(run: CameraRun) -> list[dict[str, Any]]:
+    out = []
+    for rec in sorted(run.recordings.values(), key=lambda r: (r.start, r.recording)):
+        out.append({
+            "start": _r(rec.start),
+            "end": _r(rec.end),
+            "buffer_s": _r(rec.buffer_s),
+            "reasons": list(rec.reasons),
+            "incident": rec.incident,
+            "segments": rec.segments,
+            "segment_list": [[_r(a), _r(b)] for a, b in rec.segment_list],
+            "open": rec.open,
+        })
+    return out
+
+
+def _alert(a: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"at": _r(a.at), "kind": a.kind}
+    if a.cause is not None:
+        d["cause"] = a.cause
+    if a.activity_id is not None:
+        d["activity_id"] = a.activity_id
+    if a.span is not None:
+        d["span"] = [_r(a.span[0]), _r(a.span[1])]
+    return d
+
+
+def _missed(m: dict[str, float]) -> dict[str, float]:
+    return {k: _r(m[k]) for k in REPORT_KEYS}
+
+
+def build_report(result: ReplayResult) -> dict[str, Any]:
+    """The JSON report of SPEC §9, ``expect`` included."""
+    sc = result.scenario
+    total = empty_missed()
+    cameras: dict[str, Any] = {}
+    for cam, run in result.cameras.items():
+        j = result.judgements[cam]
+        for k in REPORT_KEYS:
+            total[k] += j.missed_s[k]
+        cameras[cam] = {
+            "final_state": run.last_state.state if run.last_state else run.spec.initial,
+            "required": [
+                {"activity": w.activity, "activity_id": w.activity_id, "start": _r(w.start),
+                 "end": _r(w.end),
+                 "missed": [{"start": _r(m.start), "end": _r(m.end), "cause": m.cause}
+                            for m in misses]}
+                for w, misses in zip(result.windows[cam], j.per_window, strict=True)
+            ],
+            "recordings": _recordings(run),
+            "alerts": [_alert(a) for a in run.alerts],
+            "refused": refused_count(run),
+            "missed_s": _missed(j.missed_s),
+        }
+        if j.unannounced:
+            cameras[cam]["unannounced"] = list(j.unannounced)
+    report: dict[str, Any] = {
+        "scenario": sc.name,
+        "policy": sc.policy.name,
+        "seed": sc.seed,
+        "end": float(sc.end),
+        "verdict": result.verdict,
+        "expect": None,
+        "missed_s": _missed(total),
+        "cameras": cameras,
+    }
+    if sc.expect is not None:
+        failures = check_expect(sc.expect, report)
+        report["expect"] = {"ok": not failures, "failures": failures}
+    return report
+
+
+def check_expect(expect: Expect, report: dict[str, Any]) -> list[str]:
+    """Each unmet expectation, as a sentence naming what was expected and what happened."""
+    fails: list[str] = []
+    cams = report["cameras"]
+    if expect.verdict is not None and report["verdict"] != expect.verdict:
+        fails.append(f"verdict: expected {expect.verdict}, got {report['verdict']}")
+    for cause, want in expect.missed_s.items():
+        got = report["missed_s"][cause]
+        if abs(got - want) > MISSED_TOLERANCE:
+            fails.append(f"missed_s.{cause}: expected {want:g}, got {got:g}")
+    for cam, state in expect.final_state.items():
+        got_state = cams[cam]["final_state"]
+        if got_state != state:
+            fails.append(f"final_state.{cam}: expected {state}, got {got_state}")
+    for cam, n in expect.recordings.items():
+        got_n = len(cams[cam]["recordings"])
+        if got_n != n:
+            fails.append(f"recordings.{cam}: expected {n}, got {got_n}")
+    for cam, kinds in expect.alerts.items():
+        seen = {a["kind"] for a in cams[cam]["alerts"]}
+        for kind in kinds:
+            if kind not in seen:
+                fails.append(f"alerts.{cam}: expected a {kind} alert, got {sorted(seen) or 'none'}")
+    for cam, n in expect.refused.items():
+        got_r = cams[cam]["refused"]
+        if got_r != n:
+            fails.append(f"refused.{cam}: expected {n}, got {got_r}")
+    return fails
+
+
+def exit_code(report: dict[str, Any], expect: Expect | None) -> int:
+    """0 pass; 1 verdict fail or unmet ``expect`` (SPEC §9).
+
+    A ``fail`` verdict is the expected outcome only for a scenario that says
+    ``expect: {verdict: fail}`` (e.g. one that demonstrates a broken controller).
+    """
+    exp = report.get("expect")
+    if exp is not None and not exp["ok"]:
+        return 1
+    if report["verdict"] == "pass":
+        return 0
+    return 0 if expect is not None and expect.verdict == "fail" else 1
+
+
+__all__ = ["build_report", "check_expect", "exit_code", "refused_count"]
