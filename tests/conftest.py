@@ -11,15 +11,14 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from controller.node import ControllerFactory
+from controller.errors import InvalidInput
+from controller.node import DEFAULT_FACTORY, ControllerFactory, load_factory
 from sim.fuzz_profiles import load_profile
 
 # The tests directory is not a package; put it on sys.path so the broker helpers import the
@@ -28,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from brokers import BrokerAddress, any_broker
 
-DEFAULT_CONTROLLER = "controller.reference:make_node"
+# pytester runs scratch pytest sessions, which is how the rules above are themselves tested.
+pytest_plugins = ["pytester"]
 
 HYPOTHESIS_PROFILE = load_profile()
 
@@ -36,20 +36,18 @@ HYPOTHESIS_PROFILE = load_profile()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--controller",
-        default=DEFAULT_CONTROLLER,
+        default=DEFAULT_FACTORY,
         metavar="MODULE:FACTORY",
         help=(
             "controller factory the suites run against: a callable taking a CameraSetup and "
-            f"returning a CameraNode (default: {DEFAULT_CONTROLLER})"
+            f"returning a CameraNode (default: {DEFAULT_FACTORY})"
         ),
     )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [
-        f"bwcsim: controller={config.getoption('--controller')} "
-        f"hypothesis-profile={HYPOTHESIS_PROFILE}"
-    ]
+    controller = config.getoption("--controller")
+    return [f"bwcsim: controller={controller} hypothesis-profile={HYPOTHESIS_PROFILE}"]
 
 
 def pytest_collection_modifyitems(
@@ -70,40 +68,14 @@ def pytest_collection_modifyitems(
         )
 
 
-def load_controller_factory(spec: str) -> ControllerFactory:
-    """Import ``module:factory`` and return the factory, or fail with a message saying why."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(
-            f"--controller={spec!r}: expected MODULE:FACTORY, e.g. {DEFAULT_CONTROLLER}"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(
-            f"--controller={spec!r}: cannot import {module_name!r}: {error}"
-        ) from error
-    target: object = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ValueError(
-                f"--controller={spec!r}: {module_name!r} has no attribute {attribute!r}"
-            ) from None
-    if not callable(target):
-        raise ValueError(f"--controller={spec!r}: {attribute!r} is not callable")
-    return cast(ControllerFactory, target)
-
-
 @pytest.fixture(scope="session")
 def controller_factory(pytestconfig: pytest.Config) -> ControllerFactory:
     """The controller factory named by ``--controller`` (imported on first use)."""
     spec = str(pytestconfig.getoption("--controller"))
     try:
-        return load_controller_factory(spec)
-    except ValueError as error:
-        problem = str(error)
+        return load_factory(spec)
+    except InvalidInput as error:
+        problem = f"--controller={spec}: {error.message}"
     # Failing outside the handler keeps the report to the one line that says what to fix.
     pytest.fail(problem, pytrace=False)
 
