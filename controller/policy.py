@@ -85,6 +85,11 @@ class Policy:
 
 
 def parse_policy(doc: SourceDoc) -> Policy:
+    # Activities are converted one by one so an error names the activity (msgspec's own path
+    # for a dict value does not say which key it was).
+    if isinstance(doc.data, dict) and isinstance(doc.data.get("activities"), dict):
+        for name, rule in doc.data["activities"].items():
+            convert(doc, rule, ActivityRule, ("activities", str(name)))
     spec = convert(doc, doc.data, PolicyFile)
     for name, rule in spec.activities.items():
         if rule.post_s is not None and rule.post_s < 0:

@@ -72,6 +72,11 @@ def _build(node: yaml.Node, path: Path, lines: dict[Path, int], loader: yaml.Saf
                 raise ScenarioError(
                     "mapping keys must be scalars", "", key_node.start_mark.line + 1
                 )
+            if key in result:
+                raise ScenarioError(
+                    f"duplicate key {key!r}", "", key_node.start_mark.line + 1,
+                    format_path((*path, str(key))),
+                )
             sub = (*path, key if isinstance(key, (str, int)) else str(key))
             lines[sub] = key_node.start_mark.line + 1
             result[key] = _build(value_node, sub, lines, loader)
@@ -97,7 +102,7 @@ def load_yaml(text: str, file: str) -> SourceDoc:
         try:
             data = _build(node, (), lines, loader)
         except ScenarioError as exc:
-            raise ScenarioError(exc.message, file, exc.line) from None
+            raise ScenarioError(exc.message, file, exc.line, exc.field) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
