@@ -364,6 +364,7 @@ class SimBroker:
         if max_queued is not None and max_queued < 0:
             raise BusError(f"max_queued must be >= 0, got {max_queued!r}")
         self.scheduler = scheduler
+        self._schedule = scheduler.schedule
         self.config = config
         self._rng = random.Random(0) if rng is None else rng
         self._latency = _latency_sampler(config, self._rng)
@@ -379,8 +380,10 @@ class SimBroker:
         self._tokens = itertools.count()
         self._observers: list[BrokerObserver] = []
         self._down_until: float | None = None
-        self.counts: Counter[str] = Counter()
-        """``published``, ``delivered`` and one entry per :data:`LossReason` seen."""
+        # Plain ints on the hot path; losses are rare enough for a Counter.
+        self._published = 0
+        self._delivered = 0
+        self._losses: Counter[str] = Counter()
 
     # ----------------------------------------------------------------- observers, queries
 
@@ -390,6 +393,13 @@ class SimBroker:
 
     def remove_observer(self, observer: BrokerObserver) -> None:
         self._observers.remove(observer)
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Totals so far: ``published`` (routed), ``delivered``, and one per loss reason seen."""
+        totals: Counter[str] = Counter(published=self._published, delivered=self._delivered)
+        totals.update(self._losses)
+        return totals
 
     def is_down(self) -> bool:
         """Whether a broker outage is in progress."""
@@ -546,9 +556,10 @@ class SimBroker:
         A client that has a session or a pending reconnect but is offline loses the message
         (``publisher_offline``); an id the broker never saw raises :class:`BusError`.
         """
-        if topic not in self._routes:
+        if topic not in self._routes:  # a cached route means the topic was validated
             validate_topic(topic)
-        _check_qos(qos)
+        if type(qos) is not int or not 0 <= qos <= 1:
+            _check_qos(qos)
         if type(payload) is not bytes:
             if not isinstance(payload, bytes | bytearray | memoryview):
                 raise BusError(f"payload must be bytes, got {type(payload).__name__}")
@@ -559,7 +570,8 @@ class SimBroker:
             session = self._sessions.get(client_id)
             if session is None and client_id not in self._reconnects:
                 raise BusError(f"{client_id!r} is not connected")
-        if self.is_down():
+        down_until = self._down_until
+        if down_until is not None and self.scheduler.now < down_until:
             self._lost(None, msg, "broker_outage")
             return
         if client_id is not None and (session is None or not session.connected):
@@ -654,7 +666,7 @@ class SimBroker:
 
     def _route(self, msg: Message) -> None:
         """Hand a publication to every matching subscriber (the broker is up)."""
-        self.counts["published"] += 1
+        self._published += 1
         topic = msg.topic
         if msg.retain:
             self._store_retained(msg)
@@ -690,7 +702,8 @@ class SimBroker:
 
     def _send(self, session: _Session, msg: Message) -> None:
         """Schedule one delivery to a connected session, applying the fault model."""
-        if not msg.qos and self._drop and self._rng.random() < self._drop:
+        qos = msg.qos
+        if not qos and self._drop and self._rng.random() < self._drop:
             self._lost(session.client_id, msg, "qos0_drop")
             return
         at = self.scheduler.now + self._latency()
@@ -699,21 +712,20 @@ class SimBroker:
         session.watermark = at
         token = next(self._tokens)
         session.inflight[token] = (msg, False)
-        deliver = self._deliver
-        self.scheduler.schedule(at, partial(deliver, session, session.epoch, token), MESSAGE)
-        if msg.qos and self._duplicate and self._rng.random() < self._duplicate:
+        self._schedule(at, partial(self._deliver, session, session.epoch, token), MESSAGE)
+        if qos and self._duplicate and self._rng.random() < self._duplicate:
             # Later than the original, but off the FIFO watermark: a redelivery may trail
             # messages published after it.
             dup_token = next(self._tokens)
             session.inflight[dup_token] = (msg, True)
             dup_at = at + self._latency()
-            self.scheduler.schedule(dup_at, partial(deliver, session, session.epoch, dup_token), MESSAGE)
+            self._schedule(dup_at, partial(self._deliver, session, session.epoch, dup_token), MESSAGE)
 
     def _deliver(self, session: _Session, epoch: int, token: int) -> None:
         if session.epoch != epoch:
             return  # the connection this was sent on is gone; _cut accounted for it
         msg, _is_dup = session.inflight.pop(token)
-        self.counts["delivered"] += 1
+        self._delivered += 1
         now = self.scheduler.now
         client_id = session.client_id
         for observer in self._observers:
@@ -721,7 +733,7 @@ class SimBroker:
         session.params.on_message(msg)
 
     def _lost(self, client_id: str | None, msg: Message, reason: LossReason) -> None:
-        self.counts[reason] += 1
+        self._losses[reason] += 1
         now = self.scheduler.now
         for observer in self._observers:
             observer.on_lost(client_id, msg, now, reason)
