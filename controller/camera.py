@@ -34,6 +34,16 @@ recording ends). On activation at ``t_act`` the recording starts at
 exist. The buffered part is written at once and counts against storage; if storage cannot hold
 all of it, the most recent seconds are kept.
 
+Late triggers (R-LATE, R-MISS)
+------------------------------
+A trigger carries ``ts``, when its activity really began. The camera keeps its own history
+(state changes with what kept it from recording, closed footage, ended deactivations), so when
+a trigger arrives late it announces every excuse that held between ``ts`` and now: a
+``missed_required_recording`` per cause (``docked``, ``battery``, ``not_ready``, ``storage``),
+and a ``late_trigger`` whose span is the capture time that no footage — an earlier recording,
+the current one with its buffer — and no deactivation covers. Footage that exists is never
+reported as missed.
+
 Battery and storage
 -------------------
 Both are piecewise linear in time with a slope fixed by the state, so they are advanced lazily
@@ -170,6 +180,12 @@ class Camera:
         self._prev = self.state
         if self.state is S.standby:
             self.boot_end = now + p.boot_s
+        # What the camera itself knows of its past, so a trigger that arrives late can be
+        # answered with the right alerts: (since, cause that kept it from recording or None),
+        # closed recordings (merged spans) and ended deactivations.
+        self._history: list[tuple[float, str | None]] = [(now, self._cannot_record_cause())]
+        self._footage: list[tuple[float, float]] = []
+        self._paused: list[tuple[float, float]] = []
 
     # ------------------------------------------------------------------ public interface
 
@@ -302,10 +318,7 @@ class Camera:
         else:
             self._next_reasons.append(aid)
         self._reconcile()
-        if self.rec is None:
-            self._alert_missed(self._cannot_record_cause(), (aid,))
-        if self.rec is not None and ev.ts is not None:
-            self._check_late(aid, ev.ts)
+        self._announce_start(aid, ev.ts)
         self._next_reasons.clear()
         return None
 
@@ -369,6 +382,7 @@ class Camera:
         self.audit.append(
             self._now, "deactivation_end", {"by": by, "since": self.deactivation.since}
         )
+        self._paused.append((self.deactivation.since, self._now))
         self.deactivation = None
 
     def _dock(self) -> None:
@@ -405,14 +419,53 @@ class Camera:
             return "storage" if self.storage_free <= EPS else None
         return _CAUSE_OF_STATE.get(st)
 
-    def _check_late(self, aid: str, ts: float) -> None:
-        """R-LATE: the activity began at ``ts``; did the footage reach back to it?"""
-        assert self.rec is not None
-        covered_from = self.rec.start
-        if ts < covered_from - EPS and ts <= self._now:
-            self._emit_alert(
-                Alert(kind="late_trigger", at=self._now, activity_id=aid, span=(ts, covered_from))
-            )
+    def _announce_start(self, aid: str, ts: float | None) -> None:
+        """Alert whatever keeps a new required window from being covered (R-MISS, R-LATE).
+
+        Now: the cause that stops the camera recording at this instant, if any. In the past
+        (``ts`` before arrival): every cause that held between ``ts`` and now, from the camera's
+        own state history, and a ``late_trigger`` naming the capture time that no footage (old
+        recordings, the current one with its buffer) and no deactivation covers.
+        """
+        causes: list[str] = []
+        late: list[tuple[float, float]] = []
+        now = self._now
+        if ts is not None and ts < now - EPS:
+            covered = list(self._footage)
+            if self.rec is not None:
+                covered.append((self.rec.start, now))
+            covered += self._paused
+            if self.deactivation is not None:
+                covered.append((self.deactivation.since, now))
+            covered = _merge(covered)
+            for a, b, cause in self._history_between(ts, now):
+                if cause is None:
+                    late += _subtract(a, b, covered)
+                elif cause not in causes:
+                    causes.append(cause)
+        current = None if self.rec is not None else self._cannot_record_cause()
+        if current is not None and current not in causes:
+            causes.append(current)
+        for cause in causes:
+            self._alert_missed(cause, (aid,))
+        if late:
+            self._emit_alert(Alert(
+                kind="late_trigger", at=now, activity_id=aid, span=(late[0][0], late[-1][1])
+            ))
+
+    def _history_between(self, t0: float, t1: float) -> list[tuple[float, float, str | None]]:
+        """The camera's own history over ``[t0, t1)``: (from, to, what kept it from recording)."""
+        out: list[tuple[float, float, str | None]] = []
+        end = t1
+        for since, cause in reversed(self._history):
+            a = max(since, t0)
+            if end > a + EPS:
+                out.append((a, end, cause))
+            if since <= t0:
+                break
+            end = since
+        out.reverse()
+        return out
 
     # ------------------------------------------------------------------ state callbacks
 
@@ -420,6 +473,7 @@ class Camera:
         self.since = self._now
         self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
         self._prev = self.state
+        self._history.append((self._now, self._cannot_record_cause()))
 
     def on_enter_pre_buffer(self) -> None:
         self.buffer_since = self._now
@@ -465,6 +519,11 @@ class Camera:
         self._publish_recording(rec, self._now, final=True, is_open=False)
         for a, b in rec.segments:
             self.uploads.append([b - a, 0.0])
+        # Recordings close in time order, so the merged footage only ever grows at its end.
+        if self._footage and rec.start <= self._footage[-1][1] + EPS:
+            self._footage[-1] = (self._footage[-1][0], max(self._now, self._footage[-1][1]))
+        else:
+            self._footage.append((rec.start, self._now))
         self.rec = None
 
     def _publish_recording(self, rec: Recording, end: float, final: bool, is_open: bool) -> None:
@@ -633,6 +692,35 @@ class Camera:
     def _flush(self) -> list[Outbound]:
         out, self._out = self._out, []
         return out
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, disjoint union of ``spans`` (touching spans join)."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + EPS:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _subtract(a: float, b: float, covered: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``[a, b)`` minus the sorted, disjoint ``covered`` spans."""
+    out: list[tuple[float, float]] = []
+    cur = a
+    for ca, cb in covered:
+        if cb <= cur:
+            continue
+        if ca >= b:
+            break
+        if ca > cur + EPS:
+            out.append((cur, ca))
+        cur = max(cur, cb)
+    if cur < b - EPS:
+        out.append((cur, b))
+    return out
 
 
 def _type_of(event: Event) -> str:
