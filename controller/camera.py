@@ -527,7 +527,11 @@ class Camera:
         self.rec = None
 
     def _publish_recording(self, rec: Recording, end: float, final: bool, is_open: bool) -> None:
-        rec.segments.append((rec.seg_start, end))
+        # A recording that closes at the very instant of a rollover (a tail ending, storage
+        # filling, a dock, the end of the scenario) has nothing in its next segment: publish
+        # the final metadata without inventing an empty file.
+        if end > rec.seg_start + EPS or not rec.segments:
+            rec.segments.append((rec.seg_start, end))
         self._out.append(
             RecordingMeta(
                 camera=self.camera_id,
