@@ -1,13 +1,304 @@
-"""Files a run can write next to its report: trace, timeline, waveform, Perfetto."""
+"""Files a run can write next to its report: trace, timeline, waveform, Perfetto (SPEC §10).
+
+Theory of operation
+-------------------
+Every picture of a run is drawn from one :class:`RunView`, built here from three inputs:
+
+* the :class:`~sim.replay.ReplayResult` — what each camera *reported* (its retained ``state``
+  publications, its recordings and alerts), the ground-truth required windows and the
+  oracle's misses;
+* the SPEC §9 report dict — the verdict, the ``missed_s`` totals and the ``expect`` outcome,
+  so a picture never disagrees with the report printed beside it;
+* the trace records — the only place that says which inbound message reached which camera
+  when, and what the camera answered.
+
+States become spans by merging consecutive reports of the same state (a camera re-publishes
+its state when only its battery or active list changes) and closing the last one at ``end``.
+A ``pre_buffer`` report with no free storage is its own span, flagged ``storage_full``, since
+a trainer needs to see *why* nothing recorded. An inbound delivery is paired with the first
+``ack`` the same camera published after it: the reference node answers synchronously, and a
+node that does not ack simply leaves ``ok`` unknown. A delivery whose message id the camera has
+already seen is flagged ``repeat`` (QoS 1 redelivery; R-IDEM says it has no second effect).
+
+Nothing here reads a clock or iterates an unordered collection, so every output is
+byte-identical for the same scenario and seed (P-DET).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .replay import ReplayResult
+from .oracle import EPS, Window
+from .replay import CameraRun, ReplayResult
+
+__all__ = [
+    "AlertMark",
+    "CameraView",
+    "FootageSpan",
+    "Inbound",
+    "MissSpan",
+    "RunView",
+    "StateSpan",
+    "fmt_duration",
+    "fmt_hms",
+    "run_view",
+    "write_outputs",
+    "write_trace",
+]
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def fmt_hms(t: float) -> str:
+    """Sim seconds as ``HH:MM:SS``, with hundredths only when the time has a fraction."""
+    cs = round(t * 100)
+    sign = "-" if cs < 0 else ""
+    cs = abs(cs)
+    secs, frac = divmod(cs, 100)
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    out = f"{sign}{h:02d}:{m:02d}:{s:02d}"
+    return f"{out}.{frac:02d}" if frac else out
+
+
+def fmt_duration(s: float) -> str:
+    """A duration for people: ``20 s``, ``600 s (10 min)``, ``5400 s (1 h 30 min)``."""
+    text = f"{s:.2f}".rstrip("0").rstrip(".") + " s"
+    if s < 60 - EPS:
+        return text
+    mins = round(s / 60)
+    h, m = divmod(mins, 60)
+    human = f"{h} h {m} min" if h and m else f"{h} h" if h else f"{m} min"
+    approx = "" if abs(s - mins * 60) < 0.5 else "~"
+    return f"{text} ({approx}{human})"
+
+
+# ------------------------------------------------------------------------------ the view
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpan:
+    """The camera reported ``state`` from ``start`` to ``end``."""
+
+    start: float
+    end: float
+    state: str
+    storage_full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FootageSpan:
+    """One recording: ``start``..``buffer_end`` came from the pre-event buffer."""
+
+    recording: str
+    incident: str
+    start: float
+    end: float
+    buffer_end: float
+    segments: tuple[tuple[float, float], ...]
+    reasons: tuple[str, ...]
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MissSpan:
+    """Uncovered required seconds with their one cause, and the windows they belong to."""
+
+    start: float
+    end: float
+    cause: str
+    activity_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One delivery of an inbound message to a camera, with the camera's answer."""
+
+    t: float
+    event: str  # the ``type`` field, or ``malformed``
+    detail: str  # the distinguishing field: activity id, source, action, reason
+    msg_id: str | None
+    fields: dict[str, Any]
+    ok: bool | None = None
+    error: str | None = None
+    repeat: bool = False
+    ts: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.event} {self.detail}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMark:
+    t: float
+    kind: str
+    cause: str | None
+    activity_id: str | None
+    span: tuple[float, float] | None
+
+    @property
+    def label(self) -> str:
+        short = {"missed_required_recording": "missed"}.get(self.kind, self.kind)
+        return f"{short}: {self.cause}" if self.cause else short
+
+    @property
+    def description(self) -> str:
+        parts = [f"{fmt_hms(self.t)} alert {self.kind}"]
+        if self.cause:
+            parts.append(f"cause {self.cause}")
+        if self.activity_id:
+            parts.append(f"activity {self.activity_id}")
+        if self.span is not None:
+            parts.append(f"uncovered {fmt_hms(self.span[0])}-{fmt_hms(self.span[1])}")
+        return ", ".join(parts)
+
+
+@dataclass(slots=True)
+class CameraView:
+    camera_id: str
+    final_state: str
+    refused: int
+    missed_s: dict[str, float]
+    states: list[StateSpan] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+    footage: list[FootageSpan] = field(default_factory=list)
+    misses: list[MissSpan] = field(default_factory=list)
+    inbound: list[Inbound] = field(default_factory=list)
+    alerts: list[AlertMark] = field(default_factory=list)
+    unannounced: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunView:
+    """Everything the timeline, waveform and Perfetto writers draw."""
+
+    name: str
+    description: str
+    policy: str
+    seed: int
+    end: float
+    verdict: str
+    missed_s: dict[str, float]
+    expect: dict[str, Any] | None
+    cameras: list[CameraView]
+
+
+def _state_spans(run: CameraRun, end: float) -> list[StateSpan]:
+    spans: list[StateSpan] = []
+    for point in run.states:
+        full = point.state == "pre_buffer" and point.storage_free <= EPS
+        if spans and spans[-1].state == point.state and spans[-1].storage_full == full:
+            continue
+        if spans:
+            prev = spans[-1]
+            spans[-1] = StateSpan(prev.start, point.at, prev.state, prev.storage_full)
+        spans.append(StateSpan(point.at, end, point.state, full))
+    # Same-instant transitions (e.g. undock then dock at one sim time) leave empty spans.
+    return [s for s in spans if s.end > s.start + EPS or s is spans[-1]]
+
+
+def _footage(run: CameraRun) -> list[FootageSpan]:
+    out = []
+    for rec in sorted(run.recordings.values(), key=lambda r: (r.start, r.recording)):
+        out.append(FootageSpan(
+            recording=rec.recording, incident=rec.incident, start=rec.start, end=rec.end,
+            buffer_end=min(rec.end, rec.start + rec.buffer_s),
+            segments=tuple((a, b) for a, b in rec.segment_list), reasons=tuple(rec.reasons),
+            open=rec.open,
+        ))
+    return out
+
+
+def _inbound(records: list[dict[str, Any]]) -> dict[str, list[Inbound]]:
+    """Deliveries per camera, each paired with the camera's next ack (see module docs)."""
+    out: dict[str, list[Inbound]] = {}
+    waiting: dict[str, int] = {}  # camera → index in out[camera] awaiting its ack
+    seen_ids: dict[str, set[str]] = {}
+    for rec in records:
+        kind = rec.get("kind")
+        cam = rec.get("camera")
+        if not isinstance(cam, str):
+            continue
+        if kind == "deliver":
+            item = _decode_delivery(rec, seen_ids.setdefault(cam, set()))
+            lst = out.setdefault(cam, [])
+            waiting[cam] = len(lst)
+            lst.append(item)
+        elif kind == "ack" and cam in waiting:
+            i = waiting.pop(cam)
+            item = out[cam][i]
+            out[cam][i] = Inbound(item.t, item.event, item.detail, item.msg_id, item.fields,
+                                  bool(rec.get("ok")), rec.get("error"), item.repeat, item.ts)
+    return out
+
+
+def _decode_delivery(rec: dict[str, Any], seen: set[str]) -> Inbound:
+    t = float(rec["t"])
+    try:
+        body = json.loads(rec.get("payload", ""))
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        return Inbound(t, "malformed", "", None, {})
+    fields = {k: v for k, v in body.items() if k not in ("id", "type", "ts")}
+    detail_key = {"activity_start": "activity_id", "activity_end": "activity_id",
+                  "button": "action", "signal": "source", "deactivate": "reason"}
+    detail = fields.get(detail_key.get(body["type"], ""), "")
+    raw_id = body.get("id")
+    msg_id = None if raw_id is None else str(raw_id)
+    repeat = msg_id is not None and msg_id in seen
+    if msg_id is not None:
+        seen.add(msg_id)
+    ts = body.get("ts")
+    return Inbound(t, body["type"], str(detail), msg_id, fields, repeat=repeat,
+                   ts=float(ts) if isinstance(ts, (int, float)) else None)
+
+
+def run_view(
+    result: ReplayResult, report: dict[str, Any], records: list[dict[str, Any]]
+) -> RunView:
+    """Gather what every output draws; ``records`` may be empty (no inbound markers then)."""
+    sc = result.scenario
+    inbound = _inbound(records)
+    cameras: list[CameraView] = []
+    for cam, run in result.cameras.items():
+        rep = report["cameras"][cam]
+        windows = result.windows[cam]
+        judgement = result.judgements[cam]
+        misses = [
+            MissSpan(m.start, m.end, m.cause, tuple(
+                w.activity_id for w in windows if w.start < m.end - EPS and m.start < w.end - EPS
+            ))
+            for m in judgement.misses
+        ]
+        cameras.append(CameraView(
+            camera_id=cam,
+            final_state=rep["final_state"],
+            refused=rep["refused"],
+            missed_s=dict(rep["missed_s"]),
+            states=_state_spans(run, sc.end),
+            windows=list(windows),
+            footage=_footage(run),
+            misses=misses,
+            inbound=inbound.get(cam, []),
+            alerts=[AlertMark(a.at, a.kind, a.cause, a.activity_id, a.span) for a in run.alerts],
+            unannounced=list(judgement.unannounced),
+        ))
+    return RunView(
+        name=sc.name, description=sc.description, policy=report["policy"], seed=sc.seed,
+        end=float(sc.end), verdict=report["verdict"], missed_s=dict(report["missed_s"]),
+        expect=report.get("expect"), cameras=cameras,
+    )
+
+
+# ------------------------------------------------------------------------------ writing
 
 
 def write_trace(records: list[dict[str, Any]], path: Path) -> None:
@@ -29,7 +320,23 @@ def write_outputs(
     vcd: Path | None = None,
     perfetto: Path | None = None,
 ) -> None:
+    """Write each requested file; ``records`` are the trace records of the same run."""
     if trace is not None:
         write_trace(records, trace)
-    if timeline is not None or vcd is not None or perfetto is not None:
-        raise NotImplementedError("timeline, VCD and Perfetto outputs are not available yet")
+    if timeline is None and vcd is None and perfetto is None:
+        return
+    view = run_view(result, report, records)
+    # Imported here so that writing only a trace never imports the renderers.
+    if timeline is not None:
+        from .timeline import render_timeline
+
+        timeline.write_text(render_timeline(view), encoding="utf-8")
+    if vcd is not None:
+        from .waveform import write_vcd
+
+        with vcd.open("w", encoding="utf-8", newline="\n") as fh:
+            write_vcd(view, fh)
+    if perfetto is not None:
+        from .perfetto import render_perfetto
+
+        perfetto.write_bytes(render_perfetto(view))

@@ -183,10 +183,12 @@ class Replay:
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
         now = self.sched.now
         for pub in pubs:
-            self._observe(run, pub, now)
+            # The raw publication first, then (from _observe) what it means, so a reader of
+            # the trace sees the bytes before their decoded state/alert/recording record.
             if self.trace is not None:
                 self.trace({"t": now, "kind": "out", "camera": run.spec.id, "topic": pub.topic,
                             "payload": _text(pub.payload), "retain": pub.retain})
+            self._observe(run, pub, now)
             if self.broker.is_connected(run.spec.id):
                 self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
@@ -198,14 +200,33 @@ class Replay:
             msg = decode_outbound(where[1], pub.payload)
         except (KeyError, msgspec.MsgspecError):
             return  # not a topic the oracle reads, or a payload that breaks the schema
+        cam = run.spec.id
         if isinstance(msg, StateReport):
+            prev = run.last_state.state if run.last_state is not None else None
+            if self.trace is not None and msg.state != prev:
+                self.trace({"t": now, "kind": "state", "camera": cam, "state": msg.state,
+                            "prev": prev, "active": list(msg.active),
+                            "battery_s": msg.battery_s, "storage_s": msg.storage_s})
             run.last_state = msg
             run.states.append(StatePoint(now, msg.state, msg.storage_s))
         elif isinstance(msg, Ack):
+            if self.trace is not None:
+                self.trace({"t": now, "kind": "ack", "camera": cam, "id": msg.id, "ok": msg.ok,
+                            "error": msg.error})
             run.acks.append(msg)
         elif isinstance(msg, Alert):
+            if self.trace is not None:
+                self.trace({"t": now, "kind": "alert", "camera": cam, "alert": msg.kind,
+                            "at": msg.at, "cause": msg.cause, "activity_id": msg.activity_id,
+                            "span": list(msg.span) if msg.span is not None else None})
             run.alerts.append(msg)
         else:
+            if self.trace is not None:
+                self.trace({"t": now, "kind": "recording", "camera": cam,
+                            "recording": msg.recording, "incident": msg.incident,
+                            "start": msg.start, "end": msg.end, "buffer_s": msg.buffer_s,
+                            "reasons": list(msg.reasons), "segments": msg.segments,
+                            "final": msg.final, "open": msg.open})
             run.recordings[msg.recording] = msg
 
     # ------------------------------------------------------------------ broker observer
