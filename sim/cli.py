@@ -153,6 +153,30 @@ def trace_reqs(
         raise typer.Exit(1)
 
 
+@app.command()
+def fleet(
+    cameras: Annotated[int, typer.Option(help="Number of cameras (teams of 2-6).")],
+    hours: Annotated[float, typer.Option(help="Shift length in hours.")],
+    seed: Annotated[int, typer.Option(help="Seed of the generated shifts.")] = 0,
+    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    report: Annotated[ReportFormat, typer.Option(help="Summary on stdout.")] = ReportFormat.text,
+    timeline: Annotated[Path | None, typer.Option(help="HTML timeline of the worst cameras.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    cluster: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://HOST:8786.")
+    ] = None,
+) -> None:
+    """Simulate a fleet through a generated shift, with a progress bar and a summary."""
+    from .fleet import fleet_command
+
+    try:
+        code = fleet_command(cameras, hours, seed, policy, report=report.value, timeline=timeline,
+                             workers=workers, cluster=cluster)
+    except BwcError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console entry point."""
     try:
