@@ -604,7 +604,9 @@ class Camera:
             consider(self.boot_end, "boot")
         if st in (S.standby, S.pre_buffer, S.recording):
             drain = p.record_drain if st is S.recording else 1.0
-            if self.low_armed and self.charge > p.low_battery_s:
+            # low_battery_s = 0 means no warning: crossing zero is depletion, announced by
+            # battery_empty; a low_battery at the same instant would only be noise.
+            if self.low_armed and self.charge > p.low_battery_s > 0:
                 consider(self.charge_t + (self.charge - p.low_battery_s) / drain, "low_battery")
             consider(self.charge_t + self.charge / drain, "deplete")
         if st is S.recording:
