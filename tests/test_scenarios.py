@@ -1,0 +1,231 @@
+"""Replay the scenario library and the shared conformance scenarios; check what each expects.
+
+Every scenario file in ``scenarios/`` (policy files under a ``policies`` folder excepted) and in
+``../shared/conformance/`` becomes one test, marked with ``SCN-LIBRARY`` and with the
+requirement IDs the file itself names in its top-level ``requirements:`` list, so a failing
+scenario shows up against the requirement it demonstrates. A scenario passes when its replay
+meets every ``expect:`` key and the oracle's verdict is ``pass``.
+
+A scenario that exposes a known controller bug is listed in :data:`KNOWN_CONTROLLER_BUGS`; its
+test is a strict xfail, so it turns into a failure the moment the bug is fixed and the entry
+must be removed.
+
+The remaining tests check what ``expect:`` cannot express (segment lists, incident ids, the
+audit chain, NACK texts) on particular library files, and the two command-line contracts the
+library depends on: ``bwcsim check scenarios`` exits 0, and ``bwcsim run`` on an invalid file
+exits 2 with ``file:line: field`` on stderr and nothing on stdout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from _pytest.mark.structures import ParameterSet
+from typer.testing import CliRunner
+
+from controller.audit import verify
+from controller.node import ControllerFactory
+from controller.reference import ReferenceNode
+from sim.cli import app
+from sim.replay import ReplayResult, replay
+from sim.report import build_report
+from sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO_DIR = ROOT / "scenarios"
+CONFORMANCE_DIR = ROOT.parent / "shared" / "conformance"
+
+#: Scenario file (relative to the repository root, or ``conformance/<name>``) → why it is
+#: expected to fail. Each entry is a controller bug; the expectation in the file is what the
+#: SPEC demands, so the test becomes a strict xfail until the controller is fixed.
+KNOWN_CONTROLLER_BUGS: dict[str, str] = {}
+
+
+def scenario_files(folder: Path) -> list[Path]:
+    """Scenario files under ``folder``, sorted; component policies (``policies/``) excluded."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path for path in folder.rglob("*")
+        if path.is_file() and path.suffix in (".yaml", ".yml")
+        and "policies" not in path.relative_to(folder).parts
+    )
+
+
+def declared_requirements(path: Path) -> list[str]:
+    """The file's own ``requirements:`` list, read leniently (the replay reports bad files)."""
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    declared = data.get("requirements") if isinstance(data, dict) else None
+    return [r for r in declared if isinstance(r, str)] if isinstance(declared, list) else []
+
+
+def _label(path: Path) -> str:
+    if path.is_relative_to(ROOT):
+        return path.relative_to(ROOT).as_posix()
+    return f"conformance/{path.relative_to(CONFORMANCE_DIR).as_posix()}"
+
+
+def _params() -> list[ParameterSet]:
+    params = []
+    files = scenario_files(SCENARIO_DIR) + scenario_files(CONFORMANCE_DIR)
+    for path in files:
+        label = _label(path)
+        marks: list[pytest.MarkDecorator] = [pytest.mark.req("SCN-LIBRARY")]
+        marks += [pytest.mark.req(req) for req in declared_requirements(path)]
+        if label in KNOWN_CONTROLLER_BUGS:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_CONTROLLER_BUGS[label]))
+        params.append(pytest.param(path, id=label, marks=marks))
+    if not CONFORMANCE_DIR.is_dir():
+        params.append(pytest.param(
+            None, id="conformance-absent",
+            marks=[pytest.mark.req("SCN-LIBRARY"),
+                   pytest.mark.skip(reason=f"{CONFORMANCE_DIR} is absent")],
+        ))
+    return params
+
+
+def _replay(path: Path, factory: ControllerFactory) -> ReplayResult:
+    return replay(load_scenario(path), factory)
+
+
+@pytest.mark.req("SCN-LIBRARY")
+@pytest.mark.parametrize("path", _params())
+def test_scenario_meets_its_expectations(path: Path, controller_factory: ControllerFactory) -> None:
+    scenario = load_scenario(path)
+    report = build_report(replay(scenario, controller_factory))
+    unannounced = {cam: c["unannounced"] for cam, c in report["cameras"].items()
+                   if c.get("unannounced")}
+    assert scenario.expect is not None, f"{path.name} has no expect: block"
+    assert report["expect"]["failures"] == [], f"{path.name}: expect not met"
+    assert report["verdict"] == "pass", (
+        f"{path.name}: verdict fail; controller seconds {report['missed_s']['controller']}, "
+        f"unannounced misses {unannounced}"
+    )
+
+
+@pytest.mark.req("SCN-LIBRARY")
+def test_library_is_big_enough_and_covers_every_controller_requirement() -> None:
+    files = scenario_files(SCENARIO_DIR)
+    assert len(files) >= 20
+    named = {req for path in files for req in declared_requirements(path)}
+    spec = {"R-TRIG", "R-BUF", "R-LATE", "R-NOSPLIT", "R-STOP", "R-MISS", "R-DOCK", "R-POWER",
+            "R-STORE", "R-ROLL", "R-SIG", "R-IDEM", "R-BAD", "R-AUDIT", "R-META"}
+    assert spec - named == set()
+    for path in files:
+        assert load_scenario(path).description.strip(), f"{path.name} has no description"
+
+
+# ---------------------------------------------------------- what expect: cannot express
+
+
+@pytest.mark.req("R-ROLL", "R-META")
+def test_ten_hour_patrol_is_one_recording_in_three_gapless_segments(
+    controller_factory: ControllerFactory,
+) -> None:
+    report = build_report(_replay(SCENARIO_DIR / "patrol_10h_segment_rollover.yaml",
+                                  controller_factory))
+    (rec,) = report["cameras"]["cam-1"]["recordings"]
+    # 60 - 30 = 30 -> 36060, cut every 14400 s.
+    assert rec["segment_list"] == [[30.0, 14430.0], [14430.0, 28830.0], [28830.0, 36060.0]]
+    assert rec["segments"] == 3
+    assert (rec["start"], rec["end"], rec["buffer_s"]) == (30.0, 36060.0, 30.0)
+    assert rec["reasons"] == ["p-10h"]
+
+
+@pytest.mark.req("R-STOP", "R-META")
+def test_recordings_resumed_after_a_deactivation_keep_the_incident_id(
+    controller_factory: ControllerFactory,
+) -> None:
+    report = build_report(_replay(SCENARIO_DIR / "deactivation_allowed_reactivated.yaml",
+                                  controller_factory))
+    recs = report["cameras"]["cam-1"]["recordings"]
+    assert [(r["start"], r["end"]) for r in recs] == [(570.0, 1200.0), (1470.0, 2000.0),
+                                                      (2270.0, 3000.0)]
+    assert len({r["incident"] for r in recs}) == 1
+    assert all(r["buffer_s"] == 30.0 for r in recs)
+
+    # A deactivation that ran out with its activity is over: the next recording is a new
+    # incident, and the one resumed by a button press after a second pause shares its id.
+    report = build_report(_replay(SCENARIO_DIR / "deactivation_until_activity_end.yaml",
+                                  controller_factory))
+    first, second, third = report["cameras"]["cam-1"]["recordings"]
+    assert first["incident"] != second["incident"] == third["incident"]
+    assert "signal:crash" in second["reasons"]
+    assert (third["end"], third["open"]) == (3000.0, True)
+
+
+@pytest.mark.req("R-BAD")
+def test_every_refusal_names_the_problem(controller_factory: ControllerFactory) -> None:
+    result = _replay(SCENARIO_DIR / "malformed_messages.yaml", controller_factory)
+    nacks = [ack for ack in result.cameras["cam-1"].acks if not ack.ok]
+    assert len(nacks) == 14
+    assert all(ack.error for ack in nacks)
+    # Payloads whose id could be read are answered under that id, the rest with a null id.
+    assert {ack.id for ack in nacks} == {None, "bad-1", "bad-2", "bad-3", "bad-4", "bad-5",
+                                         "bad-6", "bad-7"}
+
+
+@pytest.mark.req("R-AUDIT")
+def test_audit_chains_verify_and_record_deactivations(
+    controller_factory: ControllerFactory,
+) -> None:
+    checked = 0
+    for path in scenario_files(SCENARIO_DIR):
+        for cam, run in _replay(path, controller_factory).cameras.items():
+            if not isinstance(run.node, ReferenceNode):
+                pytest.skip("the audit log is inspected on the reference controller only")
+            entries = run.node.camera.audit.entries
+            assert verify(cam, entries) is None, f"{path.name}: {cam} audit chain broken"
+            checked += 1
+    assert checked >= 20
+
+    result = _replay(SCENARIO_DIR / "full_shift_12h.yaml", controller_factory)
+    node = result.cameras["cam-1"].node
+    assert isinstance(node, ReferenceNode)
+    entries = node.camera.audit.entries
+    (deactivation,) = [e for e in entries if e.kind == "deactivation"]
+    assert deactivation.at == 32400.0
+    assert deactivation.data["reason"] == "medical_facility_privacy"
+    assert deactivation.data["actor"] == "officer-2208"
+    assert any(e.kind == "refused" for e in entries)  # the stop pressed during the patrol
+
+
+# ------------------------------------------------------------------------- command line
+
+
+@pytest.mark.req("SCN-LIBRARY")
+def test_check_command_passes_the_library(pytestconfig: pytest.Config) -> None:
+    controller = str(pytestconfig.getoption("--controller"))
+    result = CliRunner().invoke(app, ["check", str(SCENARIO_DIR), "--controller", controller])
+    assert result.exit_code == 0, result.stderr
+
+
+INVALID_SCENARIO = """\
+version: 1
+name: A misspelt key
+end: 600
+cameras:
+  - {id: cam-1}
+timeline:
+  - {at: 10, camera: cam-1, event: activity_start, activity: patrol, activity_id: p-1}
+  - {at: 20, camera: cam-1, event: dock, dealy_s: 5}
+"""
+
+
+@pytest.mark.req("SCN-FORMAT")
+def test_run_on_an_invalid_file_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "misspelt.yaml"
+    bad.write_text(INVALID_SCENARIO, "utf-8")
+    result = CliRunner().invoke(app, ["run", str(bad), "--report", "json"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert re.search(rf"{re.escape(str(bad))}:8: timeline\[1\]\.dealy_s\b", result.stderr), (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
