@@ -3,7 +3,9 @@
 Each entry stores the hash of its predecessor and its own hash over ``(prev, seq, at, kind,
 data)`` in a canonical JSON encoding, so changing, dropping, inserting or reordering any entry
 breaks :func:`verify`. The chain starts from a fixed genesis value derived from the camera id,
-so logs of two cameras cannot be swapped unnoticed either.
+so logs of two cameras cannot be swapped unnoticed either. Cutting entries off the end, or
+rewriting the chain from an edit onwards, leaves a chain that is consistent with itself: that is
+caught by comparing its end with the head recorded elsewhere (``verify(..., head=...)``).
 """
 
 from __future__ import annotations
@@ -62,11 +64,23 @@ class AuditLog:
         return len(self._entries)
 
 
-def verify(camera_id: str, entries: Iterable[AuditEntry]) -> int | None:
-    """Index of the first entry that breaks the chain, or ``None`` when the chain is intact."""
+def verify(
+    camera_id: str, entries: Iterable[AuditEntry], head: str | None = None
+) -> int | None:
+    """Index of the first entry that breaks the chain, or ``None`` when the chain is intact.
+
+    A chain is self-consistent after its last entries are cut off, or after every hash from an
+    edited entry on is recomputed; only the head kept elsewhere (:attr:`AuditLog.head`,
+    published or escrowed) exposes that. Given ``head``, a chain that does not end there fails
+    at the index after its last entry (where the missing entries would be).
+    """
     prev = genesis(camera_id)
+    n = 0
     for i, e in enumerate(entries):
         if e.seq != i or e.prev != prev or entry_hash(prev, i, e.at, e.kind, e.data) != e.hash:
             return i
         prev = e.hash
+        n = i + 1
+    if head is not None and prev != head:
+        return n
     return None
