@@ -1,25 +1,140 @@
-"""``run --report text``: the report for people."""
+"""``run --report text``: the SPEC §9 report for people, sized for an 80-column terminal.
+
+Layout: a verdict banner (scenario, PASS/FAIL, why), the missed totals by cause, then per
+camera a table of required windows (coverage and misses by cause), its recordings and its
+alerts, and finally the ``expect:`` outcome. Times are ``HH:MM:SS``. Every table lets only its
+free-text column wrap (ids fold, times never wrap), so nothing breaks mid-number however
+narrow the terminal.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .oracle import CAUSES
+from .outputs import fmt_duration, fmt_hms
+
+__all__ = ["render_text", "window_coverage"]
+
+
+def window_coverage(window: dict[str, Any]) -> float:
+    """Percent of a required window that footage covers (100 for an empty window)."""
+    length = window["end"] - window["start"]
+    if length <= 0:
+        return 100.0
+    missed = sum(m["end"] - m["start"] for m in window["missed"])
+    return float(max(0.0, 100.0 * (length - missed) / length))
+
+
+def _secs(s: float) -> str:
+    """Compact seconds for table cells: ``899.85 s``."""
+    return f"{s:.2f}".rstrip("0").rstrip(".") + " s"
+
+
+def _by_cause(misses: list[dict[str, Any]]) -> str:
+    totals: dict[str, float] = {}
+    for m in misses:
+        totals[m["cause"]] = totals.get(m["cause"], 0.0) + m["end"] - m["start"]
+    return ", ".join(f"{c} {_secs(totals[c])}" for c in CAUSES if c in totals) or "-"
+
+
+def _table(title: str, *columns: tuple[str, dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False, expand=False, padding=(0, 1, 0, 0))
+    for name, opts in columns:
+        table.add_column(name, **opts)
+    return table
+
+
+_TIME = {"no_wrap": True}
+_ID = {"overflow": "fold"}
+_NUM = {"no_wrap": True, "justify": "right"}
+
+
+def _banner(report: dict[str, Any]) -> Panel:
+    ok = report["verdict"] == "pass"
+    colour = "green" if ok else "red"
+    missed = report["missed_s"]
+    total = missed["total"]
+    lines = [
+        Text(report["scenario"], style="bold"),
+        Text(f"policy {report['policy']} · seed {report['seed']} · "
+             f"duration {fmt_hms(report['end'])} · {len(report['cameras'])} camera(s)"),
+    ]
+    if ok:
+        why = "no second lost through the controller's fault; every other miss announced"
+    elif missed["controller"] > 0:
+        why = f"the controller failed to record {fmt_duration(missed['controller'])}"
+    else:
+        why = "a miss was not announced by the alert the policy requires"
+    lines.append(Text(why, style=colour))
+    if total > 0:
+        causes = ", ".join(f"{c} {fmt_duration(missed[c])}" for c in CAUSES if missed[c] > 0)
+        lines.append(Text(f"missed {fmt_duration(total)}: {causes}"))
+    else:
+        lines.append(Text("no required footage missed"))
+    return Panel(Group(*lines), title=f"[bold]{'PASS' if ok else 'FAIL'}[/]",
+                 border_style=colour, expand=False)
+
+
+def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
+    total = cam["missed_s"]["total"]
+    summary = Text.assemble(
+        f"final {cam['final_state']} · {len(cam['recordings'])} recording(s) · "
+        f"{len(cam['alerts'])} alert(s) · {cam['refused']} refused · missed ",
+        (_secs(total) if total > 0 else "nothing", "red" if total > 0 else "green"),
+    )
+    parts: list[Any] = [Text(""), Text(cam_id, style="bold underline"), summary]
+
+    req = _table("Required windows", ("activity", _ID), ("id", _ID), ("start", _TIME),
+                 ("end", _TIME), ("covered", _NUM), ("missed", {"overflow": "fold"}))
+    for w in cam["required"]:
+        pct = window_coverage(w)
+        req.add_row(w["activity"], w["activity_id"], fmt_hms(w["start"]), fmt_hms(w["end"]),
+                    Text(f"{pct:.1f}%", style="green" if not w["missed"] else "red"),
+                    _by_cause(w["missed"]))
+    parts.append(req if cam["required"] else Text("  no required window", style="dim"))
+
+    recs = _table("Recordings", ("incident", _ID), ("start", _TIME), ("end", _TIME),
+                  ("buffer", _NUM), ("seg", _NUM), ("reasons", {"overflow": "fold"}))
+    for r in cam["recordings"]:
+        recs.add_row(r["incident"], fmt_hms(r["start"]),
+                     fmt_hms(r["end"]) + (" (open)" if r["open"] else ""),
+                     f"{r['buffer_s']:g} s", str(r["segments"]), ", ".join(r["reasons"]))
+    parts.append(recs if cam["recordings"] else Text("  no recording", style="dim"))
+
+    alerts = _table("Alerts", ("at", _TIME), ("kind", _ID), ("cause", _ID), ("activity", _ID),
+                    ("span", {"overflow": "fold"}))
+    for a in cam["alerts"]:
+        span = a.get("span")
+        alerts.add_row(fmt_hms(a["at"]), a["kind"], a.get("cause", ""), a.get("activity_id", ""),
+                       f"{fmt_hms(span[0])}-{fmt_hms(span[1])}" if span else "")
+    parts.append(alerts if cam["alerts"] else Text("  no alert", style="dim"))
+    for problem in cam.get("unannounced", []):
+        parts.append(Text(f"  unannounced: {problem}", style="red"))
+    return parts
 
 
 def render_text(report: dict[str, Any], console: Console | None = None) -> None:
+    """Print ``report`` (the SPEC §9 dict) for a person reading a terminal."""
     con = console or Console(highlight=False)
-    verdict = report["verdict"]
-    colour = "green" if verdict == "pass" else "red"
-    con.print(f"[bold]{report['scenario']}[/]  policy {report['policy']}  seed {report['seed']}")
-    con.print(f"verdict: [{colour} bold]{verdict.upper()}[/]")
-    missed = {k: v for k, v in report["missed_s"].items() if v and k != "total"}
-    con.print(f"missed: {report['missed_s']['total']:g} s " + (str(missed) if missed else ""))
-    for cam, c in report["cameras"].items():
-        con.print(f"[bold]{cam}[/] final {c['final_state']}, {len(c['recordings'])} recording(s), "
-                  f"{c['refused']} refused")
+    con.print(_banner(report))
+    for cam_id, cam in report["cameras"].items():
+        for part in _camera(cam_id, cam):
+            con.print(part)
     exp = report.get("expect")
-    if exp is not None:
-        con.print("expect: " + ("[green]met[/]" if exp["ok"] else "[red]unmet[/]"))
-        for f in exp["failures"]:
-            con.print(f"  {f}", markup=False)
+    con.print()
+    if exp is None:
+        con.print("expect: none (the scenario states no expectations)")
+    elif exp["ok"]:
+        con.print("expect: [green bold]met[/]")
+    else:
+        con.print("expect: [red bold]not met[/]")
+        for failure in exp["failures"]:
+            con.print(Text(f"  - {failure}", style="red"))
