@@ -112,10 +112,12 @@ def _explain(payload: bytes) -> DecodeError:
         return DecodeError(None, "missing_field: id")
     if msg_id is None:
         return DecodeError(None, f"invalid_field: id: expected string or integer, got {_json_type(raw_id)}")
-    etype = obj.get("type")
-    if etype is None:
+    if "type" not in obj:
         return DecodeError(msg_id, "missing_field: type")
-    if not isinstance(etype, str) or etype not in EVENT_TYPES:
+    etype = obj["type"]
+    if not isinstance(etype, str):
+        return DecodeError(msg_id, f"invalid_field: type: expected string, got {_json_type(etype)}")
+    if etype not in EVENT_TYPES:
         return DecodeError(msg_id, f"unknown_type: {etype!r} (one of {', '.join(EVENT_TYPES)})")
     try:
         msgspec.convert(obj, EVENT_TYPES[etype])
