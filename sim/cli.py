@@ -177,6 +177,72 @@ def fleet(
     raise typer.Exit(code)
 
 
+@app.command()
+def live(
+    broker: Annotated[str, typer.Option(help="Broker URL: mqtt://HOST:PORT (mqtts:// for TLS).")],
+    camera: Annotated[str, typer.Option(help="Camera id (topics <prefix>/<camera>/...).")],
+    team: Annotated[list[str] | None, typer.Option(help="Team the camera belongs to (repeatable).")] = None,
+    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "bwc",
+    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    controller: ControllerOpt = DEFAULT_FACTORY,
+    initial: Annotated[str, typer.Option(help="docked, standby or pre_buffer.")] = "pre_buffer",
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (default bwcsim-<camera>).")] = None,
+    username: Annotated[str | None, typer.Option(help="MQTT user name.")] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="File holding the MQTT password (else $BWCSIM_MQTT_PASSWORD).")
+    ] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS.")] = False,
+    cafile: Annotated[Path | None, typer.Option(help="CA certificates (PEM) for TLS.")] = None,
+    certfile: Annotated[Path | None, typer.Option(help="Client certificate (PEM) for TLS.")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="Client key (PEM) for TLS.")] = None,
+    log_format: Annotated[str, typer.Option(help="text or json (JSON lines on stderr).")] = "text",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    backoff_initial: Annotated[float, typer.Option(help="First reconnect delay, seconds.")] = 0.5,
+    backoff_max: Annotated[float, typer.Option(help="Longest reconnect delay, seconds.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed of the reconnect jitter.")] = 0,
+) -> None:
+    """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
+    from .live import LiveOptions, run_live
+
+    if log_format not in ("text", "json"):
+        _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
+    if initial not in ("docked", "standby", "pre_buffer"):
+        _fail(f"--initial: unknown state {initial!r} (one of: docked, standby, pre_buffer)")
+    if not 0 < backoff_initial <= 3600 or not 0 < backoff_max <= 86400:
+        _fail("--backoff-initial/--backoff-max: must be positive seconds")
+    options = LiveOptions(
+        broker=broker, camera=camera, teams=tuple(team or ()), prefix=prefix, policy=policy,
+        controller=controller, initial=initial,  # type: ignore[arg-type]  # checked above
+        client_id=client_id, username=username, password_file=password_file, tls=tls,
+        cafile=cafile, certfile=certfile, keyfile=keyfile,
+        log_format=log_format,  # type: ignore[arg-type]  # checked above
+        log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
+    )
+    try:
+        code = run_live(options)
+    except BwcError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def schema(
+    asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
+    format: Annotated[
+        str | None, typer.Option("--format", help="json or yaml (default: json; yaml with --asyncapi).")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
+    from .schema import asyncapi_document, json_schema, render
+
+    chosen = format or ("yaml" if asyncapi else "json")
+    if chosen not in ("json", "yaml"):
+        _fail(f"--format: unknown format {chosen!r} (one of: json, yaml)")
+    doc = asyncapi_document(prefix) if asyncapi else json_schema()
+    sys.stdout.write(render(doc, chosen))
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -1,0 +1,634 @@
+"""One asynchronous bus interface, two implementations: the simulated broker and a real one.
+
+Theory of operation
+-------------------
+:class:`Bus` is what the camera runtime (:mod:`sim.runtime`) and the contract tests see of MQTT:
+one client connection that can be opened, used and lost, then opened again::
+
+    present = await bus.connect("cam-1", clean_session=False, will=Message(...))
+    await bus.subscribe("bwc/cam-1/event", qos=1)
+    await bus.publish("bwc/cam-1/state", b"{...}", qos=1, retain=True)
+    async for msg in bus.messages():   # ends on disconnect(); raises BusError on a lost link
+        ...
+    await bus.disconnect()             # clean=False drops the link so the will fires
+
+Every failure crosses the boundary as :class:`~controller.errors.BusError` — refused or timed-out
+connects, publishes on a dead link, invalid topics — so callers handle one error kind.
+
+**Messages survive the loss of the link that carried them.** Both implementations put every
+delivery into one inbox that outlives connections. A message the broker has handed over (and, on
+a real broker, that the client library has already acknowledged with PUBACK) is therefore never
+dropped because the link died before the application read it: the next ``messages()`` iterator
+yields it first. The end of a connection is an entry in the same inbox tagged with the
+connection's epoch, so a stale "link lost" never ends a later connection's iterator.
+
+:class:`SimBus` runs over :class:`~sim.broker.SimBroker` in the running loop's time.
+:class:`SimHub` owns the broker and its :class:`~sim.scheduler.Scheduler` and keeps one loop
+timer armed at the scheduler's next event, so the broker's virtual time *is* the loop's time
+(since the hub was created). Under ``looptime`` the loop's time is itself virtual, so a test
+that waits ten minutes for a backoff costs nothing; on a normal loop the same code runs in real
+time. Faults that should be seen by clients go through the hub (:meth:`SimHub.cut`,
+:meth:`SimHub.outage`) so the affected buses learn that their link is gone, as a TCP client does.
+
+:class:`MqttBus` runs over ``aiomqtt`` (paho-mqtt underneath). A fresh ``aiomqtt.Client`` is built
+for each connection, because a client whose link died cannot be re-entered reliably. Incoming
+messages are forwarded straight from paho's callback into the inbox; a small watcher task notices
+the end of the link. A publish races the link's end so that it fails at once instead of waiting
+for a PUBACK that can no longer come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import aiomqtt
+import paho.mqtt.client as paho
+
+from controller.errors import BusError
+
+from .broker import BusConfig, Message, SimBroker, validate_filter, validate_topic
+from .scheduler import Scheduler
+
+__all__ = [
+    "Bus",
+    "Message",
+    "MqttBus",
+    "MqttEndpoint",
+    "Probe",
+    "SimBus",
+    "SimHub",
+    "TlsFiles",
+    "parse_broker_url",
+]
+
+T = TypeVar("T")
+
+
+class Bus(Protocol):
+    """One MQTT client connection, simulated or real. Every failure is a ``BusError``."""
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the link is up (as far as this side knows)."""
+        ...
+
+    async def connect(
+        self, client_id: str, *, clean_session: bool = False, will: Message | None = None
+    ) -> bool:
+        """Open the link as ``client_id``; returns MQTT's *session present* flag."""
+        ...
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe and wait until the broker has granted it."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish; with QoS 1, return once the broker has acknowledged it."""
+        ...
+
+    def messages(self) -> AsyncIterator[Message]:
+        """Incoming messages of the current connection (and any left over from earlier ones).
+
+        The iterator ends after :meth:`disconnect` and raises ``BusError`` when the link is lost.
+        """
+        ...
+
+    async def disconnect(self, *, clean: bool = True) -> None:
+        """Close the link; ``clean=False`` drops it without DISCONNECT so the will is published."""
+        ...
+
+
+# ------------------------------------------------------------------------------- the inbox
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    epoch: int
+    error: BusError | None
+
+
+class _Inbox:
+    """Deliveries of every connection, in arrival order, plus one end marker per connection."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Message | _End] = asyncio.Queue()
+        self.epoch = 0
+        self._ended: set[int] = set()
+
+    def open(self) -> int:
+        self.epoch += 1
+        return self.epoch
+
+    def put(self, msg: Message) -> None:
+        self._queue.put_nowait(msg)
+
+    def end(self, epoch: int, error: BusError | None) -> None:
+        if epoch not in self._ended:
+            self._ended.add(epoch)
+            self._queue.put_nowait(_End(epoch, error))
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def iterate(self, epoch: int) -> AsyncIterator[Message]:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _End):
+                if item.epoch != epoch:
+                    continue  # the end of an earlier connection, already dealt with
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+
+# --------------------------------------------------------------------------- simulated bus
+
+
+class SimHub:
+    """A :class:`SimBroker` whose virtual time is the running asyncio loop's clock.
+
+    Create it inside a coroutine (it binds to the running loop). ``now`` is seconds since the
+    hub was created. Extra keyword arguments go to :class:`SimBroker`.
+    """
+
+    def __init__(
+        self, config: BusConfig | None = None, rng: Any = None, **broker_options: Any
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
+        self.scheduler = Scheduler()
+        self.broker = SimBroker(self.scheduler, config, rng, **broker_options)
+        self._armed: asyncio.TimerHandle | None = None
+        self._armed_at: float | None = None
+        self._buses: dict[str, SimBus] = {}
+
+    @property
+    def now(self) -> float:
+        """The broker's clock: loop time since the hub was created."""
+        return self._loop.time() - self._t0
+
+    def client(self) -> SimBus:
+        """A new, unconnected client bus on this broker."""
+        return SimBus(self)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Inject a publication as the harness (always connected, not a client)."""
+        self.broker.publish(None, topic, payload, qos, retain)
+        self.kick()
+
+    def cut(self, client_id: str) -> None:
+        """Fault: drop ``client_id``'s link uncleanly (its will fires); it must reconnect itself."""
+        bus = self._buses.get(client_id)
+        self.broker.disconnect(client_id, clean=False)
+        if bus is not None:
+            bus._link_lost(BusError(f"connection of {client_id!r} lost"))
+        self.kick()
+
+    def outage(self, for_s: float) -> None:
+        """Fault: the broker is down for ``for_s`` seconds. Every client's link drops (no wills);
+        connects fail until it is back; sessions and retained messages survive."""
+        self.broker.outage(for_s)
+        for client_id, bus in list(self._buses.items()):
+            # The broker would reconnect its clients by itself when the outage ends; a real
+            # client has to do that on its own, so cancel the automatic reconnect.
+            with contextlib.suppress(BusError):
+                self.broker.disconnect(client_id)
+            bus._link_lost(BusError("broker outage"))
+        self.kick()
+
+    def close(self) -> None:
+        """Stop driving the scheduler."""
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
+            self._armed_at = None
+
+    def kick(self) -> None:
+        """Re-arm the loop timer at the scheduler's next event (after any direct broker call)."""
+        upcoming = self.scheduler.peek()
+        if upcoming == self._armed_at:
+            return
+        if self._armed is not None:
+            self._armed.cancel()
+        if upcoming is None:
+            self._armed = self._armed_at = None
+            return
+        self._armed_at = upcoming
+        self._armed = self._loop.call_at(self._t0 + upcoming, self._fire)
+
+    def _fire(self) -> None:
+        due = self._armed_at
+        self._armed = self._armed_at = None
+        # The loop fired us for `due`; rounding may put its clock a hair earlier.
+        until = max(self.now, due if due is not None else 0.0, self.scheduler.now)
+        self.scheduler.run(until=until)
+        self.kick()
+
+    def _register(self, client_id: str, bus: SimBus) -> None:
+        self._buses[client_id] = bus
+
+    def _unregister(self, client_id: str, bus: SimBus) -> None:
+        if self._buses.get(client_id) is bus:
+            del self._buses[client_id]
+
+
+class SimBus:
+    """A client of a :class:`SimHub`'s broker, behind the :class:`Bus` interface."""
+
+    def __init__(self, hub: SimHub) -> None:
+        self.hub = hub
+        self._inbox = _Inbox()
+        self._client_id: str | None = None
+        self._epoch = 0
+        self._up = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self._up and self._client_id is not None and self.hub.broker.is_connected(self._client_id)
+
+    async def connect(
+        self, client_id: str, *, clean_session: bool = False, will: Message | None = None
+    ) -> bool:
+        if self._up:
+            raise BusError(f"{client_id!r}: already connected")
+        epoch = self._inbox.open()
+        inbox = self._inbox
+        present = self.hub.broker.connect(client_id, inbox.put, clean_session=clean_session, will=will)
+        self._client_id, self._epoch, self._up = client_id, epoch, True
+        self.hub._register(client_id, self)
+        self.hub.kick()
+        return present
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        client_id = self._require()
+        self.hub.broker.subscribe(client_id, topic_filter, qos)
+        self.hub.kick()
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        client_id = self._require()
+        self.hub.broker.publish(client_id, topic, payload, qos, retain)
+        self.hub.kick()
+
+    def messages(self) -> AsyncIterator[Message]:
+        return self._inbox.iterate(self._epoch)
+
+    async def disconnect(self, *, clean: bool = True) -> None:
+        if not self._up or self._client_id is None:
+            return
+        client_id = self._client_id
+        with contextlib.suppress(BusError):  # already cut by a fault: nothing left to close
+            self.hub.broker.disconnect(client_id, clean=clean)
+        self._up = False
+        self._inbox.end(self._epoch, None)
+        self.hub._unregister(client_id, self)
+        self.hub.kick()
+
+    def drop_link(self) -> None:
+        """Fault: the link dies under this client (unclean: the will fires)."""
+        if self._up and self._client_id is not None:
+            self.hub.cut(self._client_id)
+
+    def _require(self) -> str:
+        client_id = self._client_id
+        if not self._up or client_id is None:
+            raise BusError("not connected")
+        if not self.hub.broker.is_connected(client_id):
+            # Cut behind our back (a fault injected on the broker directly): the link is gone.
+            self._link_lost(BusError(f"connection of {client_id!r} lost"))
+            raise BusError(f"connection of {client_id!r} lost")
+        return client_id
+
+    def _link_lost(self, error: BusError) -> None:
+        if self._up:
+            self._up = False
+            self._inbox.end(self._epoch, error)
+            if self._client_id is not None:
+                self.hub._unregister(self._client_id, self)
+
+
+# -------------------------------------------------------------------------------- real bus
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS material for :class:`MqttBus` (PEM files); ``cafile=None`` uses the system CAs."""
+
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where and how to reach a real broker. The password is never logged or shown in repr."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: TlsFiles | None = None
+    keepalive_s: int = 30
+    timeout_s: float = 10.0
+
+    def __repr__(self) -> str:
+        return (
+            f"MqttEndpoint(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"password={'***' if self.password else None}, tls={self.tls!r})"
+        )
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://HOST[:PORT]`` → ``(host, port, tls=False)``; ``mqtts://`` defaults to 8883 and TLS."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise BusError(f"broker URL must start with mqtt:// or mqtts://, got {url!r}")
+    if parts.username or parts.password:
+        raise BusError("put no credentials in the broker URL; use --username and --password-file")
+    if not parts.hostname:
+        raise BusError(f"broker URL has no host: {url!r}")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise BusError(f"broker URL has an invalid port: {url!r}") from None
+    return parts.hostname, port, tls
+
+
+class MqttBus:
+    """A real MQTT 3.1.1 connection through ``aiomqtt``, behind the :class:`Bus` interface."""
+
+    def __init__(self, endpoint: MqttEndpoint) -> None:
+        self.endpoint = endpoint
+        self._inbox = _Inbox()
+        self._client: aiomqtt.Client | None = None
+        self._epoch = 0
+        self._lost: asyncio.Future[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._lost is not None and not self._lost.done()
+
+    async def connect(
+        self, client_id: str, *, clean_session: bool = False, will: Message | None = None
+    ) -> bool:
+        if self.is_connected:
+            raise BusError(f"{client_id!r}: already connected")
+        await self._release()
+        endpoint = self.endpoint
+        epoch = self._inbox.open()
+        inbox = self._inbox
+
+        class _Forward(asyncio.Queue[aiomqtt.Message]):
+            # aiomqtt hands every incoming message to put_nowait from paho's callback; sending
+            # it straight to the inbox keeps it even if this connection dies before it is read.
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                inbox.put(_from_aiomqtt(item))
+
+        tls = None
+        if endpoint.tls is not None:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=endpoint.tls.cafile, certfile=endpoint.tls.certfile, keyfile=endpoint.tls.keyfile
+            )
+        try:
+            client = aiomqtt.Client(
+                endpoint.host,
+                endpoint.port,
+                identifier=client_id,
+                clean_session=clean_session,
+                will=None if will is None else aiomqtt.Will(will.topic, will.payload, will.qos, will.retain),
+                username=endpoint.username,
+                password=endpoint.password,
+                tls_params=tls,
+                keepalive=endpoint.keepalive_s,
+                timeout=endpoint.timeout_s,
+                queue_type=_Forward,
+            )
+        except (ValueError, TypeError) as exc:
+            raise BusError(f"invalid connection settings: {exc}") from None
+        session_present = _capture_session_present(client)
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
+        except OSError as exc:  # TLS files that cannot be read surface here
+            raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
+        self._client, self._epoch, self._closing = client, epoch, False
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lost = lost
+        self._watcher = asyncio.create_task(self._watch(client, epoch, lost))
+        return session_present[0]
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        client = self._require()
+        try:
+            validate_filter(topic_filter)
+            granted = await self._guarded(client.subscribe(topic_filter, qos))
+        except aiomqtt.MqttError as exc:
+            raise BusError(f"subscribe {topic_filter!r} failed: {exc}") from None
+        for code in granted:
+            value = code if isinstance(code, int) else code.value
+            if value >= 0x80:
+                raise BusError(f"broker refused the subscription to {topic_filter!r}")
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        client = self._require()
+        validate_topic(topic)
+        try:
+            await self._guarded(client.publish(topic, payload, qos, retain))
+        except aiomqtt.MqttError as exc:
+            raise BusError(f"publish on {topic!r} failed: {exc}") from None
+        except ValueError as exc:  # paho's own checks (e.g. a payload over 256 MB)
+            raise BusError(f"publish on {topic!r} refused: {exc}") from None
+
+    def messages(self) -> AsyncIterator[Message]:
+        return self._inbox.iterate(self._epoch)
+
+    async def disconnect(self, *, clean: bool = True) -> None:
+        client = self._client
+        if client is None:
+            return
+        self._closing = True
+        if not clean:
+            # Drop the TCP link without DISCONNECT: the broker then publishes the will.
+            self.drop_link()
+            if self._lost is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._lost), self.endpoint.timeout_s)
+        await self._release()
+        self._inbox.end(self._epoch, None)
+
+    def drop_link(self) -> None:
+        """Fault: kill the TCP link without DISCONNECT, as a network failure would (the will
+        fires, and :meth:`messages` raises ``BusError`` as for any lost link)."""
+        client = self._client
+        if client is None:
+            return
+        sock = client._client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # ------------------------------------------------------------------------- internals
+
+    def _require(self) -> aiomqtt.Client:
+        if self._client is None or self._lost is None or self._lost.done():
+            raise BusError("not connected")
+        return self._client
+
+    async def _guarded(self, operation: Any) -> Any:
+        """Await ``operation`` unless the link dies first (then ``BusError`` at once)."""
+        lost = self._lost
+        task = asyncio.ensure_future(operation)
+        if lost is None:
+            task.cancel()
+            raise BusError("not connected")
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
+        raise BusError("connection lost")
+
+    async def _watch(self, client: aiomqtt.Client, epoch: int, lost: asyncio.Future[None]) -> None:
+        # The forwarding queue never fills, so this iterator only ever ends: with MqttError when
+        # the link goes down (clean or not) — which is all it is here for.
+        error: BusError | None
+        try:
+            async for _ in client.messages:
+                pass
+            error = BusError("message stream ended")
+        except aiomqtt.MqttError as exc:
+            cause = exc.__cause__
+            error = BusError(f"connection lost: {cause or exc}")
+        except asyncio.CancelledError:
+            error = None
+        if not lost.done():
+            lost.set_result(None)
+        self._inbox.end(epoch, None if self._closing else error)
+
+    async def _release(self) -> None:
+        """Forget the current aiomqtt client (disconnecting it cleanly if it is still up)."""
+        client, watcher = self._client, self._watcher
+        self._client = self._watcher = None
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                await asyncio.wait_for(client.__aexit__(None, None, None), self.endpoint.timeout_s)
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+
+def _from_aiomqtt(item: aiomqtt.Message) -> Message:
+    payload = item.payload
+    if isinstance(payload, bytes | bytearray):
+        data = bytes(payload)
+    elif payload is None:
+        data = b""
+    else:
+        data = str(payload).encode()
+    return Message(item.topic.value, data, int(item.qos), bool(item.retain))
+
+
+def _capture_session_present(client: aiomqtt.Client) -> list[bool]:
+    """Record CONNACK's session-present flag, which aiomqtt does not expose."""
+    seen = [False]
+    inner: paho.Client = client._client
+    original: Callable[..., None] | None = inner.on_connect
+
+    def on_connect(*args: Any) -> None:
+        flags = args[2] if len(args) > 2 else None
+        seen[0] = bool(getattr(flags, "session_present", False))
+        if original is not None:
+            original(*args)
+
+    inner.on_connect = on_connect
+    return seen
+
+
+# ------------------------------------------------------------------------------- observing
+
+
+class Probe:
+    """An observer client: subscribes to some filters and lets a caller await a message.
+
+    Used by the contract and live tests and by the latency benchmark::
+
+        probe = Probe(bus)
+        await probe.start("probe-1", ["bwc/cam-1/#"])
+        mark = probe.mark()
+        ...                                   # act
+        msg = await probe.wait_for(lambda m: m.topic.endswith("/ack"), since=mark, timeout=5)
+    """
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.received: list[Message] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, client_id: str, filters: list[str], qos: int = 1) -> None:
+        """Connect (clean session) and subscribe to ``filters``; collection starts at once."""
+        await self.bus.connect(client_id, clean_session=True)
+        self._task = asyncio.create_task(self._collect())
+        for topic_filter in filters:
+            await self.bus.subscribe(topic_filter, qos)
+
+    def mark(self) -> int:
+        """A position in :attr:`received`, to wait only for what arrives after it."""
+        return len(self.received)
+
+    def since(self, mark: int, topic: str | None = None) -> list[Message]:
+        """Messages received after ``mark`` (on ``topic`` only, if given)."""
+        return [m for m in self.received[mark:] if topic is None or m.topic == topic]
+
+    async def wait_for(
+        self, predicate: Callable[[Message], bool], *, since: int = 0, timeout: float = 5.0
+    ) -> Message:
+        """The first message after ``since`` that satisfies ``predicate``; ``TimeoutError`` if
+        none arrives within ``timeout`` seconds (of the loop's clock)."""
+
+        async def search() -> Message:
+            index = since
+            while True:
+                while index < len(self.received):
+                    msg = self.received[index]
+                    index += 1
+                    if predicate(msg):
+                        return msg
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        return await asyncio.wait_for(search(), timeout)
+
+    async def stop(self) -> None:
+        """Disconnect and stop collecting."""
+        with contextlib.suppress(BusError):
+            await self.bus.disconnect()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BusError):
+                await self._task
+
+    async def _collect(self) -> None:
+        with contextlib.suppress(BusError):  # a lost link just ends the observation
+            async for msg in self.bus.messages():
+                self.received.append(msg)
+                self._arrived.set()
