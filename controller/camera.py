@@ -197,7 +197,7 @@ class Camera:
 
     def handle(self, event: Event, now: float) -> list[Outbound]:
         """Handle one decoded inbound event at time ``now``; returns what to publish."""
-        self._run_timers(now)
+        self._catch_up(now)
         reply = self.replies.get(event.id)
         if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
             self.audit.append(now, "duplicate", {"id": event.id})
@@ -216,7 +216,7 @@ class Camera:
 
     def refuse(self, msg_id: MsgId | None, error: str, now: float) -> list[Outbound]:
         """NACK an inbound payload that could not be decoded (R-BAD); nothing else changes."""
-        self._run_timers(now)
+        self._catch_up(now)
         if msg_id is not None:
             reply = self.replies.get(msg_id)
             if reply is not None:
@@ -229,6 +229,12 @@ class Camera:
         self.audit.append(now, "refused", {"id": msg_id, "error": error})
         self._out.append(ack)
         return self._flush()
+
+    def _catch_up(self, now: float) -> None:
+        """Run the deadlines a driver did not wake us for, and report what they changed first,
+        so the retained state never lags behind a message that arrives after them."""
+        self._run_timers(now)
+        self._report()
 
     def next_deadline(self) -> float | None:
         due = self._next_timer()
