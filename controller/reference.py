@@ -26,6 +26,11 @@ class ReferenceNode:
         return [self.topics.event, *self._team_topics]
 
     def start(self, now: float) -> list[Publish]:
+        if len(self.camera.audit) == 0 and self.camera.since != now:
+            # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
+            # the buffer and the boot count from now, not from the epoch.
+            setup = self.setup
+            self.camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial, now)
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
