@@ -71,21 +71,30 @@ def _label(path: Path) -> str:
     return f"conformance/{path.relative_to(CONFORMANCE_DIR).as_posix()}"
 
 
-def _params() -> list[ParameterSet]:
+def scenario_params(
+    library: pytest.MarkDecorator, *known: pytest.MarkDecorator
+) -> list[ParameterSet]:
+    """``(path, unmarked)`` per scenario file, marked ``library`` plus its own requirements.
+
+    ``known`` holds one ``req`` mark per requirement ID a scenario may name. They are written
+    out as literals at the call site because ``bwcsim trace-reqs`` reads marks statically (and
+    a test checks that pytest never sees a mark the static scan misses). ``unmarked`` lists the
+    IDs a file names that have no such literal; the test fails on them.
+    """
+    by_id = {mark.args[0]: mark for mark in known}
     params = []
-    files = scenario_files(SCENARIO_DIR) + scenario_files(CONFORMANCE_DIR)
-    for path in files:
+    for path in scenario_files(SCENARIO_DIR) + scenario_files(CONFORMANCE_DIR):
         label = _label(path)
-        marks: list[pytest.MarkDecorator] = [pytest.mark.req("SCN-LIBRARY")]
-        marks += [pytest.mark.req(req) for req in declared_requirements(path)]
+        declared = declared_requirements(path)
+        marks = [library, *(by_id[r] for r in declared if r in by_id)]
         if label in KNOWN_CONTROLLER_BUGS:
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_CONTROLLER_BUGS[label]))
-        params.append(pytest.param(path, id=label, marks=marks))
+        unmarked = tuple(r for r in declared if r not in by_id)
+        params.append(pytest.param(path, unmarked, id=label, marks=marks))
     if not CONFORMANCE_DIR.is_dir():
         params.append(pytest.param(
-            None, id="conformance-absent",
-            marks=[pytest.mark.req("SCN-LIBRARY"),
-                   pytest.mark.skip(reason=f"{CONFORMANCE_DIR} is absent")],
+            None, (), id="conformance-absent",
+            marks=[library, pytest.mark.skip(reason=f"{CONFORMANCE_DIR} is absent")],
         ))
     return params
 
@@ -94,9 +103,23 @@ def _replay(path: Path, factory: ControllerFactory) -> ReplayResult:
     return replay(load_scenario(path), factory)
 
 
-@pytest.mark.req("SCN-LIBRARY")
-@pytest.mark.parametrize("path", _params())
-def test_scenario_meets_its_expectations(path: Path, controller_factory: ControllerFactory) -> None:
+@pytest.mark.parametrize(("path", "unmarked"), scenario_params(
+    pytest.mark.req("SCN-LIBRARY"),
+    pytest.mark.req("R-TRIG"), pytest.mark.req("R-BUF"), pytest.mark.req("R-LATE"),
+    pytest.mark.req("R-NOSPLIT"), pytest.mark.req("R-STOP"), pytest.mark.req("R-MISS"),
+    pytest.mark.req("R-DOCK"), pytest.mark.req("R-POWER"), pytest.mark.req("R-STORE"),
+    pytest.mark.req("R-ROLL"), pytest.mark.req("R-SIG"), pytest.mark.req("R-IDEM"),
+    pytest.mark.req("R-BAD"), pytest.mark.req("R-AUDIT"), pytest.mark.req("R-META"),
+    pytest.mark.req("P-NOMISS"), pytest.mark.req("P-NOSPLIT"), pytest.mark.req("P-BAD"),
+    pytest.mark.req("P-IDEM"), pytest.mark.req("P-DET"), pytest.mark.req("P-AUDIT"),
+))
+def test_scenario_meets_its_expectations(
+    path: Path, unmarked: tuple[str, ...], controller_factory: ControllerFactory
+) -> None:
+    assert not unmarked, (
+        f"{path.name} names {list(unmarked)}: add a literal pytest.mark.req for each to the "
+        "parametrize decorator of this test, or fix the ID"
+    )
     scenario = load_scenario(path)
     report = build_report(replay(scenario, controller_factory))
     unannounced = {cam: c["unannounced"] for cam, c in report["cameras"].items()
