@@ -84,6 +84,7 @@ ALERT_COLOURS: dict[str, str] = {
     "storage_full": "#c2185b",
 }
 REQUIRED_COLOUR = "#3949ab"
+NESTED_COLOUR = "#9fa8da"  # a window inside another, drawn thinner and lighter
 FOOTAGE_COLOUR = "#43a047"
 BUFFER_COLOUR = "#a5d6a7"
 
@@ -252,7 +253,8 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
                      else f"trigger arrived {fmt_hms(win.delivered)}")
         title = (f"required: {win.activity} {win.activity_id} {fmt_hms(win.start)}-"
                  f"{fmt_hms(win.end)} ({fmt_duration(win.end - win.start)}); {delivered}")
-        out.append(_rect(x, yy, w, hh, REQUIRED_COLOUR, title, "required",
+        out.append(_rect(x, yy, w, hh, NESTED_COLOUR if nested else REQUIRED_COLOUR, title,
+                         "required",
                          ' stroke="#fff" stroke-width="0.5"'))
         text = f"{win.activity} {win.activity_id}"
         if not nested and _text_fits(text, w):
@@ -310,6 +312,13 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
             else ""
         title = (f"{fmt_hms(msg.t)} message {msg.label}{' (repeat)' if msg.repeat else ''}"
                  f"{late}: {answer}")
+        if msg.ts is not None and msg.ts < msg.t - 0.5 and not msg.repeat:
+            # A late message: a dashed line from when it happened to when it arrived.
+            x0 = scale.x(msg.ts)
+            out.append(f'<line class="lag" x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x)}" y2="{_f(y)}"/>'
+                       f'<line class="lag-start" x1="{_f(x0)}" y1="{_f(y - 5)}" x2="{_f(x0)}" '
+                       f'y2="{_f(y + 5)}"><title>{escape(msg.label)} happened at '
+                       f'{fmt_hms(msg.ts)}, arrived {fmt_hms(msg.t)}</title></line>')
         fill = "#fff" if refused else "#263238"
         stroke = "#d50000" if refused else "#263238"
         out.append(f'<circle class="msg{" refused" if refused else ""}" cx="{_f(x)}" '
@@ -387,6 +396,9 @@ def _legend() -> str:
         'fill="#263238"/></svg>message received</span>',
         '<span><svg class="sw" width="14" height="12"><circle cx="7" cy="6" r="4" fill="#fff" '
         'stroke="#d50000" stroke-width="1.5"/></svg>message refused</span>',
+        '<span><svg class="sw" width="26" height="12"><line x1="2" y1="6" x2="20" y2="6" '
+        'class="lag"/><line x1="2" y1="1" x2="2" y2="11" class="lag-start"/><circle cx="21" '
+        'cy="6" r="4" fill="#263238"/></svg>message delayed (happened, arrived)</span>',
         '<span><svg class="sw" width="14" height="12"><polygon points="1,1 13,1 7,11" '
         'fill="#d50000"/></svg>alert from the camera</span>',
     ]
@@ -508,6 +520,7 @@ svg .grid{stroke:#000;stroke-opacity:.09}
 svg .axis{stroke:#555}
 svg .rowline{stroke:#000;stroke-opacity:.06}
 svg .segcut{stroke:#fff;stroke-width:1.5}
+.lag{stroke:#263238;stroke-width:1.2;stroke-dasharray:3 2}.lag-start{stroke:#263238;stroke-width:1.5}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f1f3f5}
