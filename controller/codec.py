@@ -88,7 +88,9 @@ def decode_event(payload: bytes) -> Event | DecodeError:
         return DecodeError(None, f"payload_too_large: {len(payload)} bytes > {MAX_PAYLOAD}")
     try:
         return _event_decoder.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):
+        # msgspec raises UnicodeDecodeError (a ValueError), not DecodeError, for a broken
+        # UTF-8 sequence inside a JSON string; _explain names both kinds of problem.
         pass
     return _explain(payload)
 
@@ -154,7 +156,7 @@ def peek_id(payload: bytes) -> MsgId | None:
         return None
     try:
         obj = _any_decoder.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):
         return None
     if isinstance(obj, dict):
         raw = obj.get("id")
