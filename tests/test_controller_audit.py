@@ -1,0 +1,126 @@
+"""The append-only, hash-chained audit log (R-AUDIT)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from camera_driver import ALLOWED_REASON, CAM, CameraDriver, NodeDriver
+
+from controller.audit import AuditEntry, AuditLog, entry_hash, genesis, verify
+
+pytestmark = pytest.mark.req("R-AUDIT")
+
+
+def busy_camera() -> CameraDriver:
+    """A shift with a bit of everything: states, accepted and refused messages, alerts,
+    a deactivation and its end."""
+    drv = CameraDriver(battery_s=2000, low_battery_s=1500)
+    drv.start(100, "patrol", "p-1", ts=10)                 # late_trigger
+    drv.send(150, "button", action="stop")                 # refused
+    drv.send(200, "deactivate", reason=ALLOWED_REASON, actor="ofc-7")
+    drv.send(250, "reactivate")
+    drv.advance(600)                                       # low_battery
+    drv.end(700, "p-1")
+    drv.send(800, "dock")
+    return drv
+
+
+def test_log_records_every_kind_of_thing_with_sim_time() -> None:
+    drv = busy_camera()
+    entries = drv.camera.audit.entries
+    kinds = {e.kind for e in entries}
+    assert {"power_on", "state", "accepted", "refused", "alert", "deactivation",
+            "deactivation_end", "recording_open", "segment_close"} <= kinds
+    by_kind = {(e.kind, e.at) for e in entries}
+    assert ("refused", 150) in by_kind and ("deactivation", 200) in by_kind
+    assert ("deactivation_end", 250) in by_kind
+    assert [e.data["kind"] for e in entries if e.kind == "alert"] == ["late_trigger", "low_battery"]
+    states = [(e.at, e.data["from"], e.data["to"]) for e in entries if e.kind == "state"]
+    assert states == [(100, "pre_buffer", "recording"), (200, "recording", "pre_buffer"),
+                      (250, "pre_buffer", "recording"), (700, "recording", "pre_buffer"),
+                      (800, "pre_buffer", "docked")]
+    assert [e.at for e in entries] == sorted(e.at for e in entries), "time never goes back"
+    assert [e.seq for e in entries] == list(range(len(entries)))
+
+
+def test_refused_bytes_and_redeliveries_are_logged() -> None:
+    drv = NodeDriver()
+    drv.raw(5, b"junk")
+    drv.raw(6, '{"id": 1, "type": "dock"}')
+    drv.raw(7, '{"id": 1, "type": "dock"}')
+    tail = [(e.kind, e.at) for e in drv.camera.audit.entries][-5:]
+    assert ("refused", 5) in tail and ("accepted", 6) in tail and ("duplicate", 7) in tail
+
+
+def test_intact_chain_verifies_up_to_its_head() -> None:
+    log = busy_camera().camera.audit
+    assert verify(CAM, log.entries) is None
+    assert verify(CAM, log.entries, head=log.head) is None
+    assert verify(CAM, []) is None
+
+
+def tampered(entries: tuple[AuditEntry, ...], how: str) -> list[AuditEntry]:
+    out = list(entries)
+    i = len(out) // 2
+    if how == "edit-data":
+        out[i] = msgspec.structs.replace(out[i], data={**out[i].data, "forged": True})
+    elif how == "edit-time":
+        out[i] = msgspec.structs.replace(out[i], at=out[i].at + 1)
+    elif how == "edit-kind":
+        out[i] = msgspec.structs.replace(out[i], kind="accepted")
+    elif how == "drop":
+        del out[i]
+    elif how == "swap":
+        out[i], out[i + 1] = out[i + 1], out[i]
+    elif how == "insert":
+        e = out[i]
+        out.insert(i, AuditEntry(e.seq, e.at, "accepted", {}, e.prev,
+                                 entry_hash(e.prev, e.seq, e.at, "accepted", {})))
+    return out
+
+
+@pytest.mark.parametrize("how", ["edit-data", "edit-time", "edit-kind", "drop", "swap", "insert"])
+def test_any_tampering_breaks_the_chain_where_it_happened(how: str) -> None:
+    entries = busy_camera().camera.audit.entries
+    i = len(entries) // 2
+    broken_at = verify(CAM, tampered(entries, how))
+    assert broken_at is not None
+    assert broken_at == (i + 1 if how == "insert" else i)
+
+
+def test_in_place_edit_of_a_logged_dict_is_detected() -> None:
+    log = busy_camera().camera.audit
+    log.entries[3].data["sneaky"] = 1
+    assert verify(CAM, log.entries) == 3
+
+
+def test_cut_off_tail_is_detected_against_the_head() -> None:
+    log = busy_camera().camera.audit
+    cut = log.entries[:-2]
+    assert verify(CAM, cut) is None, "a shorter chain is consistent with itself..."
+    assert verify(CAM, cut, head=log.head) == len(cut), "...but does not end at the head"
+
+
+def test_rewritten_chain_is_detected_against_the_head() -> None:
+    """Editing an entry and recomputing every hash after it fools the chain alone."""
+    log = busy_camera().camera.audit
+    forged = AuditLog(CAM)
+    for e in log.entries:
+        data = {**e.data, "reason": "forged"} if e.kind == "deactivation" else e.data
+        forged.append(e.at, e.kind, data)
+    assert verify(CAM, forged.entries) is None
+    assert verify(CAM, forged.entries, head=log.head) is not None
+
+
+def test_logs_of_two_cameras_cannot_be_swapped() -> None:
+    log = busy_camera().camera.audit
+    assert genesis("cam-1") != genesis("cam-2")
+    assert verify("cam-2", log.entries) == 0
+
+
+def test_log_is_append_only_from_outside() -> None:
+    log = busy_camera().camera.audit
+    entries = log.entries
+    assert isinstance(entries, tuple)
+    with pytest.raises(AttributeError):
+        entries[0].kind = "x"  # type: ignore[misc]
