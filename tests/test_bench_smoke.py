@@ -1,0 +1,56 @@
+"""The benchmark scripts run (tiny sizes, ``--quick``) and print what they promise.
+
+No timing is asserted: figures depend on the machine. What is checked is that every script
+works, reports a ratio to a baseline measured in the same run, and that ``run_all.py`` turns
+the results into a Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.req("BENCH")
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script", ["controller_step.py", "replay_shift.py", "fleet.py"])
+def test_script_reports_figures_and_a_ratio_to_a_same_run_baseline(script: str) -> None:
+    proc = _run(script, "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["bench"] == script.removesuffix(".py")
+    assert doc["machine"]["nproc"] >= 1 and doc["machine"]["python"]
+    rows = doc["rows"]
+    assert rows and all(r["value"] > 0 for r in rows)
+    first = rows[0]
+    assert first["baseline"] and first["ratio"] is not None and first["ratio"] > 0
+
+
+def test_script_prints_for_people_without_json() -> None:
+    proc = _run("controller_step.py", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    assert "events/s" in proc.stdout and "ratio" in proc.stdout
+
+
+def test_run_all_prints_a_markdown_table() -> None:
+    proc = _run("run_all.py", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("Machine:")
+    assert "| benchmark | figure | value | baseline (same run) | ratio | target | met |" in lines
+    benches = {line.split("|")[1].strip() for line in lines if line.startswith("| ")}
+    assert {"controller_step", "replay_shift", "fleet"} <= benches
