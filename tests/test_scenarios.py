@@ -110,8 +110,6 @@ def _replay(path: Path, factory: ControllerFactory) -> ReplayResult:
     pytest.mark.req("R-DOCK"), pytest.mark.req("R-POWER"), pytest.mark.req("R-STORE"),
     pytest.mark.req("R-ROLL"), pytest.mark.req("R-SIG"), pytest.mark.req("R-IDEM"),
     pytest.mark.req("R-BAD"), pytest.mark.req("R-AUDIT"), pytest.mark.req("R-META"),
-    pytest.mark.req("P-NOMISS"), pytest.mark.req("P-NOSPLIT"), pytest.mark.req("P-BAD"),
-    pytest.mark.req("P-IDEM"), pytest.mark.req("P-DET"), pytest.mark.req("P-AUDIT"),
 ))
 def test_scenario_meets_its_expectations(
     path: Path, unmarked: tuple[str, ...], controller_factory: ControllerFactory
