@@ -321,6 +321,7 @@ class Replay:
         out: list[tuple[float, float]] = []
         start: float | None = None
         limit = sc.end
+        running: set[str] = set()
         for idx, first in sorted(run.delivered.items(), key=lambda kv: (kv[1].at, kv[0])):
             if first.ok is not True:
                 continue
@@ -329,6 +330,15 @@ class Replay:
                 out.append((start, limit))
                 start = None
             f = e.fields
+            # Only a *new* required activity resumes; a repeated start of a running one is
+            # a duplicate and changes nothing (R-NOSPLIT).
+            new_required = False
+            if e.event == "activity_start":
+                aid = str(f.get("activity_id"))
+                new_required = aid not in running and policy.is_required(str(f.get("activity")))
+                running.add(aid)
+            elif e.event == "activity_end":
+                running.discard(str(f.get("activity_id")))
             if start is None:
                 if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
                     until = open_until(first.at)
@@ -336,7 +346,7 @@ class Replay:
                         start, limit = first.at, until
             elif (
                 e.event == "reactivate"
-                or (e.event == "activity_start" and policy.is_required(str(f.get("activity"))))
+                or new_required
                 or (e.event == "signal" and f.get("source") in policy.signals)
                 or (e.event == "button" and f.get("action") == "start")
             ):
