@@ -179,12 +179,14 @@ class SimHub:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Inject a publication as the harness (always connected, not a client)."""
+        self.sync()
         self.broker.publish(None, topic, payload, qos, retain)
         self.kick()
 
     def cut(self, client_id: str) -> None:
         """Fault: drop ``client_id``'s link uncleanly (its will fires); it must reconnect itself."""
         bus = self._buses.get(client_id)
+        self.sync()
         self.broker.disconnect(client_id, clean=False)
         if bus is not None:
             bus._link_lost(BusError(f"connection of {client_id!r} lost"))
@@ -193,6 +195,7 @@ class SimHub:
     def outage(self, for_s: float) -> None:
         """Fault: the broker is down for ``for_s`` seconds. Every client's link drops (no wills);
         connects fail until it is back; sessions and retained messages survive."""
+        self.sync()
         self.broker.outage(for_s)
         for client_id, bus in list(self._buses.items()):
             # The broker would reconnect its clients by itself when the outage ends; a real
@@ -208,6 +211,14 @@ class SimHub:
             self._armed.cancel()
             self._armed = None
             self._armed_at = None
+
+    def sync(self) -> None:
+        """Bring the broker's clock up to the loop's (running anything due), before acting on it.
+
+        The scheduler's clock only moves when it runs; without this a client acting after a quiet
+        spell would meet the broker still living at its last event (say, still inside an outage).
+        """
+        self.scheduler.run(until=max(self.now, self.scheduler.now))
 
     def kick(self) -> None:
         """Re-arm the loop timer at the scheduler's next event (after any direct broker call)."""
@@ -259,6 +270,7 @@ class SimBus:
             raise BusError(f"{client_id!r}: already connected")
         epoch = self._inbox.open()
         inbox = self._inbox
+        self.hub.sync()
         present = self.hub.broker.connect(client_id, inbox.put, clean_session=clean_session, will=will)
         self._client_id, self._epoch, self._up = client_id, epoch, True
         self.hub._register(client_id, self)
@@ -267,11 +279,13 @@ class SimBus:
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         client_id = self._require()
+        self.hub.sync()
         self.hub.broker.subscribe(client_id, topic_filter, qos)
         self.hub.kick()
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client_id = self._require()
+        self.hub.sync()
         self.hub.broker.publish(client_id, topic, payload, qos, retain)
         self.hub.kick()
 
@@ -282,6 +296,7 @@ class SimBus:
         if not self._up or self._client_id is None:
             return
         client_id = self._client_id
+        self.hub.sync()
         with contextlib.suppress(BusError):  # already cut by a fault: nothing left to close
             self.hub.broker.disconnect(client_id, clean=clean)
         self._up = False

@@ -222,6 +222,7 @@ class CameraRuntime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._wake_sender = asyncio.Event()
+        self._flushed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._connected = asyncio.Event()
         self._will = Message(self.topics.availability, UNAVAILABLE, qos=1, retain=True)
@@ -231,7 +232,7 @@ class CameraRuntime:
     @property
     def connected(self) -> bool:
         """Whether the runtime currently has a working link."""
-        return self._connected.is_set()
+        return self._connected.is_set() and self.bus.is_connected
 
     def now(self) -> float:
         """Seconds since :meth:`run` started, on the loop's clock (what the node sees)."""
@@ -242,6 +243,10 @@ class CameraRuntime:
     async def wait_connected(self) -> None:
         """Return once the runtime is connected and subscribed."""
         await self._connected.wait()
+
+    async def wait_flushed(self) -> None:
+        """Return once everything the node has published so far reached the broker."""
+        await self._flushed.wait()
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish cleanly (safe to call from a signal handler)."""
@@ -301,6 +306,7 @@ class CameraRuntime:
             await self.bus.subscribe(topic_filter, 1)
         # The will may have replaced the retained availability while we were away.
         self.outbox.push(availability(self.topics, online=True), first=True)
+        self._flushed.clear()
         self._connected.set()
         log_event(self._log, logging.INFO, "connected", camera=self.node.camera_id,
                   client_id=self.client_id, session_present=session_present, queued=len(self.outbox))
@@ -334,6 +340,7 @@ class CameraRuntime:
         while True:
             entry = outbox.head()
             if entry is None:
+                self._flushed.set()
                 if self._stopping.is_set():
                     return
                 wake.clear()
@@ -402,6 +409,7 @@ class CameraRuntime:
         for pub in publications:
             self.outbox.push(pub)
         if publications:
+            self._flushed.clear()
             self._wake_sender.set()
 
     # ------------------------------------------------------------------------ helpers
