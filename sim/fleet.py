@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.params import CameraParams
-from controller.policy import Policy, load_policy
+from controller.policy import BUILTIN, Policy, load_policy
 
 from .oracle import REPORT_KEYS, empty_missed
 from .scenario import BusSpec, CameraSpec, Scenario, TimelineEntry
@@ -593,7 +593,10 @@ def run_fleet(
     from .parallel import map_batches
 
     _policy(policy)  # fail early, in this process, on an unknown policy
-    plans = plan_fleet(cameras, hours, seed, policy, profile)
+    # Workers may start elsewhere (another cwd, another machine with the same layout): give them
+    # an absolute path to a policy file.
+    ref = policy if policy in BUILTIN else str((Path.cwd() / policy).resolve())
+    plans = plan_fleet(cameras, hours, seed, ref, profile)
     total = sum(len(p.cameras) for p in plans)
     done = 0
 
@@ -721,8 +724,9 @@ def write_worst_timelines(result: FleetResult, path: Path, err: Any, teams: int 
     if not chosen:
         err.print("timeline skipped: no camera missed any required footage")
         return []
+    ref = result.policy if result.policy in BUILTIN else str((Path.cwd() / result.policy).resolve())
     plans = {p.team: p for p in plan_fleet(result.cameras_requested, result.hours, result.seed,
-                                            result.policy, result.profile)}
+                                            ref, result.profile)}
     written: list[Path] = []
     for i, team in enumerate(chosen[:teams]):
         target = path if i == 0 else path.with_name(f"{path.stem}-{team}{path.suffix}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +96,29 @@ def test_unreachable_cluster_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -
                                    "--cluster", "tcp://127.0.0.1:1"])
     assert res.exit_code == 2
     assert "Dask scheduler" in res.stderr
+
+
+POLICY_WITH_TAIL = """\
+name: test-tail
+activities:
+  patrol: {kind: required}
+  emergency_response: {kind: required, post_s: 60}
+  search_warrant: {kind: required}
+  first_amendment_activity: {kind: prohibited}
+signals: [holster, taser]
+deactivation_reasons: [supervisor_order]
+camera: {prebuffer_s: 120}
+"""
+
+
+def test_a_policy_file_relative_to_cwd_reaches_the_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path
+    (folder / "tail.yaml").write_text(POLICY_WITH_TAIL, encoding="utf-8")
+    monkeypatch.chdir(folder)
+    alone = run_fleet(12, 4, seed=2, policy="tail.yaml")
+    pooled = run_fleet(12, 4, seed=2, policy="tail.yaml", workers=2)
+    assert pooled.to_json() == alone.to_json()
+    assert alone.to_json()["policy"] == "tail.yaml"
+    assert alone.verdict == "pass"
