@@ -683,6 +683,7 @@ def fleet_command(
     with Progress(
         TextColumn("[bold]fleet[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("cameras"),
         TimeElapsedColumn(), console=err, transient=True,
+        disable=not err.is_terminal,  # no bar (and no stray blank line) in logs and pipes
     ) as bar:
         task = bar.add_task("fleet", total=cameras)
 
