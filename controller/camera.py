@@ -81,6 +81,7 @@ from .messages import (
 )
 from .params import CameraParams
 from .policy import Policy
+from .spans import subtract, union
 
 EPS = 1e-9
 
@@ -443,10 +444,10 @@ class Camera:
             covered += self._paused
             if self.deactivation is not None:
                 covered.append((self.deactivation.since, now))
-            covered = _merge(covered)
+            covered = union(covered)
             for a, b, cause in self._history_between(ts, now):
                 if cause is None:
-                    late += _subtract(a, b, covered)
+                    late += subtract([(a, b)], covered)
                 elif cause not in causes:
                     causes.append(cause)
         current = None if self.rec is not None else self._cannot_record_cause()
@@ -704,35 +705,6 @@ class Camera:
     def _flush(self) -> list[Outbound]:
         out, self._out = self._out, []
         return out
-
-
-def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Sorted, disjoint union of ``spans`` (touching spans join)."""
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1] + EPS:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def _subtract(a: float, b: float, covered: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """``[a, b)`` minus the sorted, disjoint ``covered`` spans."""
-    out: list[tuple[float, float]] = []
-    cur = a
-    for ca, cb in covered:
-        if cb <= cur:
-            continue
-        if ca >= b:
-            break
-        if ca > cur + EPS:
-            out.append((cur, ca))
-        cur = max(cur, cb)
-    if cur < b - EPS:
-        out.append((cur, b))
-    return out
 
 
 def _type_of(event: Event) -> str:

@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from controller.messages import Alert
+from controller.spans import EPS, subtract, union
 
 CAUSES = (
     "docked", "battery", "not_ready", "storage", "deactivated", "bus", "late_trigger", "controller",
@@ -56,7 +57,6 @@ REPORT_KEYS = ("total", "controller", "late_trigger", "not_ready", "docked", "ba
                "bus", "deactivated")
 ALERTED_BY_CAUSE = frozenset({"docked", "not_ready", "battery", "storage"})
 _STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
-EPS = 1e-6
 ALERT_GRACE_S = 1.0
 
 
@@ -120,41 +120,6 @@ class Judgement:
 
 def empty_missed() -> dict[str, float]:
     return dict.fromkeys(REPORT_KEYS, 0.0)
-
-
-def union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(i for i in intervals if i[1] > i[0]):
-        if out and a <= out[-1][1] + EPS:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def subtract(
-    base: Sequence[tuple[float, float]], minus: Sequence[tuple[float, float]]
-) -> list[tuple[float, float]]:
-    """``base`` minus ``minus``; both sorted and disjoint."""
-    out: list[tuple[float, float]] = []
-    j = 0
-    for a, b in base:
-        cur = a
-        while j < len(minus) and minus[j][1] <= cur:
-            j += 1
-        k = j
-        while k < len(minus) and minus[k][0] < b:
-            ma, mb = minus[k]
-            if ma > cur + EPS:
-                out.append((cur, ma))
-            cur = max(cur, mb)
-            if mb > b:
-                break
-            k += 1
-        if cur < b - EPS:
-            out.append((cur, b))
-    return out
 
 
 class _StateAt:
