@@ -216,7 +216,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=None, help="time budget per figure")
     args = p.parse_args()
     samples = args.samples or (50 if args.quick else 1000)
-    budget = args.seconds or (5.0 if args.quick else 30.0)
+    budget = args.seconds or (2.0 if args.quick else 30.0)
     logging.basicConfig(level=logging.ERROR)
     rows: list[measure.Row] = []
     notes: list[str] = []

@@ -139,3 +139,21 @@ def test_a_password_file_needs_a_username(tmp_path: Path) -> None:
     secret.write_text("s3cret\n")
     done = _live("--broker", "mqtt://127.0.0.1:1", "--camera", "c", "--password-file", str(secret))
     assert done.returncode == 2 and "--username" in done.stderr and "s3cret" not in done.stderr
+
+
+def test_endpoint_credentials_and_tls_come_from_files_and_the_environment(tmp_path: Path) -> None:
+    from sim.live import LiveOptions, build_endpoint
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    plain = build_endpoint(LiveOptions(broker="mqtt://broker.example", camera="c"), environ={})
+    assert (plain.host, plain.port, plain.tls, plain.password) == ("broker.example", 1883, None, None)
+    tls = build_endpoint(LiveOptions(broker="mqtts://broker.example", camera="c", username="u", cafile=ca),
+                         environ={"BWCSIM_MQTT_PASSWORD": "from-env"})
+    assert tls.port == 8883 and tls.tls is not None and tls.tls.cafile == str(ca)
+    assert tls.password == "from-env" and "from-env" not in repr(tls)
+    options = LiveOptions(broker="mqtt://h:1884", camera="c", username="u", password_file=secret)
+    filed = build_endpoint(options, environ={"BWCSIM_MQTT_PASSWORD": "ignored"})
+    assert filed.port == 1884 and filed.password == "from-file"
