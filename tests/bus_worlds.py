@@ -69,6 +69,13 @@ class World:
                 await asyncio.wait_for(task, TIMEOUT_S)
         for probe in self._probes:
             await probe.stop()
+        if self.kind == "mqtt":
+            # Leave no persistent session behind on a shared broker: a clean connect ends it.
+            for runtime, _task in self.runtimes:
+                with contextlib.suppress(Exception):
+                    bus = self.bus()
+                    await bus.connect(runtime.client_id, clean_session=True)
+                    await bus.disconnect()
         if self._injector is not None:
             # Leave nothing retained behind on a shared broker.
             for topic in sorted(self._retained_topics):
