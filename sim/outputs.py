@@ -33,7 +33,9 @@ from typing import Any
 
 import msgspec
 
-from .oracle import EPS, Window
+from controller.spans import EPS
+
+from .oracle import Window
 from .replay import CameraRun, ReplayResult
 
 __all__ = [
