@@ -1,0 +1,303 @@
+"""The property search behind ``bwcsim fuzz``, and the shrink-to-scenario writer.
+
+Theory of operation
+-------------------
+:func:`search` runs one property (P-NOMISS by default) over scenarios drawn from
+:func:`sim.strategies.scenarios`, replaying each with the given controller factory and judging
+it with :mod:`sim.invariants`. Hypothesis does the searching and the shrinking; this module
+only pins down what makes a search *reproducible* and *useful*:
+
+* **Seeded.** ``database=None`` (no example replayed from a previous run), ``@seed(seed)`` and
+  no ``explain`` phase: the same seed, controller and example budget give the same examples in
+  the same order, hence the same counterexample, on any machine.
+* **Counted.** Every replay is counted; calls before the first failure are the *examples* (the
+  progress bar counts them up to the budget), calls after it are shrinking.
+* **Written out.** Hypothesis re-runs the minimal failing example last, so the last failing
+  scenario seen *is* the shrunk one. :func:`write_counterexample` saves it as a format-v1 file
+  whose description names the property, the seed and the problems, with ``expect: {verdict:
+  pass}`` — so ``bwcsim run`` on it exits 1 for the broken controller and 0 once it is fixed.
+
+A controller that raises out of its handler is a failure like any other (its message becomes
+the problem), never a crash of the search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from controller.errors import BwcError
+from controller.node import DEFAULT_FACTORY, ControllerFactory
+
+from .invariants import no_miss, no_split
+from .replay import ReplayResult, replay
+from .strategies import load_scenario_dict, scenario_yaml, scenarios
+
+__all__ = [
+    "PROPERTIES",
+    "FuzzOutcome",
+    "ProgressFn",
+    "check_scenario",
+    "counterexample_document",
+    "minimise",
+    "run_cli",
+    "search",
+    "write_counterexample",
+]
+
+#: The replay-judged properties a search can look for, by SPEC ID.
+PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = {
+    "P-NOMISS": no_miss,
+    "P-NOSPLIT": no_split,
+}
+
+#: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(slots=True)
+class FuzzOutcome:
+    """What one search did and found."""
+
+    prop: str
+    seed: int
+    budget: int
+    examples: int = 0  # examples run before a failure was found (all of them if none was)
+    shrink_calls: int = 0
+    seconds: float = 0.0
+    search_seconds: float = 0.0  # until the first failure (all of ``seconds`` if none)
+    counterexample: dict[str, Any] | None = None  # the shrunk scenario, as a dict
+    problems: list[str] = field(default_factory=list)
+    saved: Path | None = None
+
+    @property
+    def failures(self) -> int:
+        return 0 if self.counterexample is None else 1
+
+    @property
+    def passed(self) -> bool:
+        return self.counterexample is None
+
+    @property
+    def examples_per_s(self) -> float:
+        """Examples generated and judged per second, shrinking excluded."""
+        return self.examples / self.search_seconds if self.search_seconds > 0 else 0.0
+
+
+def check_scenario(
+    data: dict[str, Any], factory: ControllerFactory, prop: str = "P-NOMISS"
+) -> list[str]:
+    """Replay one scenario dict with ``factory``; the problems ``prop`` finds (``[]``: holds)."""
+    scenario = load_scenario_dict(data)
+    try:
+        result = replay(scenario, factory)
+    except Exception as exc:  # a controller that raises is a finding, not a crash of the search
+        return [f"replay raised {type(exc).__name__}: {exc}"]
+    return PROPERTIES[prop](result)
+
+
+class _PropertyFailed(AssertionError):
+    pass
+
+
+def search(
+    factory: ControllerFactory,
+    *,
+    examples: int = 200,
+    seed: int = 0,
+    prop: str = "P-NOMISS",
+    save_dir: Path | None = None,
+    controller: str = DEFAULT_FACTORY,
+    progress: ProgressFn | None = None,
+    strategy: st.SearchStrategy[dict[str, Any]] | None = None,
+) -> FuzzOutcome:
+    """Search ``examples`` generated scenarios for a violation of ``prop``; shrink and save it.
+
+    ``controller`` is only recorded in a saved file's description. With ``save_dir`` the shrunk
+    counterexample is written there (see :func:`write_counterexample`).
+    """
+    if prop not in PROPERTIES:
+        raise ValueError(f"unknown property {prop!r} (one of {', '.join(PROPERTIES)})")
+    outcome = FuzzOutcome(prop=prop, seed=seed, budget=examples)
+    started = time.perf_counter()  # wall clock only for the summary's rate, never the simulation
+    last_failure: list[tuple[dict[str, Any], list[str]]] = []
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    @hypothesis_seed(seed)
+    @given(strategy if strategy is not None else scenarios())
+    def run_one(data: dict[str, Any]) -> None:
+        if last_failure:
+            outcome.shrink_calls += 1
+        else:
+            outcome.examples += 1
+        if progress is not None:
+            progress(outcome.examples, examples, "shrink" if last_failure else "search")
+        problems = check_scenario(data, factory, prop)
+        if problems:
+            if not last_failure:
+                outcome.search_seconds = time.perf_counter() - started
+            last_failure.append((data, problems))
+            del last_failure[:-1]
+            raise _PropertyFailed("; ".join(problems))
+
+    try:
+        run_one()
+    except _PropertyFailed:
+        pass
+    finally:
+        outcome.seconds = time.perf_counter() - started
+        if not last_failure:
+            outcome.search_seconds = outcome.seconds
+    if last_failure:
+        data, problems = last_failure[-1]
+        data, problems = minimise(data, lambda d: check_scenario(d, factory, prop), problems)
+        outcome.counterexample = counterexample_document(data, prop, seed, problems, controller)
+        outcome.problems = problems
+        if save_dir is not None:
+            outcome.saved = write_counterexample(outcome.counterexample, save_dir, prop, seed)
+    return outcome
+
+
+def minimise(
+    data: dict[str, Any],
+    problems_of: Callable[[dict[str, Any]], list[str]],
+    problems: list[str],
+    max_calls: int = 400,
+) -> tuple[dict[str, Any], list[str]]:
+    """Greedily drop whatever the failure does not need, after hypothesis' shrinking.
+
+    Hypothesis shrinks the abstract steps; this pass works on the resolved scenario itself and
+    removes timeline entries, camera parameters, ``delay_s`` keys and the bus block one at a
+    time while the property still fails (a candidate that no longer validates counts as
+    passing). It is deterministic, bounded by ``max_calls`` replays, and guarantees the saved
+    scenario is 1-minimal in timeline entries when the budget suffices.
+    """
+    calls = 0
+
+    def still_fails(candidate: dict[str, Any]) -> list[str]:
+        nonlocal calls
+        calls += 1
+        try:
+            return problems_of(candidate)
+        except BwcError:
+            return []
+
+    def candidates(current: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        timeline = current.get("timeline", [])
+        for i in reversed(range(len(timeline))):
+            yield {**current, "timeline": timeline[:i] + timeline[i + 1:]}
+        if "bus" in current:
+            yield {k: v for k, v in current.items() if k != "bus"}
+        for i, entry in enumerate(timeline):
+            if "delay_s" in entry:
+                shorter = {k: v for k, v in entry.items() if k != "delay_s"}
+                yield {**current, "timeline": [*timeline[:i], shorter, *timeline[i + 1:]]}
+        cameras = current.get("cameras", [])
+        for i in reversed(range(len(cameras))):
+            if len(cameras) > 1:
+                yield {**current, "cameras": cameras[:i] + cameras[i + 1:]}
+            for key in cameras[i]:
+                if key != "id":
+                    smaller = {k: v for k, v in cameras[i].items() if k != key}
+                    yield {**current, "cameras": [*cameras[:i], smaller, *cameras[i + 1:]]}
+
+    progress = True
+    while progress and calls < max_calls:
+        progress = False
+        for candidate in candidates(data):
+            if calls >= max_calls:
+                break
+            found = still_fails(candidate)
+            if found:
+                data, problems, progress = candidate, found, True
+                break
+    return data, problems
+
+
+def counterexample_document(
+    data: dict[str, Any], prop: str, seed: int, problems: list[str], controller: str
+) -> dict[str, Any]:
+    """The shrunk scenario as a self-describing format-v1 document, expecting a pass."""
+    doc: dict[str, Any] = {
+        "version": 1,
+        "name": f"{prop} counterexample (fuzz seed {seed})",
+        "description": (
+            f"Shrunk counterexample for {prop} found by `bwcsim fuzz --seed {seed}` with "
+            f"controller {controller}. Problems: " + "; ".join(problems)
+        ),
+    }
+    doc.update({k: v for k, v in data.items() if k not in ("version", "name", "description")})
+    doc["expect"] = {"verdict": "pass"}
+    doc["requirements"] = [prop]
+    return doc
+
+
+def write_counterexample(doc: dict[str, Any], directory: Path, prop: str, seed: int) -> Path:
+    """Write ``doc`` as ``<prop>-seed<seed>.yaml`` under ``directory``; return the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{prop.lower()}-seed{seed}.yaml"
+    path.write_text(scenario_yaml(doc), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int:
+    """``bwcsim fuzz``: search with a progress bar, print a summary; 0 pass, 1 failure."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from controller.node import load_factory
+
+    factory = load_factory(controller)
+    console = Console(stderr=True, highlight=False)
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[phase]}"), TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("P-NOMISS", total=examples, phase="search")
+
+        def on_progress(done: int, total: int, phase: str) -> None:
+            bar.update(task, completed=done, phase=phase)
+
+        outcome = search(factory, examples=examples, seed=seed, save_dir=save,
+                         controller=controller, progress=on_progress)
+    colour = "green" if outcome.passed else "red"
+    console.print(
+        f"[{colour} bold]{'PASS' if outcome.passed else 'FAIL'}[/] P-NOMISS  "
+        f"examples {outcome.examples}  failures {outcome.failures}  "
+        f"seconds {outcome.seconds:.2f}  examples/s {outcome.examples_per_s:.0f}  seed {seed}",
+        soft_wrap=True,
+    )
+    if not outcome.passed:
+        for problem in outcome.problems:
+            console.print(f"  {problem}", markup=False)
+        assert outcome.counterexample is not None
+        console.print(
+            f"  shrunk to {len(outcome.counterexample.get('timeline', []))} timeline entries "
+            f"after {outcome.shrink_calls} shrink replays"
+        )
+        if outcome.saved is not None:
+            console.print(f"  saved: {outcome.saved}  (replay: bwcsim run {outcome.saved})",
+                          markup=False, soft_wrap=True)
+        else:
+            console.print("  (use --save DIR to write it as a scenario file)")
+    return 0 if outcome.passed else 1

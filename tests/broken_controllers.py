@@ -1,0 +1,150 @@
+"""Deliberately broken controllers: each breaks one rule of SPEC §4, for the property suites
+to catch (``tests/properties/test_broken_controllers.py``).
+
+Each factory takes a :class:`~controller.node.CameraSetup` like the reference
+``controller.reference:make_node`` and can be named on the command line, e.g.
+``bwcsim fuzz --controller broken_controllers:zero_buffer`` with ``tests/`` on ``PYTHONPATH``.
+They subclass the reference :class:`~controller.camera.Camera` and change as little as possible,
+so a failure points at exactly the rule that was broken.
+"""
+
+from __future__ import annotations
+
+from controller.camera import Camera, Deactivation
+from controller.messages import ActivityEnd
+from controller.node import CameraNode, CameraSetup
+from controller.reference import ReferenceNode
+
+
+class _ZeroBufferCamera(Camera):
+    """R-BUF broken: the buffered footage is never prepended."""
+
+    def on_enter_recording(self) -> None:
+        self.buffer_since = self._now
+        super().on_enter_recording()
+
+
+class _HalfBufferCamera(Camera):
+    """R-BUF broken: only half of the available buffer is prepended."""
+
+    def on_enter_recording(self) -> None:
+        available = min(self.params.prebuffer_s, self._now - self.buffer_since)
+        self.buffer_since = self._now - available / 2
+        super().on_enter_recording()
+
+
+class _NoRefCountCamera(Camera):
+    """R-NOSPLIT broken: any ``activity_end`` closes every required window (no reference count)."""
+
+    def _activity_end(self, ev: ActivityEnd) -> str | None:
+        had_window = ev.activity_id in self.windows
+        error = super()._activity_end(ev)
+        if error is None and had_window and self.windows:
+            self.windows.clear()
+            self._reconcile()
+        return error
+
+
+class _StopHonouredCamera(Camera):
+    """R-STOP broken: a manual stop during a required activity is obeyed."""
+
+    def _stop(self) -> str | None:
+        if self.windows and self.deactivation is None:
+            # Behaves like an unrecorded pause: the recording closes and the press is acked.
+            self.deactivation = Deactivation("button_stop", "officer", self._now)
+            self.manual_hold = False
+            self._reconcile()
+            return None
+        return super()._stop()
+
+
+class _DockDropsCamera(Camera):
+    """R-DOCK broken: docking discards the open recording instead of closing it."""
+
+    _docking = False
+
+    def _dock(self) -> None:
+        self._docking = True
+        try:
+            super()._dock()
+        finally:
+            self._docking = False
+
+    def on_exit_recording(self) -> None:
+        if self._docking:
+            self.rec = None  # never published: the footage is lost
+            return
+        super().on_exit_recording()
+
+
+class _SilentMissCamera(Camera):
+    """R-MISS broken: the ``missed_required_recording`` alert is never sent."""
+
+    def _alert_missed(self, cause: str | None, windows: tuple[str, ...]) -> None:
+        return
+
+
+class _SignalStopsCamera(Camera):
+    """R-SIG broken: a device signal while recording stops the recording instead of holding it."""
+
+    def _manual_start(self, reason: str) -> str | None:
+        if reason.startswith("signal:") and self.rec is not None:
+            self.manual_hold = False
+            if self.windows and self.deactivation is None:
+                self.deactivation = Deactivation(reason, "device", self._now)
+            self._reconcile()
+            return None
+        return super()._manual_start(reason)
+
+
+def _node(camera_type: type[Camera], setup: CameraSetup) -> CameraNode:
+    node = ReferenceNode(setup)
+    node.camera = camera_type(setup.camera_id, setup.policy, setup.params, setup.initial)
+    return node
+
+
+def zero_buffer(setup: CameraSetup) -> CameraNode:
+    """Prepends no buffer at all (R-BUF)."""
+    return _node(_ZeroBufferCamera, setup)
+
+
+def half_buffer(setup: CameraSetup) -> CameraNode:
+    """Prepends half the buffer (R-BUF)."""
+    return _node(_HalfBufferCamera, setup)
+
+
+def no_refcount(setup: CameraSetup) -> CameraNode:
+    """Ends the recording at the first ``activity_end`` of nested activities (R-NOSPLIT)."""
+    return _node(_NoRefCountCamera, setup)
+
+
+def stop_honoured(setup: CameraSetup) -> CameraNode:
+    """Obeys a manual stop during a required activity (R-STOP)."""
+    return _node(_StopHonouredCamera, setup)
+
+
+def dock_drops(setup: CameraSetup) -> CameraNode:
+    """Loses the open recording at a dock (R-DOCK)."""
+    return _node(_DockDropsCamera, setup)
+
+
+def silent_miss(setup: CameraSetup) -> CameraNode:
+    """Never publishes ``missed_required_recording`` (R-MISS)."""
+    return _node(_SilentMissCamera, setup)
+
+
+def signal_stops(setup: CameraSetup) -> CameraNode:
+    """Stops a running recording on a device signal (R-SIG)."""
+    return _node(_SignalStopsCamera, setup)
+
+
+#: Every broken factory, by name, with the requirement it breaks.
+BROKEN: dict[str, tuple[str, object]] = {
+    "zero_buffer": ("R-BUF", zero_buffer),
+    "half_buffer": ("R-BUF", half_buffer),
+    "no_refcount": ("R-NOSPLIT", no_refcount),
+    "stop_honoured": ("R-STOP", stop_honoured),
+    "dock_drops": ("R-DOCK", dock_drops),
+    "silent_miss": ("R-MISS", silent_miss),
+    "signal_stops": ("R-SIG", signal_stops),
+}
