@@ -243,6 +243,34 @@ def schema(
     sys.stdout.write(render(doc, chosen))
 
 
+@app.command()
+def fuzz(
+    examples: Annotated[int, typer.Option(min=1, help="Examples to generate.")] = 200,
+    seed: Annotated[int, typer.Option(help="Search seed (same seed, same examples).")] = 0,
+    save: Annotated[Path | None, typer.Option(help="Folder for the shrunk counterexample.")] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Search generated scenarios for a missed recording (P-NOMISS); save the shrunk failure."""
+    from .fuzzing import run_cli
+
+    _factory(controller)
+    raise typer.Exit(run_cli(examples, seed, save, controller))
+
+
+@app.command()
+def explore(
+    depth: Annotated[int, typer.Option(min=1, help="Steps per sequence.")] = 6,
+    late: Annotated[bool, typer.Option("--late", help="Also explore late triggers.")] = False,
+    save: Annotated[Path | None, typer.Option(help="Folder for the first failing sequence.")] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Replay every sequence of key events up to --depth and judge each with the oracle."""
+    from .explore import run_cli
+
+    _factory(controller)
+    raise typer.Exit(run_cli(depth, controller, late_starts=late, save=save))
+
+
 def main() -> None:
     """Console entry point."""
     try:
