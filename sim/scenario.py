@@ -765,6 +765,15 @@ def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenar
     return _Loader(doc, base_dir if base_dir is not None else Path(file).parent).scenario()
 
 
+def scenario_from_data(data: object, file: str = "<generated>", base_dir: Path | None = None) -> Scenario:
+    """Validate an already-parsed scenario document (e.g. one a generator built) by the same rules.
+
+    Errors name the field but no line, as there is no text. Policy paths resolve against
+    ``base_dir`` (default: the current folder).
+    """
+    return _Loader(SourceDoc(data, {}, file), base_dir if base_dir is not None else Path(".")).scenario()
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate the scenario file at ``path``."""
     path = Path(path)

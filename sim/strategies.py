@@ -40,16 +40,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 from hypothesis import strategies as st
 
 from controller.policy import DEVICE_SOURCES, Policy, load_policy
-from controller.yamlsrc import SourceDoc
 
-from .scenario import Scenario, parse_scenario
+from .scenario import Scenario, parse_scenario, scenario_from_data
 
 __all__ = [
     "MALFORMED_PAYLOADS",
@@ -400,10 +398,7 @@ def load_scenario_dict(data: dict[str, Any], file: str = "<generated>") -> Scena
     The dict skips the YAML text step only; every rule of the loader applies. Errors name the
     field but no line (there is no text yet). Policy paths resolve against the current folder.
     """
-    # The loader is the one parse_scenario uses, fed the document it would have composed.
-    from .scenario import _Loader
-
-    return _Loader(SourceDoc(data, {}, file), Path(".")).scenario()
+    return scenario_from_data(data, file)
 
 
 class _Dumper(yaml.SafeDumper):
