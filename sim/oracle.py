@@ -29,20 +29,26 @@ A window is *knowable* at second ``t`` when its trigger had arrived by ``t``, or
 while the camera was buffering and the buffer reached back to ``t``
 (``t >= d - min(prebuffer_s, d - buffer_since)``, R-BUF). A camera whose buffer arithmetic is
 wrong therefore shows ``controller`` seconds, while a trigger that truly came too late shows
-``late_trigger`` seconds.
+``late_trigger`` seconds. When an activity is announced more than once (on the camera's topic
+and the team's), ``d`` is the first arrival of any of them. The buffer is written to storage on
+activation: buffered seconds within reach that did not fit in the free storage the camera
+reported (``t < d - storage_free``) are ``storage`` seconds, not the controller's.
 
 The verdict is ``pass`` when there are no ``controller`` seconds and every other miss was
 announced by the alert SPEC §4a requires: ``late_trigger`` for late seconds, and a
 ``missed_required_recording`` with the exact ``cause`` within 1 s of the moment the camera could
 know (the later of the miss starting and the arrival of the window's trigger) for ``docked``,
 ``not_ready``, ``battery`` and ``storage``. ``bus`` and ``deactivated`` need none, nor do seconds
-whose trigger never arrived.
+whose trigger never arrived. A stretch of one cause that runs through several windows is checked
+piece by piece, so a window the camera never heard of does not excuse the seconds of another
+window it did hear of.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +78,7 @@ class Window:
     lost: bool = False  # the bus dropped it (never delivered)
     prior_state: str | None = None  # camera's reported state just before delivery
     prior_since: float = 0.0  # ... and since when it was in that state
+    prior_storage_free: float = math.inf  # ... and the free storage it reported then
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,17 @@ def _reach(w: Window, prebuffer_s: float) -> float | None:
     return w.delivered
 
 
+def _kept(w: Window, reach: float | None) -> float | None:
+    """Earliest buffered second that fits in the free storage at activation (R-STORE).
+
+    The buffer is written when the recording starts; when it does not fit, only its most
+    recent seconds are kept, and the older ones within reach are lost to ``storage``.
+    """
+    if reach is None or w.delivered is None or w.prior_state != "pre_buffer":
+        return reach
+    return max(reach, w.delivered - max(0.0, w.prior_storage_free))
+
+
 def judge(obs: Observation) -> Judgement:
     """Attribute every uncovered required second of one camera to exactly one cause."""
     windows = obs.windows
@@ -151,14 +169,17 @@ def judge(obs: Observation) -> Judgement:
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
     reaches = [_reach(w, obs.prebuffer_s) for w in windows]
+    kepts = [_kept(w, r) for w, r in zip(windows, reaches, strict=True)]
 
     cuts: set[float] = set()
-    for w, r in zip(windows, reaches, strict=True):
+    for w, r, k in zip(windows, reaches, kepts, strict=True):
         cuts.update((w.start, w.end))
         if w.delivered is not None:
             cuts.add(w.delivered)
         if r is not None:
             cuts.add(r)
+        if k is not None:
+            cuts.add(k)
     cuts.update(p.at for p in obs.states)
     for a, b in deacts:
         cuts.update((a, b))
@@ -172,6 +193,11 @@ def judge(obs: Observation) -> Judgement:
                 return c
             if sp.state == "pre_buffer" and sp.storage_free <= EPS:
                 return "storage"
+        if any(
+            w.start <= t < w.end and r is not None and k is not None and r - EPS <= t < k - EPS
+            for w, r, k in zip(windows, reaches, kepts, strict=True)
+        ):
+            return "storage"  # within the buffer's reach, but the buffer did not fit
         if any(a <= t < b for a, b in deacts):
             return "deactivated"
         lost = False
@@ -208,35 +234,55 @@ def judge(obs: Observation) -> Judgement:
 
 
 def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
-    """Misses that needed an alert (SPEC §4a) and did not get one."""
+    """Misses that needed an alert (SPEC §4a) and did not get one.
+
+    A miss stretch may run through several windows, each announced by its own trigger, so
+    the stretch is checked piece by piece between window boundaries: every piece needs the
+    alert due at the moment the camera could first know of it (the later of the stretch
+    starting and the first arrival of a trigger of a window covering that piece). A window
+    the camera never heard of excuses only the seconds no known window covers.
+    """
     problems: list[str] = []
+    windows = obs.windows
     for m in pieces:
         if m.cause not in ALERTED_BY_CAUSE and m.cause != "late_trigger":
             continue
-        covering = [w for w in obs.windows if w.start <= m.start + EPS and m.start < w.end - EPS]
-        known = [w for w in covering if w.delivered is not None]
-        if not known:
-            continue  # the camera never learned of the window: nothing to announce
-        if m.cause == "late_trigger":
-            ids = {w.activity_id for w in known}
+        points = sorted({m.start, m.end, *(
+            x for w in windows for x in (w.start, w.end) if m.start < x < m.end
+        )})
+        due: dict[float, tuple[float, float, list[str]]] = {}  # knew_at → (start, end, ids)
+        late_ids: list[tuple[float, float, set[str]]] = []
+        for lo, hi in itertools.pairwise(points):
+            if hi - lo <= EPS:
+                continue
+            mid = (lo + hi) / 2
+            known = [w for w in windows if w.start <= mid < w.end and w.delivered is not None]
+            if not known:
+                continue  # the camera never learned of these seconds: nothing to announce
+            if m.cause == "late_trigger":
+                late_ids.append((lo, hi, {w.activity_id for w in known}))
+                continue
+            first = min(w.delivered for w in known if w.delivered is not None)
+            knew_at = max(m.start, first)
+            a, b, ids = due.get(knew_at, (lo, hi, []))
+            due[knew_at] = (min(a, lo), max(b, hi), ids + [w.activity_id for w in known])
+        for lo, hi, id_set in late_ids:
             if not any(
-                a.kind == "late_trigger" and (a.activity_id is None or a.activity_id in ids)
+                a.kind == "late_trigger" and (a.activity_id is None or a.activity_id in id_set)
                 for a in obs.alerts
             ):
                 problems.append(
-                    f"{m.start:.3f}-{m.end:.3f} late_trigger: no late_trigger alert for "
-                    f"{', '.join(sorted(ids))}"
+                    f"{lo:.3f}-{hi:.3f} late_trigger: no late_trigger alert for "
+                    f"{', '.join(sorted(id_set))}"
                 )
-            continue
-        first = min(w.delivered for w in known if w.delivered is not None)
-        knew_at = max(m.start, first)
-        if not any(
-            a.kind == "missed_required_recording" and a.cause == m.cause
-            and knew_at - EPS <= a.at <= knew_at + ALERT_GRACE_S + EPS
-            for a in obs.alerts
-        ):
-            problems.append(
-                f"{m.start:.3f}-{m.end:.3f} {m.cause}: no missed_required_recording alert with "
-                f"cause {m.cause} within {ALERT_GRACE_S:g} s of {knew_at:.3f}"
-            )
+        for knew_at, (lo, hi, _ids) in sorted(due.items()):
+            if not any(
+                a.kind == "missed_required_recording" and a.cause == m.cause
+                and knew_at - EPS <= a.at <= knew_at + ALERT_GRACE_S + EPS
+                for a in obs.alerts
+            ):
+                problems.append(
+                    f"{lo:.3f}-{hi:.3f} {m.cause}: no missed_required_recording alert with "
+                    f"cause {m.cause} within {ALERT_GRACE_S:g} s of {knew_at:.3f}"
+                )
     return problems

@@ -11,6 +11,7 @@ against the scenario's ground truth.
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class FirstDelivery:
     at: float
     prior_state: str | None
     prior_since: float
+    prior_storage_free: float  # free storage in that report (constant while buffering)
     ok: bool | None = None  # the camera's ack, when it sent one
 
 
@@ -150,7 +152,8 @@ class Replay:
         if idx is not None and idx not in run.delivered:
             last = run.last_state
             first = FirstDelivery(
-                now, last.state if last else None, last.since if last else 0.0
+                now, last.state if last else None, last.since if last else 0.0,
+                last.storage_s if last else math.inf,
             )
             run.delivered[idx] = first
         if self.trace is not None:
@@ -270,18 +273,23 @@ class Replay:
         sc = self.scenario
         policy = sc.policy
         cam = run.spec.id
-        open_: dict[str, tuple[str, float, int]] = {}
+        # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
+        open_: dict[str, tuple[str, float, list[int]]] = {}
         out: list[Window] = []
 
         def close(aid: str, end: float) -> None:
-            activity, start, idx = open_.pop(aid)
-            first = run.delivered.get(idx)
+            activity, start, idxs = open_.pop(aid)
+            # The same activity may be announced more than once (its own topic and the team's,
+            # a resend): the camera knew of the window from the first of them to arrive.
+            firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
+            first = min(firsts, key=lambda f: f.at) if firsts else None
             out.append(Window(
                 activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
                 delivered=first.at if first else None,
-                lost=first is None and idx in run.lost,
+                lost=first is None and any(i in run.lost for i in idxs),
                 prior_state=first.prior_state if first else None,
                 prior_since=first.prior_since if first else 0.0,
+                prior_storage_free=first.prior_storage_free if first else math.inf,
             ))
 
         for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
@@ -290,8 +298,11 @@ class Replay:
             aid = str(e.fields.get("activity_id"))
             if e.event == "activity_start":
                 activity = str(e.fields.get("activity"))
-                if policy.is_required(activity) and aid not in open_:
-                    open_[aid] = (activity, e.at, e.index)
+                if aid in open_:
+                    if open_[aid][0] == activity:
+                        open_[aid][2].append(e.index)
+                elif policy.is_required(activity):
+                    open_[aid] = (activity, e.at, [e.index])
             elif aid in open_:
                 close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0))
         for aid in list(open_):
