@@ -32,7 +32,8 @@ The buffer runs from ``buffer_since`` (entry into ``pre_buffer``, which is also 
 recording ends). On activation at ``t_act`` the recording starts at
 ``t_act - min(prebuffer_s, t_act - buffer_since)`` — footage from before the buffer ran does not
 exist. The buffered part is written at once and counts against storage; if storage cannot hold
-all of it, the most recent seconds are kept.
+all of it, the most recent seconds are kept; the older ones are lost to storage (the
+``storage_full`` that follows announces them), so they are never called late.
 
 Late triggers (R-LATE, R-MISS)
 ------------------------------
@@ -187,6 +188,10 @@ class Camera:
         self._history: list[tuple[float, str | None]] = [(now, self._cannot_record_cause())]
         self._footage: list[tuple[float, float]] = []
         self._paused: list[tuple[float, float]] = []
+        # Buffered seconds the latest activation dropped because storage could not hold them
+        # (when, from, to): for the trigger that activated, they are lost to storage (announced
+        # by storage_full), not to lateness.
+        self._dropped: tuple[float, float, float] | None = None
 
     # ------------------------------------------------------------------ public interface
 
@@ -442,6 +447,8 @@ class Camera:
             if self.rec is not None:
                 covered.append((self.rec.start, now))
             covered += self._paused
+            if self._dropped is not None and self._dropped[0] == now:
+                covered.append(self._dropped[1:])
             if self.deactivation is not None:
                 covered.append((self.deactivation.since, now))
             covered = union(covered)
@@ -500,8 +507,9 @@ class Camera:
 
     def on_enter_recording(self) -> None:
         now = self._now
-        buffer_s = min(self.params.prebuffer_s, now - self.buffer_since)
-        buffer_s = max(0.0, min(buffer_s, self.storage_free))
+        wanted = min(self.params.prebuffer_s, now - self.buffer_since)
+        buffer_s = max(0.0, min(wanted, self.storage_free))
+        self._dropped = (now, now - wanted, now - buffer_s) if wanted > buffer_s + EPS else None
         self.used += buffer_s
         if self.paused_incident is not None:
             incident = self.paused_incident
