@@ -79,6 +79,7 @@ class Window:
     prior_state: str | None = None  # camera's reported state just before delivery
     prior_since: float = 0.0  # ... and since when it was in that state
     prior_storage_free: float = math.inf  # ... and the free storage it reported then
+    told_end: float | None = None  # when the camera learned the window closed (end + post_s)
 
 
 @dataclass(frozen=True, slots=True)

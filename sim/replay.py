@@ -34,6 +34,7 @@ TraceSink = Callable[[dict[str, Any]], None]
 
 @dataclass(slots=True)
 class FirstDelivery:
+    seq: int  # order of arrival at the camera, across the whole run
     at: float
     prior_state: str | None
     prior_since: float
@@ -89,6 +90,7 @@ class Replay:
         self.runs: dict[str, CameraRun] = {}
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
+        self._arrivals = 0
 
     # ------------------------------------------------------------------ driving
 
@@ -151,8 +153,9 @@ class Replay:
         first: FirstDelivery | None = None
         if idx is not None and idx not in run.delivered:
             last = run.last_state
+            self._arrivals += 1
             first = FirstDelivery(
-                now, last.state if last else None, last.since if last else 0.0,
+                self._arrivals, now, last.state if last else None, last.since if last else 0.0,
                 last.storage_s if last else math.inf,
             )
             run.delivered[idx] = first
@@ -277,12 +280,13 @@ class Replay:
         open_: dict[str, tuple[str, float, list[int]]] = {}
         out: list[Window] = []
 
-        def close(aid: str, end: float) -> None:
+        def close(aid: str, end: float, end_idx: int | None) -> None:
             activity, start, idxs = open_.pop(aid)
+            told = run.delivered.get(end_idx) if end_idx is not None else None
             # The same activity may be announced more than once (its own topic and the team's,
             # a resend): the camera knew of the window from the first of them to arrive.
             firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
-            first = min(firsts, key=lambda f: f.at) if firsts else None
+            first = min(firsts, key=lambda f: f.seq) if firsts else None
             out.append(Window(
                 activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
                 delivered=first.at if first else None,
@@ -290,6 +294,8 @@ class Replay:
                 prior_state=first.prior_state if first else None,
                 prior_since=first.prior_since if first else 0.0,
                 prior_storage_free=first.prior_storage_free if first else math.inf,
+                told_end=(told.at + policy.post_s.get(activity, 0.0)
+                          if told is not None and told.ok else None),
             ))
 
         for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
@@ -304,9 +310,9 @@ class Replay:
                 elif policy.is_required(activity):
                     open_[aid] = (activity, e.at, [e.index])
             elif aid in open_:
-                close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0))
+                close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
         for aid in list(open_):
-            close(aid, sc.end)
+            close(aid, sc.end, None)
         out.sort(key=lambda w: (w.start, w.activity_id))
         return [w for w in out if w.end > w.start]
 
@@ -314,8 +320,11 @@ class Replay:
         """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
         sc = self.scenario
         policy = sc.policy
-        known = [(max(w.start, w.delivered), w.end) for w in windows
-                 if w.delivered is not None and w.delivered < w.end]
+        # The windows as the camera knew them: from the arrival of the start to the arrival of
+        # the end plus post_s (or the end of the run when the end never arrived) — a
+        # deactivation is judged by what the camera was told, not by the ground truth.
+        known = [(w.delivered, w.told_end if w.told_end is not None else sc.end) for w in windows
+                 if w.delivered is not None]
 
         def open_until(t: float) -> float | None:
             ends = [b for a, b in known if a <= t < b]
@@ -333,7 +342,7 @@ class Replay:
         start: float | None = None
         limit = sc.end
         running: set[str] = set()
-        for idx, first in sorted(run.delivered.items(), key=lambda kv: (kv[1].at, kv[0])):
+        for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
             if first.ok is not True:
                 continue
             e = sc.timeline[idx]
