@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from controller.codec import Topics, decode_outbound, split_topic
+from controller.codec import Topics, availability, decode_outbound, split_topic
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
 from controller.reference import make_node
@@ -57,7 +57,9 @@ class CameraRun:
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
-    pending_ack: int | None = None
+    # Publications made while the bus was unreachable, sent in order on reconnect (as the
+    # live runtime does); the oracle still credits them at the time the camera raised them.
+    outbox: list[Publish] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -118,7 +120,7 @@ class Replay:
         self.runs[spec.id] = run
         will = Message(run.topics.availability, b"offline", qos=1, retain=True)
         self.broker.connect(spec.id, functools.partial(self._deliver, run), clean_session=False,
-                            will=will)
+                            will=will, on_connect=functools.partial(self._reconnected, run))
         for topic_filter in node.subscriptions():
             self.broker.subscribe(spec.id, topic_filter, 1)
         self._emit(run, node.start(self.sched.now))
@@ -197,6 +199,17 @@ class Replay:
             self._observe(run, pub, now)
             if self.broker.is_connected(run.spec.id):
                 self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
+            else:
+                run.outbox.append(pub)
+
+    def _reconnected(self, run: CameraRun, session_present: bool) -> None:
+        """Back online: announce availability again (the will said offline), flush the outbox."""
+        if not session_present:
+            return  # the first connect: the node's start() announces itself
+        pending = [availability(run.topics), *run.outbox]
+        run.outbox.clear()
+        for pub in pending:
+            self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
     def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
         where = split_topic(pub.topic, self.scenario.prefix)
