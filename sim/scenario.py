@@ -560,9 +560,23 @@ class _Loader:
         teams: set[str],
     ) -> tuple[TimelineEntry, ...]:
         out = []
+        first_with_id: dict[str, TimelineEntry] = {}
         for path, data in top.items("timeline", "timeline"):
             entry = _Mapping(self.doc, data, path, "a timeline entry")
-            out.append(self.entry(entry, cast(int, path[-1]), end, policy, cameras, teams))
+            built = self.entry(entry, cast(int, path[-1]), end, policy, cameras, teams)
+            if built.event is not None:
+                # A repeated id is how a redelivery is scripted, so it must repeat the same
+                # message; a different message under a known id would be silently ignored by
+                # the camera (R-IDEM) and make the scenario say something it does not mean.
+                first = first_with_id.setdefault(built.message_id, built)
+                if first is not built and _message_key(first) != _message_key(built):
+                    raise entry.error(
+                        "id" if entry.has("id") else "event",
+                        f"message id {built.message_id!r} is already used by timeline[{first.index}] "
+                        "(line {}) for a different message; a scripted redelivery repeats the same "
+                        "at, target and fields, anything else needs its own id".format(first.line),
+                    )
+            out.append(built)
         return tuple(out)
 
     def entry(
@@ -752,6 +766,10 @@ class _Loader:
 
 
 # ------------------------------------------------------------------------------ public API
+
+
+def _message_key(e: TimelineEntry) -> tuple[object, ...]:
+    return (e.at, e.camera, e.team, e.event, sorted(e.fields.items(), key=lambda kv: kv[0]))
 
 
 def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenario:

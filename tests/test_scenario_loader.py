@@ -171,6 +171,18 @@ def test_parse_time_rejects(value: object) -> None:
 BAD_INPUTS = [
     # (case id, scenario text, line, field, fragment of the message)
     pytest.param(
+        HEAD + "timeline:\n  - {at: 10, camera: cam-1, id: x, event: dock}\n"
+        "  - {at: 20, camera: cam-1, id: x, event: undock}\n",
+        9, "timeline[1].id", "message id 'x' is already used by timeline[0] (line 8) for a "
+        "different message", id="id-reused-for-another-message",
+    ),
+    pytest.param(
+        HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock}\n"
+        "  - {at: 20, camera: cam-1, id: m-0, event: undock}\n",
+        9, "timeline[1].id", "message id 'm-0' is already used by timeline[0]",
+        id="explicit-id-clashes-with-generated-one",
+    ),
+    pytest.param(
         HEAD + "timeline:\n  - at: 10\n    camera: cam-1\n    event: activity_start\n"
         "    activity: patrol\n    activity_id: 17\n",
         12, "timeline[0].activity_id", "expected a non-empty string, got an integer (17)",
@@ -430,12 +442,19 @@ def test_explicit_ids_script_a_redelivery() -> None:
     scenario = parse(
         HEAD + "timeline:\n"
         "  - {at: 10, camera: cam-1, event: signal, source: holster, id: dup}\n"
-        "  - {at: 11, camera: cam-1, event: signal, source: holster, id: dup}\n"
+        "  - {at: 10, delay_s: 1, camera: cam-1, event: signal, source: holster, id: dup}\n"
     )
     first, second = scenario.timeline
     assert first.message_id == second.message_id == "dup"
-    # Same id, but each carries its own ts: a redelivered id must be recognised by id alone.
-    assert first.payload("bwc")[1] != second.payload("bwc")[1]
+    # A redelivery is the same message, byte for byte, arriving again later.
+    assert first.payload("bwc") == second.payload("bwc")
+    assert (first.send_at, second.send_at) == (10.0, 11.0)
+    with pytest.raises(ScenarioError, match="already used by timeline"):
+        parse(
+            HEAD + "timeline:\n"
+            "  - {at: 10, camera: cam-1, event: signal, source: holster, id: dup}\n"
+            "  - {at: 11, camera: cam-1, event: signal, source: holster, id: dup}\n"
+        )
 
 
 @pytest.mark.req("SCN-FORMAT")
