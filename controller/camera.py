@@ -49,7 +49,7 @@ Battery and storage
 -------------------
 Both are piecewise linear in time with a slope fixed by the state, so they are advanced lazily
 to the time of each event (:meth:`Camera._advance`), and their threshold crossings are deadlines.
-While docked, closed segments upload oldest-first at ``upload_speed`` and a segment's space is
+While docked, closed recordings upload oldest-first at ``upload_speed`` and a recording's space is
 freed only once its whole upload is confirmed.
 """
 
@@ -153,7 +153,7 @@ class Camera:
         self.used = 0.0
         self.used_t = now
         self.upload_t = now
-        # Closed segments not yet offloaded: [size, uploaded so far], oldest first.
+        # Closed recordings not yet offloaded: [size, uploaded so far], oldest first.
         self.uploads: deque[list[float]] = deque()
         # Activities: every accepted running activity (any kind) → its name; open required
         # windows → tail end (None while the activity runs).
@@ -532,8 +532,9 @@ class Camera:
         rec = self.rec
         assert rec is not None
         self._publish_recording(rec, self._now, final=True, is_open=False)
-        for a, b in rec.segments:
-            self.uploads.append([b - a, 0.0])
+        # The whole recording (all its segments) is one upload: its space is freed only when
+        # every segment is confirmed (SPEC §4a), so evidence is never half-deleted.
+        self.uploads.append([sum(b - a for a, b in rec.segments), 0.0])
         # Recordings close in time order, so the merged footage only ever grows at its end.
         if self._footage and rec.start <= self._footage[-1][1] + EPS:
             self._footage[-1] = (self._footage[-1][0], max(self._now, self._footage[-1][1]))

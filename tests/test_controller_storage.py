@@ -68,14 +68,28 @@ def two_recordings_then_dock() -> CameraDriver:
 @pytest.mark.parametrize(
     ("undock_at", "free"), [(200.5, 850), (209.9, 850), (210, 950), (214.9, 950), (215, 1000)]
 )
-def test_uploads_oldest_first_and_free_space_only_per_confirmed_segment(
+def test_uploads_oldest_first_and_free_space_only_per_confirmed_recording(
     undock_at: float, free: float
 ) -> None:
-    """Reading: each segment is a file, deleted once its whole upload is confirmed (SPEC
-    §4a says "a recording"; for one-segment recordings both readings agree)."""
     drv = two_recordings_then_dock()
     drv.send(undock_at, "undock")
     assert drv.states[-1].storage_s == pytest.approx(free)
+
+
+@pytest.mark.req("R-STORE", "R-ROLL")
+def test_a_multi_segment_recording_is_freed_only_when_all_its_segments_are_uploaded() -> None:
+    """SPEC §4a: "A recording is freed only once its whole upload is confirmed" — not each
+    of its segment files as it goes."""
+    drv = CameraDriver(storage_s=1000, upload_speed=10, prebuffer_s=0, segment_max_s=50)
+    drv.send(0, "button", action="start")
+    drv.send(200, "button", action="stop")           # one recording, four 50 s segments
+    assert len(drv.recordings[-1].segment_list) == 4
+    drv.send(300, "dock")
+    drv.send(319.9, "undock")                        # 199 of 200 s uploaded: nothing freed
+    assert drv.states[-1].storage_s == pytest.approx(800)
+    drv.send(400, "dock")
+    drv.send(400.1, "undock")                        # the last second confirmed: all freed
+    assert drv.states[-1].storage_s == pytest.approx(1000)
 
 
 @pytest.mark.req("R-STORE")
