@@ -107,6 +107,9 @@ class Miss:
     start: float
     end: float
     cause: str
+    # For storage seconds lost because an activation's buffer did not fit: the arrival of that
+    # trigger, the earliest moment the camera could know (and so announce) the loss.
+    knew_at: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -186,29 +189,30 @@ def judge(obs: Observation) -> Judgement:
         cuts.update((a, b))
     sorted_cuts = sorted(cuts)
 
-    def cause_at(t: float) -> str:
+    def cause_at(t: float) -> tuple[str, float | None]:
         sp = states.at(t)
         if sp is not None:
             c = _STATE_CAUSE.get(sp.state)
             if c is not None:
-                return c
+                return c, None
             if sp.state == "pre_buffer" and sp.storage_free <= EPS:
-                return "storage"
-        if any(
-            w.start <= t < w.end and r is not None and k is not None and r - EPS <= t < k - EPS
-            for w, r, k in zip(windows, reaches, kepts, strict=True)
-        ):
-            return "storage"  # within the buffer's reach, but the buffer did not fit
+                return "storage", None
+        # Within a buffer's reach, but the buffer did not fit in the free storage.
+        unfit = [w.delivered for w, r, k in zip(windows, reaches, kepts, strict=True)
+                 if w.start <= t < w.end and r is not None and k is not None
+                 and r - EPS <= t < k - EPS and w.delivered is not None]
+        if unfit:
+            return "storage", min(unfit)
         if any(a <= t < b for a, b in deacts):
-            return "deactivated"
+            return "deactivated", None
         lost = False
         for w, r in zip(windows, reaches, strict=True):
             if not w.start <= t < w.end:
                 continue
             if r is not None and t >= r - EPS:
-                return "controller"
+                return "controller", None
             lost = lost or w.lost
-        return "bus" if lost else "late_trigger"
+        return ("bus" if lost else "late_trigger"), None
 
     pieces: list[Miss] = []
     for a, b in uncovered:
@@ -216,22 +220,35 @@ def judge(obs: Observation) -> Judgement:
         points = [a, *(c for c in sorted_cuts[i:] if c < b), b]
         for lo, hi in itertools.pairwise(points):
             if hi - lo > EPS:
-                c = cause_at((lo + hi) / 2)
-                if pieces and pieces[-1].cause == c and abs(pieces[-1].end - lo) <= EPS:
-                    pieces[-1] = Miss(pieces[-1].start, hi, c)
+                c, knew = cause_at((lo + hi) / 2)
+                last = pieces[-1] if pieces else None
+                if (last is not None and last.cause == c and last.knew_at == knew
+                        and abs(last.end - lo) <= EPS):
+                    pieces[-1] = Miss(last.start, hi, c, knew)
                 else:
-                    pieces.append(Miss(lo, hi, c))
+                    pieces.append(Miss(lo, hi, c, knew))
 
     missed = empty_missed()
     for m in pieces:
         missed[m.cause] += m.seconds
         missed["total"] += m.seconds
     per_window = [
-        [Miss(max(m.start, w.start), min(m.end, w.end), m.cause)
-         for m in pieces if m.end > w.start + EPS and m.start < w.end - EPS]
+        _merge_adjacent([Miss(max(m.start, w.start), min(m.end, w.end), m.cause)
+                         for m in pieces if m.end > w.start + EPS and m.start < w.end - EPS])
         for w in windows
     ]
     return Judgement(obs.camera_id, pieces, per_window, missed, _unannounced(obs, pieces))
+
+
+def _merge_adjacent(misses: list[Miss]) -> list[Miss]:
+    """Join touching misses of the same cause (as a report shows them)."""
+    out: list[Miss] = []
+    for m in misses:
+        if out and out[-1].cause == m.cause and abs(out[-1].end - m.start) <= EPS:
+            out[-1] = Miss(out[-1].start, m.end, m.cause)
+        else:
+            out.append(m)
+    return out
 
 
 def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
@@ -264,7 +281,7 @@ def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
                 late_ids.append((lo, hi, {w.activity_id for w in known}))
                 continue
             first = min(w.delivered for w in known if w.delivered is not None)
-            knew_at = max(m.start, first)
+            knew_at = max(m.start, first if m.knew_at is None else m.knew_at)
             a, b, ids = due.get(knew_at, (lo, hi, []))
             due[knew_at] = (min(a, lo), max(b, hi), ids + [w.activity_id for w in known])
         for lo, hi, id_set in late_ids:
