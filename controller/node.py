@@ -89,6 +89,13 @@ def load_factory(spec: str) -> ControllerFactory:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise InvalidInput(f"expected module:factory, got {spec!r}", "controller")
+    # As `python -m` does: a team's adapter module in the folder it runs from is importable
+    # without installing it (the console script's own folder is the venv's bin/).
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

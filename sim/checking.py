@@ -50,8 +50,8 @@ def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
 
 
 def check_files(files: list[Path], factory: ControllerFactory, junit: Path | None) -> int:
-    """Check every file, print one line each to stderr, return the exit code."""
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    """Check every file, print one line each (stdout), return the exit code."""
+    console = Console(highlight=False, soft_wrap=True)
     results = []
     for path in files:
         res = check_one(path, factory)
@@ -62,9 +62,14 @@ def check_files(files: list[Path], factory: ControllerFactory, junit: Path | Non
             console.print(f"     {msg}", markup=False)
     n_fail = sum(r.status == "fail" for r in results)
     n_err = sum(r.status == "error" for r in results)
-    console.print(f"{len(results) - n_fail - n_err} passed, {n_fail} failed, {n_err} invalid")
+    summary = f"{len(results) - n_fail - n_err} passed, {n_fail} failed"
+    console.print(summary + (f", {n_err} invalid" if n_err else ""))
     if junit is not None:
-        write_junit(results, junit)
+        try:
+            write_junit(results, junit)
+        except OSError as exc:
+            print(f"bwcsim: cannot write {junit}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if n_err:
         return 2
     return 1 if n_fail else 0
@@ -85,7 +90,4 @@ def write_junit(results: list[CheckResult], path: Path) -> None:
             el = ET.SubElement(case, tag, message=r.messages[0] if r.messages else r.status)
             el.text = "\n".join(r.messages)
     ET.indent(suite)
-    try:
-        path.write_text(ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n", "utf-8")
-    except OSError as exc:
-        print(f"bwcsim: cannot write {path}: {exc}", file=sys.stderr)
+    path.write_text(ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n", "utf-8")
