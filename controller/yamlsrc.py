@@ -127,4 +127,31 @@ def convert(doc: SourceDoc, data: Any, typ: type[T], base: Path = ()) -> T:
         m = _PATH_RE.match(str(exc))
         msg = m.group("msg") if m else str(exc)
         path = (*base, *parse_path(m.group("path") or "")) if m and m.group("path") else base
+        unknown = _UNKNOWN_RE.match(msg)
+        if unknown:  # name the key itself, on its own line, in the project's words
+            key = unknown.group(1)
+            allowed = _fields_at(typ, path[len(base):])
+            hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+            raise doc.error(f"unknown key {key!r}{hint}", (*path, key)) from None
         raise doc.error(msg, path) from None
+
+
+_UNKNOWN_RE = re.compile(r"^Object contains unknown field `([^`]*)`$")
+
+
+def _fields_at(typ: Any, path: Path) -> tuple[str, ...]:
+    """The field names of the struct type found at ``path`` inside ``typ`` (best effort)."""
+    import typing
+
+    current: Any = typ
+    for seg in path:
+        hints = typing.get_type_hints(current) if isinstance(current, type) else {}
+        if isinstance(seg, str) and seg in hints:
+            current = hints[seg]
+        else:  # a dict value or a list item: step into the value type
+            args = typing.get_args(current)
+            current = args[-1] if args else None
+        if current is None:
+            return ()
+    fields = getattr(current, "__struct_fields__", None)
+    return tuple(fields) if fields else ()
