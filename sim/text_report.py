@@ -2,9 +2,15 @@
 
 Layout: a verdict banner (scenario, PASS/FAIL, why), the missed totals by cause, then per
 camera a table of required windows (coverage and misses by cause), its recordings and its
-alerts, and finally the ``expect:`` outcome. Times are ``HH:MM:SS``. Every table lets only its
-free-text column wrap (ids fold, times never wrap), so nothing breaks mid-number however
-narrow the terminal.
+alerts, and finally the ``expect:`` outcome. Times are ``HH:MM:SS``.
+
+Column rules: what a reader matches by eye or greps for never wraps — times, numbers, and the
+closed vocabulary of activity names, alert kinds and causes (the longest,
+``missed_required_recording``, is 25 characters, and a word cut in two is neither readable
+nor findable). Scenario-chosen ids fold, since they can be any length. Free text (the misses
+by cause, a recording's reasons, an alert's span) wraps at its spaces, so it gives way first
+when a table is too wide; a span is written ``start - end`` with spaces for that reason, so it
+breaks between its two times, never inside one.
 """
 
 from __future__ import annotations
@@ -53,8 +59,10 @@ def _table(title: str, *columns: tuple[str, dict[str, Any]]) -> Table:
 
 
 _TIME = {"no_wrap": True}
+_NAME = {"no_wrap": True}  # activity names, alert kinds, causes: a fixed vocabulary
 _ID = {"overflow": "fold"}
 _NUM = {"no_wrap": True, "justify": "right"}
+_FREE = {"overflow": "fold"}  # wraps at spaces first; folds only a word wider than the column
 
 
 def _banner(report: dict[str, Any]) -> Panel:
@@ -92,8 +100,8 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     )
     parts: list[Any] = [Text(""), Text(cam_id, style="bold underline"), summary]
 
-    req = _table("Required windows", ("activity", _ID), ("id", _ID), ("start", _TIME),
-                 ("end", _TIME), ("covered", _NUM), ("missed", {"overflow": "fold"}))
+    req = _table("Required windows", ("activity", _NAME), ("id", _ID), ("start", _TIME),
+                 ("end", _TIME), ("covered", _NUM), ("missed", _FREE))
     for w in cam["required"]:
         pct = window_coverage(w)
         req.add_row(w["activity"], w["activity_id"], fmt_hms(w["start"]), fmt_hms(w["end"]),
@@ -102,19 +110,20 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     parts.append(req if cam["required"] else Text("  no required window", style="dim"))
 
     recs = _table("Recordings", ("incident", _ID), ("start", _TIME), ("end", _TIME),
-                  ("buffer", _NUM), ("seg", _NUM), ("reasons", {"overflow": "fold"}))
+                  ("buffer", _NUM), ("seg", _NUM), ("reasons", _FREE))
     for r in cam["recordings"]:
         recs.add_row(r["incident"], fmt_hms(r["start"]),
                      fmt_hms(r["end"]) + (" (open)" if r["open"] else ""),
                      f"{r['buffer_s']:g} s", str(r["segments"]), ", ".join(r["reasons"]))
     parts.append(recs if cam["recordings"] else Text("  no recording", style="dim"))
 
-    alerts = _table("Alerts", ("at", _TIME), ("kind", _ID), ("cause", _ID), ("activity", _ID),
-                    ("span", {"overflow": "fold"}))
+    alerts = _table("Alerts", ("at", _TIME), ("kind", _NAME), ("cause", _NAME),
+                    ("activity", _ID), ("span", _FREE))
     for a in cam["alerts"]:
         span = a.get("span")
-        alerts.add_row(fmt_hms(a["at"]), a["kind"], a.get("cause", ""), a.get("activity_id", ""),
-                       f"{fmt_hms(span[0])}-{fmt_hms(span[1])}" if span else "")
+        alerts.add_row(fmt_hms(a["at"]), a["kind"], a.get("cause") or "",
+                       a.get("activity_id") or "",
+                       f"{fmt_hms(span[0])} - {fmt_hms(span[1])}" if span else "")
     parts.append(alerts if cam["alerts"] else Text("  no alert", style="dim"))
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))

@@ -277,6 +277,49 @@ def test_text_report_fits_an_80_column_terminal(scenario: str) -> None:
         assert not re.search(r"\d\d:\d\d:?$", line.rstrip()), line
 
 
+#: A late team trigger, then a dock and an undock, on a bus with 0.2 s latency: every alert
+#: time has hundredths and the late_trigger span is the widest a span gets, so the Alerts table
+#: is wider than 80 columns before anything gives way.
+FRACTIONAL_ALERTS = """\
+version: 1
+name: Late trigger and a dock on a slow link
+policy: dhs-2023
+end: "00:50:00"
+cameras:
+  - {id: cam-1, team: t-2}
+bus: {latency_s: 0.2}
+timeline:
+  - {at: "00:20:00", team: t-2, event: activity_start, activity: arrest_warrant,
+     activity_id: warrant-2024-0117, delay_s: 90}
+  - {at: "00:30:00", camera: cam-1, event: dock}
+  - {at: "00:35:00", camera: cam-1, event: undock}
+  - {at: "00:45:00", team: t-2, event: activity_end, activity_id: warrant-2024-0117}
+"""
+
+
+@pytest.mark.req("OUT-TEXT")
+@pytest.mark.parametrize("width", [80, 72])
+def test_text_report_never_folds_an_alert_kind_or_cause(width: int) -> None:
+    _result, report, _records = run_text(FRACTIONAL_ALERTS)
+    alerts = report["cameras"]["cam-1"]["alerts"]
+    kinds = {a["kind"] for a in alerts}
+    assert {"late_trigger", "missed_required_recording"} <= kinds
+    assert any(a["at"] != int(a["at"]) for a in alerts), "alert times have a fraction"
+    text = _text_report(report, width)
+    lines = text.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= width
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Alerts")):]
+    # each alert is a row starting with its time, and the row holds its kind and cause whole
+    for alert in alerts:
+        (row,) = [line for line in table if line.startswith(fmt_hms(alert["at"]) + " ")
+                  and f" {alert['kind']} " in line + " "
+                  and (not alert.get("cause") or f" {alert['cause']} " in line + " ")]
+        assert row
+    # the span gives way instead, and breaks between its times, never inside one
+    (span,) = [a["span"] for a in alerts if a["kind"] == "late_trigger"]
+    assert fmt_hms(span[0]) in text and fmt_hms(span[1]) in text
+
+
 @pytest.mark.req("OUT-TEXT")
 def test_text_report_lists_unmet_expectations_and_fail_banner() -> None:
     text = DOCK_MID_WARRANT.replace("docked: 600}", "docked: 500}")
