@@ -27,6 +27,7 @@ byte-identical for the same scenario and seed (P-DET).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = [
     "StateSpan",
     "fmt_duration",
     "fmt_hms",
+    "miss_tone",
     "run_view",
     "write_outputs",
     "write_trace",
@@ -79,6 +81,20 @@ def fmt_duration(s: float) -> str:
     human = f"{h} h {m} min" if h and m else f"{h} h" if h else f"{m} min"
     approx = "" if abs(s - mins * 60) < 0.5 else "~"
     return f"{text} ({approx}{human})"
+
+
+def miss_tone(missed_s: Mapping[str, float], unannounced: Sequence[str]) -> str:
+    """How alarming a camera's misses are, for the colour of its summary line.
+
+    ``"fault"`` when the controller lost seconds it could have kept or a miss went without
+    the alert it needs — what fails the verdict; ``"excused"`` when seconds were missed but
+    every one is explained (docked, battery, late trigger, ... and announced); ``"none"``
+    when nothing required was missed. Painting an excused miss red would tell a trainer a
+    passing camera did something wrong.
+    """
+    if missed_s.get("controller", 0.0) > EPS or unannounced:
+        return "fault"
+    return "excused" if missed_s.get("total", 0.0) > EPS else "none"
 
 
 # ------------------------------------------------------------------------------ the view

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .oracle import CAUSES
-from .outputs import fmt_duration, fmt_hms
+from .outputs import fmt_duration, fmt_hms, miss_tone
 
 __all__ = ["render_text", "window_coverage"]
 
@@ -63,6 +63,7 @@ _NAME = {"no_wrap": True}  # activity names, alert kinds, causes: a fixed vocabu
 _ID = {"overflow": "fold"}
 _NUM = {"no_wrap": True, "justify": "right"}
 _FREE = {"overflow": "fold"}  # wraps at spaces first; folds only a word wider than the column
+_TONE_STYLE = {"fault": "red", "excused": "yellow", "none": "green"}
 
 
 def _banner(report: dict[str, Any]) -> Panel:
@@ -93,10 +94,12 @@ def _banner(report: dict[str, Any]) -> Panel:
 
 def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     total = cam["missed_s"]["total"]
+    # Red only for what fails the verdict; an explained miss on a passing camera is amber.
+    tone = miss_tone(cam["missed_s"], cam.get("unannounced", []))
     summary = Text.assemble(
         f"final {cam['final_state']} · {len(cam['recordings'])} recording(s) · "
         f"{len(cam['alerts'])} alert(s) · {cam['refused']} refused · missed ",
-        (_secs(total) if total > 0 else "nothing", "red" if total > 0 else "green"),
+        (_secs(total) if total > 0 else "nothing", _TONE_STYLE[tone]),
     )
     parts: list[Any] = [Text(""), Text(cam_id, style="bold underline"), summary]
 

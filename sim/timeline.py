@@ -26,8 +26,13 @@ Scale: the plot is a fixed width, so a 12-hour shift is ~30 s per pixel. Marks a
 narrower than :data:`MIN_MARK_PX` (a 1 s late-trigger gap must stay visible), text is drawn
 inside a bar only where it fits, and point labels are placed greedily left to right, skipped
 when they would overlap the previous one (the hover text and the tables below still have
-every detail). Tick spacing is the smallest "round" step that leaves room for an
-``HH:MM:SS`` label.
+every detail). A required window is never nameless: too short for its name, it shows its id,
+inside or just right of the bar, or at least an ellipsis (see :func:`_window_label`). Tick
+spacing is the smallest "round" step that leaves room for an ``HH:MM:SS`` label.
+
+Colour means fault only where there is one: each camera's summary line is red when the
+controller lost seconds or a miss went unannounced, amber when every missed second is
+explained, green when nothing was missed (:func:`sim.outputs.miss_tone`).
 """
 
 from __future__ import annotations
@@ -37,13 +42,14 @@ from collections.abc import Iterable
 from html import escape
 
 from .oracle import CAUSES
-from .outputs import CameraView, RunView, fmt_duration, fmt_hms
+from .outputs import CameraView, RunView, fmt_duration, fmt_hms, miss_tone
 
 __all__ = [
     "CAUSE_COLOURS",
     "CAUSE_MEANING",
     "MIN_MARK_PX",
     "STATE_COLOURS",
+    "SUMMARY_COLOURS",
     "render_timeline",
     "tick_step",
 ]
@@ -83,6 +89,8 @@ ALERT_COLOURS: dict[str, str] = {
     "battery_empty": "#212121",
     "storage_full": "#c2185b",
 }
+#: The camera summary line: red only for what fails the verdict (see :func:`miss_tone`).
+SUMMARY_COLOURS: dict[str, str] = {"fault": "#c62828", "excused": "#8a5300", "none": "#2e7d32"}
 REQUIRED_COLOUR = "#3949ab"
 NESTED_COLOUR = "#9fa8da"  # a window inside another, drawn thinner and lighter
 FOOTAGE_COLOUR = "#43a047"
@@ -184,6 +192,33 @@ class _PointLabels:
         return None
 
 
+def _window_label(activity: str, activity_id: str, title: str, x: float, w: float, y: float,
+                  outer_starts: list[float]) -> list[str]:
+    """The label of a required window whose bar spans ``x``..``x + w`` in the row at ``y``.
+
+    A short window in a long plot must not go nameless: the first that fits of the full
+    ``activity id`` inside the bar, the id alone inside it, the id (or the full text) just
+    right of the bar — up to where the next window starts — and an ellipsis inside it. The
+    bar's ``<title>`` always holds the full text; a label outside the bar carries it too,
+    since it is the thing under the pointer there.
+    """
+    full = f"{activity} {activity_id}"
+    for text in (full, activity_id):
+        if _text_fits(text, w):
+            return [_label(x + 4, y + 12, text, cls="lbl inbar")]
+    after = x + w + 3
+    i = bisect.bisect_right(outer_starts, x + w)
+    limit = outer_starts[i] - 4 if i < len(outer_starts) else LEFT + PLOT_W + RIGHT
+    for text in (activity_id, full):
+        if after + len(text) * CHAR_PX <= limit:
+            return [f'<text class="side" x="{_f(after)}" y="{_f(y + 12)}" '
+                    f'fill="{REQUIRED_COLOUR}">{escape(text)}<title>{escape(title)}</title>'
+                    "</text>"]
+    if _text_fits("…", w, pad=4):
+        return [_label(x + max(1.0, (w - CHAR_PX) / 2), y + 12, "…", cls="lbl inbar")]
+    return []
+
+
 def _axis(scale: _Scale, top: float, bottom: float) -> list[str]:
     step = tick_step(scale.end, PLOT_W)
     out = [f'<line class="axis" x1="{LEFT}" y1="{_f(top)}" x2="{LEFT + PLOT_W}" '
@@ -222,8 +257,13 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
                f"{len(cam.alerts)} alert(s) · {cam.refused} refused · missed "
                + (fmt_duration(missed_total) + f" ({by_cause})" if missed_total > 0 else "nothing"))
     out.append(f'<text class="cam" x="8" y="{_f(top + 17)}">{escape(cam.camera_id)}</text>')
-    out.append(_label(LEFT, top + 17, summary, "#c62828" if missed_total > 0 else "#444", "start",
-                      "camsum"))
+    tone = miss_tone(cam.missed_s, cam.unannounced)
+    if tone == "excused":
+        summary += " · every second explained"
+    elif cam.unannounced:
+        summary += f" · {len(cam.unannounced)} not announced"
+    out.append(_label(LEFT, top + 17, summary, SUMMARY_COLOURS[tone], "start",
+                      f"camsum camsum-{tone}"))
     for name, y in rows.items():
         out.append(_label(LEFT - 8, y + ROW_H / 2 + 4, name, "#555", "end", "row"))
         out.append(f'<line class="rowline" x1="{LEFT}" y1="{_f(y + ROW_H)}" '
@@ -245,9 +285,13 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
 
     # required windows; overlapping windows share the row, drawn thinner when nested
     y = rows["required"] + 3
-    for i, win in enumerate(cam.windows):
+    nested_flags = [any(o.start <= win.start and win.end <= o.end for o in cam.windows[:i])
+                    for i, win in enumerate(cam.windows)]
+    outer_starts = sorted(scale.x(win.start) for win, nested in
+                          zip(cam.windows, nested_flags, strict=True) if not nested)
+    window_labels: list[str] = []  # drawn after every bar, so a nested bar cannot hide one
+    for win, nested in zip(cam.windows, nested_flags, strict=True):
         x, w = scale.span(win.start, win.end)
-        nested = any(o.start <= win.start and win.end <= o.end for o in cam.windows[:i])
         yy, hh = (y + 4, bar_h - 8) if nested else (y, bar_h)
         delivered = ("trigger never delivered" if win.delivered is None
                      else f"trigger arrived {fmt_hms(win.delivered)}")
@@ -256,9 +300,10 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         out.append(_rect(x, yy, w, hh, NESTED_COLOUR if nested else REQUIRED_COLOUR, title,
                          "required",
                          ' stroke="#fff" stroke-width="0.5"'))
-        text = f"{win.activity} {win.activity_id}"
-        if not nested and _text_fits(text, w):
-            out.append(_label(x + 4, y + 12, text))
+        if not nested:
+            window_labels.extend(_window_label(win.activity, win.activity_id, title, x, w, y,
+                                               outer_starts))
+    out.extend(window_labels)
 
     # footage: buffer part hatched, the rest solid, segment cuts in white
     y = rows["footage"] + 3
@@ -516,6 +561,8 @@ svg .tick{font-size:11px}
 svg .row{font-size:11px}
 svg .cam{font-size:14px;font-weight:bold;fill:#111}
 svg .camsum{font-size:12px}
+svg .side{font-size:10.5px}
+svg .inbar{paint-order:stroke;stroke:#3949ab;stroke-width:3px;stroke-linejoin:round}
 svg .grid{stroke:#000;stroke-opacity:.09}
 svg .axis{stroke:#555}
 svg .rowline{stroke:#000;stroke-opacity:.06}

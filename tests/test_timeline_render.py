@@ -22,8 +22,16 @@ from pathlib import Path
 import pytest
 from output_scenarios import DOCK_MID_WARRANT, SHIFT_12H, run_text
 
-from sim.outputs import run_view, write_outputs
-from sim.timeline import CAUSE_COLOURS, MIN_MARK_PX, STATE_COLOURS, render_timeline, tick_step
+from sim.outputs import miss_tone, run_view, write_outputs
+from sim.timeline import (
+    CAUSE_COLOURS,
+    CHAR_PX,
+    MIN_MARK_PX,
+    STATE_COLOURS,
+    SUMMARY_COLOURS,
+    render_timeline,
+    tick_step,
+)
 
 pytestmark = pytest.mark.req("OUT-TIMELINE")
 
@@ -139,6 +147,117 @@ def test_tick_spacing_is_round_and_legible() -> None:
     for duration in (10, 600, 3600, 12 * 3600, 48 * 3600):
         step = tick_step(duration, 1400)
         assert step * 1400 / duration >= 90 and duration / step <= 16
+
+
+#: Required windows of 2, 11, 1, 0.5, 1, 30 and 2 minutes in a 12-hour plot (~30 s a pixel):
+#: too short for their names, some too short for their ids, with neighbours close by.
+SHORT_WINDOWS = """\
+version: 1
+name: Short required windows in a long day
+policy: dhs-2023
+end: "12:00:00"
+cameras:
+  - {id: cam-1}
+timeline:
+  - {at: "01:00:00", camera: cam-1, event: activity_start, activity: arrest_warrant, activity_id: w-1}
+  - {at: "01:02:00", camera: cam-1, event: activity_end, activity_id: w-1}
+  - {at: "01:10:00", camera: cam-1, event: activity_start, activity: search_warrant, activity_id: s-22}
+  - {at: "01:20:00", camera: cam-1, event: activity_start, activity: emergency_response,
+     activity_id: e-3}
+  - {at: "01:21:00", camera: cam-1, event: activity_end, activity_id: e-3}
+  - {at: "01:21:00", camera: cam-1, event: activity_end, activity_id: s-22}
+  - {at: "01:21:30", camera: cam-1, event: activity_start, activity: patrol, activity_id: p-9}
+  - {at: "01:22:00", camera: cam-1, event: activity_end, activity_id: p-9}
+  - {at: "03:00:00", camera: cam-1, event: activity_start, activity: patrol,
+     activity_id: patrol-2024-0117}
+  - {at: "03:01:00", camera: cam-1, event: activity_end, activity_id: patrol-2024-0117}
+  - {at: "05:00:00", camera: cam-1, event: activity_start, activity: emergency_response,
+     activity_id: e-4}
+  - {at: "05:30:00", camera: cam-1, event: activity_end, activity_id: e-4}
+  - {at: "08:00:00", camera: cam-1, event: dock}
+  - {at: "08:30:00", camera: cam-1, event: activity_start, activity: patrol, activity_id: p-10}
+  - {at: "08:32:00", camera: cam-1, event: activity_end, activity_id: p-10}
+"""
+
+
+ROW_BAR_H = 16  # height of a top-level required bar; nested ones are thinner
+
+
+def _window_labels(root: ET.Element) -> dict[str, ET.Element]:
+    """Required-window labels (inside a bar or beside it) by their text."""
+    return {t.text or "": t for t in root.iter("text")
+            if {"inbar", "side"} & set((t.get("class") or "").split())}
+
+
+def test_a_short_required_window_keeps_its_id_or_an_ellipsis_and_its_full_hover_text() -> None:
+    result, report, records = run_text(SHORT_WINDOWS)
+    root = _svg(render_timeline(run_view(result, report, records)))
+    bars = _by_class(root, "required")
+    windows = result.windows["cam-1"]
+    assert len(bars) == len(windows)
+    for bar, win in zip(bars, windows, strict=True):
+        assert f"required: {win.activity} {win.activity_id} " in (bar.findtext("title") or "")
+    labels = _window_labels(root)
+    # 30 min (~58 px): the id fits inside where "emergency_response e-4" does not
+    assert "e-4" in labels and "inbar" in (labels["e-4"].get("class") or "")
+    # 1 min with the row free after it: the id, and then the name, beside the bar, carrying
+    # the full text for hover since the label is what the pointer is on
+    for wid, text in (("p-9", "p-9"), ("p-10", "p-10"), ("patrol-2024-0117", "patrol-2024-0117")):
+        side = labels[text]
+        assert "side" in (side.get("class") or "")
+        assert f"patrol {wid} " in (side.findtext("title") or "")
+    # 11 min with p-9 right after it: no room for "s-22" inside or beside, so an ellipsis
+    assert "…" in labels
+    assert not any(t.startswith(("search_warrant", "s-22")) for t in labels)
+    # every top-level bar wide enough for an ellipsis has a label on it or right beside it
+    xs = [float(t.get("x") or 0) for t in labels.values()]
+    for bar in bars:
+        x, w = float(bar.get("x") or 0), float(bar.get("width") or 0)
+        if float(bar.get("height") or 0) >= ROW_BAR_H and w >= CHAR_PX + 4:
+            assert any(x <= lx <= x + w + 4 for lx in xs), bar.findtext("title")
+
+
+def _verdict(text: str) -> str:
+    _result, report, _records = run_text(text)
+    return str(report["verdict"])
+
+
+def test_camera_summary_is_red_only_for_a_fault() -> None:
+    def summary(text: str, fault: dict[str, float] | None = None,
+                unannounced: list[str] | None = None) -> ET.Element:
+        result, report, records = run_text(text)
+        view = run_view(result, report, records)
+        cam = view.cameras[0]
+        cam.missed_s.update(fault or {})
+        cam.unannounced.extend(unannounced or [])
+        (line,) = _by_class(_svg(render_timeline(view)), "camsum")
+        return line
+
+    # a passing camera whose only miss is explained (docked, announced) is not red
+    excused = summary(DOCK_MID_WARRANT)
+    assert _verdict(DOCK_MID_WARRANT) == "pass"
+    assert excused.get("fill") == SUMMARY_COLOURS["excused"]
+    assert "every second explained" in (excused.text or "")
+    r, g, b = _rgb(SUMMARY_COLOURS["excused"])
+    assert r > b and g > b, "amber, not red"
+    # nothing missed: green
+    clean = summary(DOCK_MID_WARRANT.replace(
+        "  - {at: 900, camera: cam-1, event: dock}\n", ""))
+    assert clean.get("fill") == SUMMARY_COLOURS["none"]
+    # controller seconds, or a miss without its alert: red
+    assert summary(DOCK_MID_WARRANT, fault={"controller": 4.0}).get("fill") == \
+        SUMMARY_COLOURS["fault"]
+    unannounced = summary(DOCK_MID_WARRANT, unannounced=["docked 900-1500 without alert"])
+    assert unannounced.get("fill") == SUMMARY_COLOURS["fault"]
+    assert "1 not announced" in (unannounced.text or "")
+    assert len(set(SUMMARY_COLOURS.values())) == 3
+
+
+def test_miss_tone_follows_the_verdict_rule() -> None:
+    assert miss_tone({"total": 0.0, "controller": 0.0}, []) == "none"
+    assert miss_tone({"total": 600.0, "docked": 600.0, "controller": 0.0}, []) == "excused"
+    assert miss_tone({"total": 2.0, "controller": 2.0}, []) == "fault"
+    assert miss_tone({"total": 60.0, "late_trigger": 60.0}, ["no late_trigger alert"]) == "fault"
 
 
 # ---------------------------------------------------------------------------------- rendering
