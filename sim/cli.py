@@ -254,7 +254,11 @@ def fuzz(
     from .fuzzing import run_cli
 
     _factory(controller)
-    raise typer.Exit(run_cli(examples, seed, save, controller))
+    try:
+        code = run_cli(examples, seed, save, controller)
+    except BwcError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -262,13 +266,20 @@ def explore(
     depth: Annotated[int, typer.Option(min=1, help="Steps per sequence.")] = 6,
     late: Annotated[bool, typer.Option("--late", help="Also explore late triggers.")] = False,
     save: Annotated[Path | None, typer.Option(help="Folder for the first failing sequence.")] = None,
+    max_failures: Annotated[
+        int, typer.Option(min=0, help="Stop after this many failing sequences (0: no limit).")
+    ] = 10,
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Replay every sequence of key events up to --depth and judge each with the oracle."""
     from .explore import run_cli
 
     _factory(controller)
-    raise typer.Exit(run_cli(depth, controller, late_starts=late, save=save))
+    try:
+        code = run_cli(depth, controller, late_starts=late, save=save, max_failures=max_failures)
+    except BwcError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -36,8 +36,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from controller.errors import InvalidInput
 from controller.node import ControllerFactory
 from controller.params import CameraParams
 from controller.policy import Policy, load_policy
@@ -185,6 +187,8 @@ class ExploreResult:
     checked: int = 0
     failures: list[tuple[tuple[str, ...], list[str]]] = field(default_factory=list)
     seconds: float = 0.0
+    #: True when the search stopped at ``max_failures`` before checking every sequence.
+    stopped_early: bool = False
 
     @property
     def passed(self) -> bool:
@@ -200,12 +204,17 @@ def explore(
     max_failures: int = 10,
     progress: Callable[[int], None] | None = None,
 ) -> ExploreResult:
-    """Replay and judge every sequence of ``depth`` key events; stop after ``max_failures``."""
+    """Replay and judge every sequence of ``depth`` key events.
+
+    Stops after ``max_failures`` failing sequences (``0``: no limit) and then sets
+    ``stopped_early`` when sequences were left unchecked.
+    """
     policy = load_policy("dhs-2023")
     camera = CameraSpec(id=CAMERA, params=policy.apply(CameraParams(prebuffer_s=30.0)))
     result = ExploreResult(depth)
     started = time.perf_counter()  # wall clock for the summary only
-    for seq in sequences(depth, late_starts):
+    remaining = sequences(depth, late_starts)
+    for seq in remaining:
         try:
             run = replay(_scenario(seq, step_s, policy, camera), factory)
             problems = no_miss(run) + no_split(run)
@@ -216,23 +225,35 @@ def explore(
             progress(result.checked)
         if problems:
             result.failures.append((seq, problems))
-            if len(result.failures) >= max_failures:
+            if max_failures and len(result.failures) >= max_failures:
+                result.stopped_early = next(remaining, None) is not None
                 break
     result.seconds = time.perf_counter() - started
     return result
 
 
-def run_cli(depth: int, controller: str, late_starts: bool = False, save: Any = None) -> int:
-    """``bwcsim explore``: explore, print a summary; 0 when every sequence passes, else 1."""
-    from pathlib import Path
+def run_cli(
+    depth: int,
+    controller: str,
+    late_starts: bool = False,
+    save: Path | None = None,
+    max_failures: int = 10,
+) -> int:
+    """``bwcsim explore``: explore, print a summary; 0 when every sequence passes, else 1.
 
+    Raises :class:`~controller.errors.InvalidInput` (``cannot write ...``) when ``save`` cannot
+    be written; that is checked before the exploration starts.
+    """
     from rich.console import Console
 
     from controller.node import load_factory
 
+    from .fuzzing import prepare_save_dir, replay_hint
     from .strategies import scenario_yaml
 
     factory = load_factory(controller)
+    if save is not None:
+        prepare_save_dir(save)  # before the search: a bad folder should not cost minutes
     console = Console(stderr=True, highlight=False)
     total = sum(1 for _ in sequences(depth, late_starts))
     with console.status(f"exploring {total} sequences of depth {depth}") as status:
@@ -240,20 +261,32 @@ def run_cli(depth: int, controller: str, late_starts: bool = False, save: Any = 
         def on_progress(done: int) -> None:
             status.update(f"exploring: {done}/{total} sequences of depth {depth}")
 
-        result = explore(depth, factory, late_starts=late_starts, progress=on_progress)
+        result = explore(depth, factory, late_starts=late_starts, max_failures=max_failures,
+                         progress=on_progress)
     colour = "green" if result.passed else "red"
     rate = result.checked / result.seconds if result.seconds > 0 else 0.0
+    checked = (f"{result.checked} of {total} sequences checked" if result.stopped_early
+               else f"{result.checked} sequences checked")
     console.print(
         f"[{colour} bold]{'PASS' if result.passed else 'FAIL'}[/] depth {depth}: "
-        f"{result.checked} sequences checked, {len(result.failures)} failing, "
+        f"{checked}, {len(result.failures)} failing, "
         f"{result.seconds:.1f} s ({rate:.0f} sequences/s)"
     )
     for seq, problems in result.failures:
         console.print(f"  {' '.join(seq)}: {'; '.join(problems)}", markup=False)
     if result.failures and save is not None:
-        folder = Path(save)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"explore-depth{depth}.yaml"
-        path.write_text(scenario_yaml(sequence_scenario(result.failures[0][0])), encoding="utf-8")
-        console.print(f"  saved: {path}", markup=False)
+        path = save / f"explore-depth{depth}.yaml"
+        try:
+            path.write_text(scenario_yaml(sequence_scenario(result.failures[0][0])),
+                            encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+        console.print(f"  saved: {path}  (replay: {replay_hint(path, controller)})", markup=False,
+                      soft_wrap=True)
+    if result.stopped_early:
+        console.print(
+            f"[yellow bold]stopped early[/] at the failure limit ({max_failures} failing "
+            f"sequences); {total - result.checked} sequences were not checked "
+            "(--max-failures 0 checks them all)"
+        )
     return 0 if result.passed else 1

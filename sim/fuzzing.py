@@ -23,6 +23,8 @@ the problem), never a crash of the search.
 
 from __future__ import annotations
 
+import shlex
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from controller.errors import BwcError
+from controller.errors import BwcError, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 
 from .invariants import no_miss, no_split
@@ -47,6 +49,8 @@ __all__ = [
     "check_scenario",
     "counterexample_document",
     "minimise",
+    "prepare_save_dir",
+    "replay_hint",
     "run_cli",
     "search",
     "write_counterexample",
@@ -248,25 +252,66 @@ def counterexample_document(
     return doc
 
 
+def prepare_save_dir(directory: Path) -> None:
+    """Create ``directory`` (and its parents) and prove a file can be written in it.
+
+    Called before a search starts, so that a bad ``--save`` folder is reported at once rather
+    than after minutes of searching. Raises :class:`~controller.errors.InvalidInput` with the
+    message ``cannot write <directory>: <reason>`` (the CLI prints it and exits 2).
+    """
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput(f"cannot write {directory}: not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # Permission bits do not tell the whole story (read-only mounts, /proc, root): only
+        # writing a file does.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {directory}: {exc.strerror or exc}") from None
+
+
 def write_counterexample(doc: dict[str, Any], directory: Path, prop: str, seed: int) -> Path:
-    """Write ``doc`` as ``<prop>-seed<seed>.yaml`` under ``directory``; return the path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``doc`` as ``<prop>-seed<seed>.yaml`` under ``directory``; return the path.
+
+    Raises :class:`~controller.errors.InvalidInput` (``cannot write ...``) when it cannot.
+    """
+    prepare_save_dir(directory)
     path = directory / f"{prop.lower()}-seed{seed}.yaml"
-    path.write_text(scenario_yaml(doc), encoding="utf-8")
+    try:
+        path.write_text(scenario_yaml(doc), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def replay_hint(path: Path, controller: str) -> str:
+    """The ``bwcsim run`` command that replays a saved file with the controller that failed it.
+
+    Without ``--controller`` the replay would use the reference controller and pass.
+    """
+    command = f"bwcsim run {shlex.quote(str(path))}"
+    if controller != DEFAULT_FACTORY:
+        command += f" --controller {shlex.quote(controller)}"
+    return command
 
 
 # ------------------------------------------------------------------------------ command line
 
 
 def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int:
-    """``bwcsim fuzz``: search with a progress bar, print a summary; 0 pass, 1 failure."""
+    """``bwcsim fuzz``: search with a progress bar, print a summary; 0 pass, 1 failure.
+
+    Raises :class:`~controller.errors.InvalidInput` when ``save`` cannot be written.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from controller.node import load_factory
 
     factory = load_factory(controller)
+    if save is not None:
+        prepare_save_dir(save)  # before the search: a bad folder should not cost minutes
     console = Console(stderr=True, highlight=False)
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -296,7 +341,8 @@ def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int
             f"after {outcome.shrink_calls} shrink replays"
         )
         if outcome.saved is not None:
-            console.print(f"  saved: {outcome.saved}  (replay: bwcsim run {outcome.saved})",
+            console.print(f"  saved: {outcome.saved}  "
+                          f"(replay: {replay_hint(outcome.saved, controller)})",
                           markup=False, soft_wrap=True)
         else:
             console.print("  (use --save DIR to write it as a scenario file)")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from controller.reference import make_node
 from sim.cli import app
 from sim.explore import explore, sequence_scenario, sequences
-from sim.fuzzing import search
+from sim.fuzzing import replay_hint, search
 from sim.replay import replay
 from sim.strategies import load_scenario_dict
 
@@ -26,6 +26,9 @@ def test_fuzz_saves_a_counterexample_that_bwcsim_run_replays_failing(tmp_path: P
     [saved] = list(tmp_path.glob("*.yaml"))
     assert str(saved) in result.output.replace("\n", "")
     assert "failures 1" in result.output
+    # The replay hint must name the controller: without it the replay uses the reference and passes.
+    assert (f"(replay: bwcsim run {saved} --controller broken_controllers:no_refcount)"
+            in result.output.replace("\n", ""))
 
     broken = runner.invoke(app, ["run", str(saved), "--report", "json", "--controller",
                                  "broken_controllers:no_refcount"])
@@ -89,3 +92,86 @@ def test_exploration_finds_a_broken_controller_and_its_sequence_replays(tmp_path
                               "--controller", "broken_controllers:no_refcount"])
     assert cli.exit_code == 1 and "sequences checked" in cli.output
     assert list(tmp_path.glob("explore-depth3.yaml"))
+
+
+def _bad_save_targets(tmp_path: Path) -> list[Path]:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a folder", encoding="utf-8")
+    targets = [plain, plain / "sub"]
+    if Path("/proc/self").is_dir():
+        targets.append(Path("/proc/nope"))
+    return targets
+
+
+def _must_not_search(*args: object, **kwargs: object) -> None:
+    raise AssertionError("searched although the save folder was bad")
+
+
+@pytest.mark.req("FUZZ-CLI")
+def test_fuzz_save_that_cannot_be_written_exits_2_before_searching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sim.fuzzing.search", _must_not_search)
+    for target in _bad_save_targets(tmp_path):
+        result = runner.invoke(app, ["fuzz", "--examples", "100000", "--save", str(target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"bwcsim: cannot write {target}: "), line
+
+
+@pytest.mark.req("FUZZ-CLI")
+def test_replay_hint_names_a_non_default_controller_only() -> None:
+    saved = Path("out dir/p-nomiss-seed3.yaml")
+    assert replay_hint(saved, "controller.reference:make_node") == (
+        "bwcsim run 'out dir/p-nomiss-seed3.yaml'")
+    assert replay_hint(saved, "mine:factory") == (
+        "bwcsim run 'out dir/p-nomiss-seed3.yaml' --controller mine:factory")
+
+
+@pytest.mark.req("EXPLORE")
+def test_explore_save_that_cannot_be_written_exits_2_before_exploring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sim.explore.explore", _must_not_search)
+    for target in _bad_save_targets(tmp_path):
+        result = runner.invoke(app, ["explore", "--depth", "3", "--save", str(target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"bwcsim: cannot write {target}: "), line
+
+
+@pytest.mark.req("EXPLORE")
+def test_explore_save_hint_names_the_controller(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["explore", "--depth", "3", "--save", str(tmp_path),
+                                 "--controller", "broken_controllers:no_refcount"])
+    assert result.exit_code == 1
+    saved = tmp_path / "explore-depth3.yaml"
+    assert (f"(replay: bwcsim run {saved} --controller broken_controllers:no_refcount)"
+            in result.stderr.replace("\n", ""))
+
+
+@pytest.mark.req("EXPLORE")
+def test_explore_says_when_it_stopped_at_the_failure_limit() -> None:
+    total = sum(1 for _ in sequences(4))
+    limited = explore(4, broken_controllers.no_refcount, max_failures=3)
+    assert len(limited.failures) == 3 and limited.stopped_early and limited.checked < total
+    unlimited = explore(4, broken_controllers.no_refcount, max_failures=0)
+    assert unlimited.checked == total and not unlimited.stopped_early
+    assert len(unlimited.failures) > 3
+    assert unlimited.failures[:3] == limited.failures
+
+    cli = runner.invoke(app, ["explore", "--depth", "4", "--max-failures", "3",
+                              "--controller", "broken_controllers:no_refcount"])
+    out = cli.stderr.replace("\n", " ")
+    assert cli.exit_code == 1
+    assert f"{limited.checked} of {total} sequences checked, 3 failing" in out
+    assert "stopped early at the failure limit (3 failing" in out
+    assert "--max-failures 0 checks them all" in out
+
+    everything = runner.invoke(app, ["explore", "--depth", "4", "--max-failures", "0",
+                                     "--controller", "broken_controllers:no_refcount"])
+    assert everything.exit_code == 1
+    assert f"{total} sequences checked, {len(unlimited.failures)} failing" in everything.stderr
+    assert "stopped early" not in everything.stderr
