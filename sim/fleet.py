@@ -75,6 +75,7 @@ __all__ = [
     "ShiftProfile",
     "TeamPlan",
     "TeamResult",
+    "check_output_file",
     "fleet_command",
     "plan_fleet",
     "render_text",
@@ -359,7 +360,7 @@ class _Shift:
                      for_s=round(rng.uniform(5.0, 300.0), 3))
 
     def freeze(self, cameras: list[CameraSpec], bus_seed: int) -> Scenario:
-        prof = self.plan.profile
+        prof, plan = self.plan.profile, self.plan
         self.items.sort(key=lambda item: (item[0], item[1]))
         timeline = tuple(
             TimelineEntry(index=i, line=0, at=at, **entry)
@@ -367,7 +368,8 @@ class _Shift:
         )
         return Scenario(
             version=1,
-            name=f"fleet shift {self.plan.team} (seed {self.plan.seed})",
+            name=f"fleet shift {plan.team} (fleet seed {plan.seed})",
+            description=_shift_description(plan, bus_seed),
             policy=self.policy,
             policy_ref=self.plan.policy,
             end=self.end,
@@ -378,6 +380,26 @@ class _Shift:
                         duplicate=prof.duplicate),
             timeline=timeline,
         )
+
+
+def _shift_description(plan: TeamPlan, bus_seed: int) -> str:
+    """What a team's shift is, for the timeline page and the scenario file.
+
+    Two seeds meet here and used to confuse readers: the *fleet* seed (``bwcsim fleet --seed``)
+    and the team's own *bus* seed derived from it, which the timeline shows as "seed".
+    """
+    policy = plan.policy if plan.policy in BUILTIN else Path(plan.policy).name
+    return (
+        f"One team's shift from a simulated fleet (bwcsim fleet --seed {plan.seed}, "
+        f"{plan.hours:g} h, policy {policy}). A fleet is split into independent teams of two to "
+        "six cameras; each team's shift is generated from the fleet seed and the team id alone "
+        "and replayed on its own simulated bus: cameras undocked at the start, patrols, "
+        "emergency calls, warrant operations with deactivations, a docked mid-shift break for "
+        "most teams, device signals and button presses, and faults such as late triggers, "
+        f"dropped connections and broker outages. This is {plan.team} "
+        f"({', '.join(plan.cameras)}). The run's seed, {bus_seed}, is this team's own bus seed "
+        f"(latency jitter, duplicates), derived from fleet seed {plan.seed}."
+    )
 
 
 def team_scenario(plan: TeamPlan) -> Scenario:
@@ -426,6 +448,7 @@ def scenario_yaml(scenario: Scenario) -> str:
     doc = {
         "version": 1,
         "name": scenario.name,
+        "description": scenario.description,
         "policy": scenario.policy_ref,
         "seed": scenario.seed,
         "end": num(scenario.end),
@@ -641,7 +664,8 @@ def render_text(doc: dict[str, Any], console: Any = None) -> None:
         for col in ("camera", "team", "verdict", "missed s", "causes"):
             worst.add_column(col)
         for c in doc["worst"]:
-            causes = ", ".join(f"{k} {v:g}" for k, v in c["missed_s"].items() if k != "total")
+            # One decimal everywhere, like the table above (``{:g}`` gave 8579.64 next to 695.293).
+            causes = ", ".join(f"{k} {v:.1f}" for k, v in c["missed_s"].items() if k != "total")
             worst.add_row(c["camera"], c["team"], c["verdict"], f"{c['missed_s']['total']:.1f}",
                           causes)
         con.print(worst)
@@ -679,6 +703,8 @@ def fleet_command(
         raise InvalidInput("must be a positive number of hours", "hours")
     if workers < 1:
         raise InvalidInput("must be at least 1", "workers")
+    if timeline is not None:
+        check_output_file(timeline)  # before the run: a bad path should not cost minutes
     err = Console(stderr=True, highlight=False)
     with Progress(
         TextColumn("[bold]fleet[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("cameras"),
@@ -702,14 +728,42 @@ def fleet_command(
     return 0 if doc["verdict"] == "pass" else 1
 
 
+def check_output_file(path: Path) -> None:
+    """Fail early, with ``cannot write <path>: <reason>``, when ``path`` cannot be written.
+
+    The folder must exist (it is not created, as for ``bwcsim run --timeline``) and accept a new
+    file; ``path`` itself must not be a folder. Raises :class:`~controller.errors.InvalidInput`.
+    """
+    import tempfile
+
+    from controller.errors import InvalidInput
+
+    folder = path.parent
+    if path.is_dir():
+        raise InvalidInput(f"cannot write {path}: it is a folder")
+    if not folder.is_dir():
+        reason = "not a folder" if folder.exists() else "no such folder"
+        raise InvalidInput(f"cannot write {path}: {folder}: {reason}")
+    try:
+        # Permission bits do not tell the whole story (read-only mounts, /proc, root): only
+        # creating a file does.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def write_worst_timelines(result: FleetResult, path: Path, err: Any, teams: int = 3) -> list[Path]:
     """Replay the teams of the worst cameras again and write their HTML timelines.
 
     The first (worst) team goes to ``path``, the next ones beside it as ``<stem>-<team><suffix>``.
     Needs the timeline writer (``sim/timeline.py``); without it this notes so on ``err`` and
-    writes nothing. Returns the files written.
+    writes nothing. Returns the files written. Raises :class:`~controller.errors.InvalidInput`
+    (``cannot write <file>: <reason>``) when a file cannot be written.
     """
     import importlib.util
+
+    from controller.errors import InvalidInput
 
     if importlib.util.find_spec("sim.timeline") is None:
         err.print("timeline skipped: the timeline writer (sim/timeline.py) is not available")
@@ -738,6 +792,8 @@ def write_worst_timelines(result: FleetResult, path: Path, err: Any, teams: int 
         except NotImplementedError as exc:
             err.print(f"timeline skipped: {exc}")
             return written
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {target}: {exc.strerror or exc}") from None
         err.print(f"timeline of {team} written to {target}")
         written.append(target)
     return written

@@ -180,3 +180,70 @@ def test_cli_fleet_timeline_of_the_worst_team(tmp_path: Path) -> None:
     else:
         assert doc["worst"], "a 12-hour fleet should have some excused misses"
         assert out.exists() and "<svg" in out.read_text(encoding="utf-8")
+
+
+def _not_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the fleet ran although its output path was bad")
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "folder", "under-a-file"])
+def test_cli_fleet_timeline_that_cannot_be_written_exits_2_before_running(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "plain").write_text("x", encoding="utf-8")
+    target = {"missing-folder": tmp_path / "nope" / "x.html", "folder": tmp_path,
+              "under-a-file": tmp_path / "plain" / "x.html"}[where]
+    monkeypatch.setattr("sim.fleet.run_fleet", _not_run)  # checked before minutes of work
+    res = CliRunner().invoke(app, ["fleet", "--cameras", "4", "--hours", "1",
+                                   "--timeline", str(target), "--report", "json"])
+    assert res.exit_code == 2, res.output
+    assert res.stdout == ""
+    [line] = res.stderr.splitlines()
+    assert line.startswith(f"bwcsim: cannot write {target}: ")
+    assert not isinstance(res.exception, AssertionError)
+
+
+def test_worst_timelines_report_a_write_failure_as_invalid_input(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from controller.errors import InvalidInput
+    from sim.fleet import write_worst_timelines
+
+    result = run_fleet(12, 12, seed=3)
+    assert result.worst(), "a 12-hour fleet should have some excused misses"
+    target = tmp_path / "gone" / "x.html"  # the folder vanished after the early check
+    with pytest.raises(InvalidInput, match=rf"^cannot write {target}: "):
+        write_worst_timelines(result, target, Console(stderr=True))
+
+
+def test_team_shift_names_the_fleet_seed_and_labels_its_own_bus_seed(tmp_path: Path) -> None:
+    plan = plan_fleet(10, 4, seed=5)[1]
+    sc = team_scenario(plan)
+    assert sc.name == f"fleet shift {plan.team} (fleet seed 5)"
+    assert sc.seed != 5  # the team's bus seed is derived, so it must be explained
+    assert "bus seed (latency jitter, duplicates), derived from fleet seed 5" in sc.description
+    assert f"The run's seed, {sc.seed}, is this team's own bus seed" in sc.description
+    assert "bwcsim fleet --seed 5" in sc.description and ", ".join(plan.cameras) in sc.description
+    written = tmp_path / "shift.yaml"
+    written.write_text(scenario_yaml(sc), encoding="utf-8")
+    assert load_scenario(written).description == sc.description
+
+
+def test_text_summary_gives_every_seconds_figure_one_decimal() -> None:
+    import re
+
+    from rich.console import Console
+
+    from sim.fleet import render_text
+
+    doc = run_fleet(4, 1, seed=2).to_json()
+    doc["worst"] = [{"camera": "cam-00001", "team": "team-0001", "verdict": "pass",
+                     "missed_s": {"battery": 8579.64, "docked": 695.293, "total": 9274.933}}]
+    con = Console(record=True, width=200, highlight=False)
+    render_text(doc, con)
+    text = con.export_text()
+    assert "battery 8579.6, docked 695.3" in text and "9274.9" in text
+    causes = "|".join(REPORT_KEYS)
+    numbers = re.findall(rf"\b(?:{causes})[\s│]+(\d+(?:\.\d+)?)", text)
+    assert len(numbers) >= len(REPORT_KEYS) + 2, text
+    assert all(re.fullmatch(r"\d+\.\d", n) for n in numbers), numbers
