@@ -142,6 +142,18 @@ def test_library_is_big_enough_and_covers_every_controller_requirement() -> None
         assert load_scenario(path).description.strip(), f"{path.name} has no description"
 
 
+@pytest.mark.req("SCN-LIBRARY")
+def test_readme_library_table_lists_every_scenario_file() -> None:
+    readme = (SCENARIO_DIR / "README.md").read_text("utf-8")
+    section = readme.split("## What is in the library", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([^`]+)` \|", section, re.M)
+    files = {path.relative_to(SCENARIO_DIR).as_posix() for path in scenario_files(SCENARIO_DIR)}
+    assert len(listed) == len(set(listed)), "a file is listed twice"
+    assert files - set(listed) == set(), (
+        "scenarios/README.md's library table lacks these files: add a row saying what each shows")
+    assert set(listed) - files == set(), "the table lists files that do not exist"
+
+
 # ---------------------------------------------------------- what expect: cannot express
 
 
