@@ -20,10 +20,9 @@ meaningful script rather than noise:
   ``pick`` chooses which, so shrinking can move between nested and overlapping shapes), and only
   one whose start was sent before now; with nothing open it names an unknown id, which the
   controller must refuse (R-IDEM);
-* ``delay_s`` (a late message) is drawn for every event but an ``activity_end``: a late end
-  lets the camera believe an activity still runs after it truly ended, a disagreement about
-  ground truth rather than a controller fault (the oracle judges deactivations against the
-  true end);
+* ``delay_s`` (a late message) is drawn for every event, ``activity_end`` included: a late end
+  lets the camera believe an activity still runs after it truly ended, and the oracle judges
+  what the camera did by what it was told (deactivations included);
 * a ``duplicate`` step re-sends an earlier event byte for byte (same ``id``, same ``ts``), later:
   a QoS 1 redelivery as the camera sees it. Both copies get an explicit ``id`` so the pair
   survives shrinking;
@@ -300,7 +299,7 @@ class _Resolver:
             ready = [i for i, (_, _, sent) in enumerate(self.open) if sent < self.now]
             if ready:
                 aid, target, _ = self.open.pop(ready[step.pick % len(ready)])
-                self.add_event_to(target, step, "activity_end", activity_id=aid, delayed=False)
+                self.add_event_to(target, step, "activity_end", activity_id=aid)
             elif not self.open:
                 self.add_event(step, "activity_end", activity_id=f"x-{step.pick}")
         elif kind in ("dock", "undock", "reactivate"):
