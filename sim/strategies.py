@@ -276,21 +276,15 @@ class _Resolver:
         kind = step.kind
         if kind == "tick":
             return
-        if kind == "start_required":
-            self.activities += 1
-            aid = f"a-{self.activities}"
-            target = self.target(step.who)
-            self.open.append((aid, target, self.now + step.delay))
-            activity = self.required[step.pick % len(self.required)]
-            self.add_event_to(target, step, "activity_start", activity=activity, activity_id=aid)
-        elif kind == "start_other":
-            if not self.other:
+        if kind in ("start_required", "start_other"):
+            names = self.required if kind == "start_required" else self.other
+            if not names:
                 return
             self.activities += 1
             aid = f"a-{self.activities}"
             target = self.target(step.who)
             self.open.append((aid, target, self.now + step.delay))
-            activity = self.other[step.pick % len(self.other)]
+            activity = names[step.pick % len(names)]
             self.add_event_to(target, step, "activity_start", activity=activity, activity_id=aid)
         elif kind == "end":
             # Only an activity whose start was sent before now can end now: a zero-length
