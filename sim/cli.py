@@ -200,6 +200,9 @@ def live(
     backoff_initial: Annotated[float, typer.Option(help="First reconnect delay, seconds.")] = 0.5,
     backoff_max: Annotated[float, typer.Option(help="Longest reconnect delay, seconds.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the reconnect jitter.")] = 0,
+    clock: Annotated[str, typer.Option(
+        help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
+    )] = "unix",
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from .live import LiveOptions, run_live
@@ -208,6 +211,8 @@ def live(
         _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
     if initial not in ("docked", "standby", "pre_buffer"):
         _fail(f"--initial: unknown state {initial!r} (one of: docked, standby, pre_buffer)")
+    if clock not in ("unix", "run"):
+        _fail(f"--clock: unknown clock {clock!r} (one of: unix, run)")
     if not 0 < backoff_initial <= 3600 or not 0 < backoff_max <= 86400:
         _fail("--backoff-initial/--backoff-max: must be positive seconds")
     options = LiveOptions(
@@ -217,6 +222,7 @@ def live(
         cafile=cafile, certfile=certfile, keyfile=keyfile,
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
+        clock=clock,  # type: ignore[arg-type]  # checked above
     )
     try:
         code = run_live(options)

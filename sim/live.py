@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -73,6 +74,7 @@ class LiveOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     seed: int = 0
+    clock: Literal["unix", "run"] = "unix"
 
 
 # ------------------------------------------------------------------------------ building
@@ -220,6 +222,8 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
         client_id=options.client_id or f"bwcsim-{options.camera}",
         backoff=backoff,
         seed=options.seed,
+        # The edge reads the wall clock once; the node only ever sees the time passed in.
+        time_origin=time.time() if options.clock == "unix" else 0.0,
     )
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()

@@ -11,8 +11,10 @@ synchronous and therefore atomic with respect to the others:
   acks or NACKs every id itself; the runtime additionally catches anything a third-party node
   might raise and NACKs the message, so the handler never dies on bad input.
 * **Timing.** One loop timer is armed at ``node.next_deadline()`` and re-armed after every call into
-  the node. ``now`` is the loop's clock minus the runtime's start, so the node sees seconds since
-  the runtime started — virtual seconds under ``looptime``, real ones in production.
+  the node. ``now`` is ``time_origin`` plus the loop's clock since the runtime's start: with
+  origin 0 the node sees seconds since the runtime started (virtual seconds under ``looptime``);
+  ``bwcsim live`` passes the Unix time at start, so the node's times — and the ``ts`` a
+  dispatcher puts on a trigger — are Unix seconds.
 * **Sending.** Everything the node asks to publish goes into an :class:`Outbox`, which a sender task
   drains while the link is up. A publication leaves the outbox only after the bus accepted it
   (for QoS 1: after the broker's PUBACK), so a link that dies mid-publish loses nothing; the
@@ -205,6 +207,7 @@ class CameraRuntime:
         outbox_limit: int = 1000,
         stop_timeout_s: float = 5.0,
         logger: logging.Logger | None = None,
+        time_origin: float = 0.0,
     ) -> None:
         self.node = node
         self.bus = bus
@@ -219,6 +222,9 @@ class CameraRuntime:
         self._log = logger or log
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
+        # What the node's clock reads when the run starts: 0 (seconds since start) or the Unix
+        # time, so that a trigger's ``ts`` in Unix seconds can be compared with it (R-LATE).
+        self.time_origin = time_origin
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._wake_sender = asyncio.Event()
@@ -235,10 +241,11 @@ class CameraRuntime:
         return self._connected.is_set() and self.bus.is_connected
 
     def now(self) -> float:
-        """Seconds since :meth:`run` started, on the loop's clock (what the node sees)."""
+        """What the node sees: ``time_origin`` plus the seconds since :meth:`run` started, on the
+        loop's clock."""
         if self._loop is None:
-            return 0.0
-        return self._loop.time() - self._t0
+            return self.time_origin
+        return self.time_origin + (self._loop.time() - self._t0)
 
     async def wait_connected(self) -> None:
         """Return once the runtime is connected and subscribed."""
@@ -257,7 +264,7 @@ class CameraRuntime:
         """Run the camera: connect, serve, reconnect on loss, until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
-        self._emit(self.node.start(0.0))
+        self._emit(self.node.start(self.time_origin))
         self._arm_timer()
         delay = 0.0
         try:
@@ -398,7 +405,7 @@ class CameraRuntime:
         self._cancel_timer()
         if deadline is not None and self._loop is not None:
             self._timer_at = deadline
-            self._timer = self._loop.call_at(self._t0 + deadline, self._on_timer)
+            self._timer = self._loop.call_at(self._t0 + (deadline - self.time_origin), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -132,6 +132,7 @@ class World:
         seed: int = 0,
         outbox_limit: int = 1000,
         wait: bool = True,
+        time_origin: float = 0.0,
     ) -> CameraRuntime:
         """Start a camera runtime (reference controller unless ``factory``); wait until connected."""
         policy = load_policy("dhs-2023")
@@ -143,6 +144,7 @@ class World:
         runtime = CameraRuntime(
             node, self.bus(), prefix=self.prefix, client_id=self.client_id(camera_id),
             backoff=backoff or Backoff(initial_s=0.5, max_s=2.0), seed=seed, outbox_limit=outbox_limit,
+            time_origin=time_origin,
         )
         topics = runtime.topics
         self._retained_topics.update((topics.state, topics.availability))

@@ -36,6 +36,30 @@ async def test_the_node_sees_seconds_since_start_and_is_woken_at_its_deadline() 
 
 
 @pytest.mark.looptime
+@pytest.mark.req("R-LATE")
+async def test_on_a_unix_clock_a_late_trigger_is_measured_against_its_ts() -> None:
+    """`bwcsim live` runs the node on Unix time, so a dispatcher's `ts` (Unix seconds, when the
+    activity really began) can be compared with the camera's buffer."""
+    origin = 1_764_000_000.0
+    async with World("sim") as world:
+        cam = await world.camera("cam-1", time_origin=origin)
+        probe = await world.probe()
+        await asyncio.sleep(100.0)
+        mark = probe.mark()
+        began = origin + 100.0 - 50.0  # 50 s ago; the 30 s buffer reaches back 30 s
+        trigger = json.dumps({"id": "s-9", "type": "activity_start", "activity": "search_warrant",
+                              "activity_id": "s-9", "ts": began}).encode()
+        await world.inject(cam.topics.event, trigger)
+        alert = await probe.wait_for(containing(cam.topics.alert, b"late_trigger"), since=mark,
+                                     timeout=TIMEOUT_S)
+        body = json.loads(alert.payload)
+        assert body["span"][0] == pytest.approx(began)
+        assert body["span"][1] == pytest.approx(origin + 70.0, abs=1e-3)
+        state = await probe.wait_for(containing(cam.topics.state, b'"recording"'), since=mark)
+        assert json.loads(state.payload)["since"] == pytest.approx(origin + 100.0, abs=1e-3)
+
+
+@pytest.mark.looptime
 @pytest.mark.req("R-TRIG")
 async def test_team_events_reach_members_only() -> None:
     async with World("sim") as world:
