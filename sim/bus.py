@@ -272,6 +272,12 @@ class SimBus:
         inbox = self._inbox
         self.hub.sync()
         present = self.hub.broker.connect(client_id, inbox.put, clean_session=clean_session, will=will)
+        previous = self.hub._buses.get(client_id)
+        if previous is not None and previous is not self:
+            # Session takeover: the broker dropped the older connection under this id, and a
+            # real client would see its socket close; without this the old bus would go on
+            # acting, and disconnecting, as the new connection.
+            previous._link_lost(BusError(f"connection of {client_id!r} taken over by a new one"))
         self._client_id, self._epoch, self._up = client_id, epoch, True
         self.hub._register(client_id, self)
         self.hub.kick()

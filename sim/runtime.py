@@ -145,6 +145,7 @@ class Outbox:
         self._live += 1
         if pub.retain:
             self._retained[pub.topic] = entry
+        self._compact()
 
     def head(self) -> _Entry | None:
         """The oldest pending publication (it stays queued until :meth:`sent`)."""
@@ -155,6 +156,10 @@ class Outbox:
 
     def sent(self, entry: _Entry) -> None:
         """``entry`` reached the broker."""
+        self._finish(entry)
+
+    def discard(self, entry: _Entry) -> None:
+        """``entry`` was refused by the broker (not counted in :attr:`dropped`)."""
         self._finish(entry)
 
     def pending(self) -> list[Publish]:
@@ -168,8 +173,21 @@ class Outbox:
             if self._retained.get(entry.pub.topic) is entry:
                 del self._retained[entry.pub.topic]
 
+    def _compact(self) -> None:
+        # Superseded and dropped entries stay in the deque until the sender pops them at the
+        # head; while the link is down nothing sends, so during a long outage they would pile
+        # up without bound. Rebuilding once they outnumber the live ones costs O(1) per push.
+        entries = self._entries
+        while entries and entries[0].done:
+            entries.popleft()
+        if len(entries) > 2 * self._live + 1:
+            self._entries = deque(e for e in entries if not e.done)
+
     def _drop_oldest(self) -> None:
-        for entry in self._entries:
+        entries = self._entries
+        while entries and entries[0].done:
+            entries.popleft()
+        for entry in entries:
             if not entry.done and not entry.pub.retain:
                 self._finish(entry)
                 self.dropped += 1
@@ -189,6 +207,7 @@ class RuntimeStats:
     received: int = 0
     published: int = 0
     handler_errors: int = 0
+    refused_publications: int = 0
     reconnect_delays: list[float] = field(default_factory=list)
 
 
@@ -288,6 +307,11 @@ class CameraRuntime:
                 except BusError as exc:
                     self._connected.clear()
                     self.stats.connection_losses += 1
+                    if self.bus.is_connected:
+                        # The link is up but unusable (a subscription refused, say): close it,
+                        # or every reconnect attempt would fail with "already connected".
+                        with contextlib.suppress(BusError):
+                            await self.bus.disconnect(clean=False)
                     if self.now() - started >= self.backoff.stable_s:
                         self._attempt, delay = 0, 0.0
                     else:
@@ -298,6 +322,11 @@ class CameraRuntime:
         finally:
             self._connected.clear()
             self._cancel_timer()
+            if self.bus.is_connected:
+                # Cancelled or broken without a clean stop: drop the link so that it does not
+                # linger (with its client task) and the will tells the truth about the camera.
+                with contextlib.suppress(BusError):
+                    await self.bus.disconnect(clean=False)
 
     def _next_delay(self) -> float:
         delay = self.backoff.delay(self._attempt, self._rng)
@@ -343,7 +372,7 @@ class CameraRuntime:
         raise BusError("message stream ended")
 
     async def _send_loop(self) -> None:
-        outbox, bus, wake = self.outbox, self.bus, self._wake_sender
+        outbox, wake = self.outbox, self._wake_sender
         while True:
             entry = outbox.head()
             if entry is None:
@@ -353,10 +382,25 @@ class CameraRuntime:
                 wake.clear()
                 await wake.wait()
                 continue
-            pub = entry.pub
-            await bus.publish(pub.topic, pub.payload, qos=pub.qos, retain=pub.retain)
-            outbox.sent(entry)
-            self.stats.published += 1
+            await self._publish(entry)
+
+    async def _publish(self, entry: _Entry) -> None:
+        """Publish ``entry``; one the broker refuses while the link stays up (an invalid topic
+        from a third-party node, an oversized payload) is dropped, since sending it again would
+        fail again and block everything queued behind it. A lost link raises ``BusError``."""
+        pub = entry.pub
+        try:
+            await self.bus.publish(pub.topic, pub.payload, qos=pub.qos, retain=pub.retain)
+        except BusError as exc:
+            if not self.bus.is_connected:
+                raise
+            self.outbox.discard(entry)
+            self.stats.refused_publications += 1
+            log_event(self._log, logging.ERROR, "publish_refused", camera=self.node.camera_id,
+                      topic=pub.topic, error=str(exc))
+            return
+        self.outbox.sent(entry)
+        self.stats.published += 1
 
     async def _receive_loop(self) -> None:
         async for msg in self.bus.messages():
@@ -439,14 +483,13 @@ class CameraRuntime:
             except (BusError, TimeoutError) as exc:
                 log_event(self._log, logging.WARNING, "stop_incomplete", camera=self.node.camera_id,
                           error=str(exc) or type(exc).__name__, unsent=len(self.outbox))
+            # A clean DISCONNECT cancels the will; do that only once "offline" is out, else the
+            # broker would go on showing the camera "online".
             with contextlib.suppress(BusError):
-                await self.bus.disconnect(clean=True)
+                await self.bus.disconnect(clean=len(self.outbox) == 0)
         self._connected.clear()
         log_event(self._log, logging.INFO, "stopped", camera=self.node.camera_id, unsent=len(self.outbox))
 
     async def _drain(self) -> None:
         while (entry := self.outbox.head()) is not None:
-            pub = entry.pub
-            await self.bus.publish(pub.topic, pub.payload, qos=pub.qos, retain=pub.retain)
-            self.outbox.sent(entry)
-            self.stats.published += 1
+            await self._publish(entry)
