@@ -442,9 +442,11 @@ class MqttBus:
         session_present = _capture_session_present(client)
         try:
             await client.__aenter__()
-        except aiomqtt.MqttError as exc:
-            raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
-        except OSError as exc:  # TLS files that cannot be read surface here
+        except (aiomqtt.MqttError, OSError) as exc:  # OSError: TLS files that cannot be read
+            # A connect that timed out waiting for CONNACK leaves paho's socket open and
+            # aiomqtt's housekeeping task running; a reconnect loop would leak one of each
+            # per attempt until the process runs out of file descriptors.
+            _close_socket(client)
             raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
         self._client, self._epoch, self._closing = client, epoch, False
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -569,6 +571,14 @@ def _from_aiomqtt(item: aiomqtt.Message) -> Message:
     else:
         data = str(payload).encode()
     return Message(item.topic.value, data, int(item.qos), bool(item.retain))
+
+
+def _close_socket(client: aiomqtt.Client) -> None:
+    """Close the socket of a client whose connect failed (paho then stops aiomqtt's tasks)."""
+    close = getattr(client._client, "_sock_close", None)
+    if callable(close):
+        with contextlib.suppress(OSError):
+            close()
 
 
 def _capture_session_present(client: aiomqtt.Client) -> list[bool]:

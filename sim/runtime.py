@@ -63,6 +63,8 @@ __all__ = ["Backoff", "CameraRuntime", "Outbox", "RuntimeStats"]
 log = logging.getLogger("bwcsim.runtime")
 
 _ack_encoder = msgspec.json.Encoder()
+_TIMER_RETRY_S = 1.0
+"""How soon a timer whose handler raised is tried again."""
 
 
 def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
@@ -413,8 +415,12 @@ class CameraRuntime:
         now = self.now()
         try:
             deadline = self.node.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._emit(self.node.on_timer(now))
+        except Exception:
+            deadline = None  # _arm_timer below meets the same error and leaves the timer off
+        if deadline is not None and deadline <= now:
+            # A timer handler that raises must not take the message down with it.
+            self._run_timer(now)
+        try:
             self._emit(self.node.on_message(msg.topic, msg.payload, now))
         except Exception as exc:  # a third-party node broke its contract; the camera lives on
             self.stats.handler_errors += 1
@@ -428,22 +434,30 @@ class CameraRuntime:
         due = self._timer_at
         self._timer = self._timer_at = None
         now = max(self.now(), due if due is not None else 0.0)
+        ok = self._run_timer(now)
+        # A handler that raised keeps its deadline; retrying it every millisecond would spin
+        # the loop and flood the log, so a failed timer is retried a second later.
+        self._arm_timer(after=now, retry_s=1e-3 if ok else _TIMER_RETRY_S)
+
+    def _run_timer(self, now: float) -> bool:
+        """The node's ``on_timer``; ``False`` (logged and counted) if it raised."""
         try:
             self._emit(self.node.on_timer(now))
         except Exception as exc:
             self.stats.handler_errors += 1
             log_event(self._log, logging.ERROR, "timer_error", camera=self.node.camera_id,
                       error=f"{type(exc).__name__}: {exc}")
-        self._arm_timer(after=now)
+            return False
+        return True
 
-    def _arm_timer(self, after: float | None = None) -> None:
+    def _arm_timer(self, after: float | None = None, retry_s: float = 1e-3) -> None:
         try:
             deadline = self.node.next_deadline()
         except Exception:
             deadline = None
         if deadline is not None and after is not None and deadline <= after:
             # A node that keeps asking for a time it was just woken for would spin the loop.
-            deadline = after + 1e-3
+            deadline = after + retry_s
         if deadline == self._timer_at:
             return
         self._cancel_timer()

@@ -288,3 +288,51 @@ def test_a_long_outage_with_a_chatty_node_keeps_the_outbox_small() -> None:
     assert pending[-1].payload == b"s19999" and pending[0].payload == b"a19901"
     # Entries superseded or dropped while nothing is sending must not pile up behind the scenes.
     assert len(box._entries) <= 2 * box.limit + 2
+
+
+@pytest.mark.req("LIVE-RECONNECT")
+async def test_connects_that_time_out_waiting_for_connack_leave_no_socket_or_task_behind() -> None:
+    """A port that accepts TCP but never answers MQTT (a hung broker, a proxy, a TLS port
+    spoken to in plain text): every retry of the runtime's reconnect loop times out here."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        endpoint = MqttEndpoint("127.0.0.1", silent.getsockname()[1], timeout_s=0.2)
+        before_tasks, before_fds = _other_tasks(), _open_fds()
+        for _ in range(5):
+            with pytest.raises(BusError, match="cannot connect"):
+                await MqttBus(endpoint).connect("nobody", clean_session=True)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let cancelled tasks finish
+        assert _other_tasks() - before_tasks == set()
+        assert _open_fds() <= before_fds
+
+
+class _TimerRaises(_Wrapped):
+    """A third-party node whose timer handler raises every time, its deadline left standing."""
+
+    def on_timer(self, now: float) -> list[Publish]:
+        raise RuntimeError("timer bug")
+
+
+def _timer_raises(setup: CameraSetup) -> CameraNode:
+    return _TimerRaises(setup)
+
+
+@pytest.mark.looptime
+@pytest.mark.req("LIVE-RUNTIME")
+async def test_a_timer_handler_that_keeps_raising_is_retried_calmly_not_in_a_tight_loop() -> None:
+    async with World("sim") as world:
+        cam = await world.camera("cam-1", factory=_timer_raises, initial="docked")
+        probe = await world.probe()
+        mark = probe.mark()
+        await world.inject(cam.topics.event, b'{"id":"u-1","type":"undock"}')  # arms the boot timer
+        await probe.wait_for(containing(cam.topics.ack, b'"u-1"'), since=mark, timeout=TIMEOUT_S)
+        await asyncio.sleep(60.0)
+        assert 1 <= cam.stats.handler_errors <= 61  # about once a second, not every millisecond
+        # Messages are still served meanwhile: the failing timer does not take them down.
+        await world.inject(cam.topics.event, START)
+        ack = await probe.wait_for(containing(cam.topics.ack, b'"s-1"'), since=mark, timeout=TIMEOUT_S)
+        assert json.loads(ack.payload) == {"id": "s-1", "ok": True}
