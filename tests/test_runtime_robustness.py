@@ -336,3 +336,36 @@ async def test_a_timer_handler_that_keeps_raising_is_retried_calmly_not_in_a_tig
         await world.inject(cam.topics.event, START)
         ack = await probe.wait_for(containing(cam.topics.ack, b'"s-1"'), since=mark, timeout=TIMEOUT_S)
         assert json.loads(ack.payload) == {"id": "s-1", "ok": True}
+
+
+async def _connects_reach(cam: CameraRuntime, count: int, within_s: float) -> None:
+    async def poll() -> None:
+        while cam.stats.connects < count:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), within_s)
+
+
+@pytest.mark.looptime
+@pytest.mark.req("LIVE-RECONNECT")
+async def test_a_link_that_stayed_up_resets_the_backoff_and_a_flapping_one_does_not() -> None:
+    async with World("sim") as world:
+        assert world.hub is not None
+        backoff = Backoff(initial_s=1.0, max_s=8.0, jitter=0.0, stable_s=10.0)
+        cam = await world.camera("cam-1", backoff=backoff)
+        world.hub.outage(60.0)
+        await _connects_reach(cam, 2, 70.0)
+        assert cam.stats.reconnect_delays[-1] == 8.0  # backed off up to the cap
+        await asyncio.sleep(20.0)  # a stable link
+        loop = asyncio.get_running_loop()
+        world.hub.cut(cam.client_id)
+        lost_at = loop.time()
+        await _connects_reach(cam, 3, 1.0)
+        assert loop.time() - lost_at < 0.02  # at once: the sequence was reset
+        await asyncio.sleep(1.0)  # a link that did not stay up
+        world.hub.cut(cam.client_id)
+        await _connects_reach(cam, 4, 2.0)
+        await asyncio.sleep(1.0)
+        world.hub.cut(cam.client_id)
+        await _connects_reach(cam, 5, 3.0)
+        assert cam.stats.reconnect_delays[-2:] == [1.0, 2.0]  # flapping: backing off again
