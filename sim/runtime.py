@@ -35,7 +35,11 @@ the outbox in order.
 
 **Stopping.** :meth:`CameraRuntime.stop` ends the run cleanly: the node's ``finish`` output (the
 open recording, marked ``open``) and the retained ``availability: offline`` are published, then the
-link is closed with DISCONNECT, so the will does not fire.
+link is closed with DISCONNECT, so the will does not fire. A stop that cannot get ``offline`` out
+in time, and a run that is cancelled or fails, drop the link instead, so the will says it.
+A publication the broker refuses while the link stays up (an invalid topic from a third-party
+node) is dropped and logged, and a link that is up but unusable (a refused subscription) is
+closed before the next attempt: retrying either on the same link would never succeed.
 """
 
 from __future__ import annotations
