@@ -10,7 +10,7 @@ import pytest
 from bus_worlds import TIMEOUT_S, World, containing, on
 
 from controller.node import CameraNode, CameraSetup, Publish
-from controller.reference import make_node
+from controller.reference import ReferenceNode
 from sim.runtime import Outbox
 
 pytestmark = pytest.mark.req("LIVE-RUNTIME")
@@ -75,32 +75,13 @@ async def test_team_events_reach_members_only() -> None:
         assert [m for m in probe.since(mark, other.topics.state) if not m.retain] == []
 
 
-class _Exploding:
+class _Exploding(ReferenceNode):
     """A third-party node that breaks the contract: it raises on some payloads."""
-
-    def __init__(self, setup: CameraSetup) -> None:
-        self.inner = make_node(setup)
-        self.camera_id = setup.camera_id
-
-    def subscriptions(self) -> list[str]:
-        return self.inner.subscriptions()
-
-    def start(self, now: float) -> list[Publish]:
-        return self.inner.start(now)
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
         if b"boom" in payload:
             raise RuntimeError("kaboom")
-        return self.inner.on_message(topic, payload, now)
-
-    def next_deadline(self) -> float | None:
-        return self.inner.next_deadline()
-
-    def on_timer(self, now: float) -> list[Publish]:
-        return self.inner.on_timer(now)
-
-    def finish(self, now: float) -> list[Publish]:
-        return self.inner.finish(now)
+        return super().on_message(topic, payload, now)
 
 
 def _exploding(setup: CameraSetup) -> CameraNode:

@@ -19,7 +19,7 @@ from controller.errors import BusError
 from controller.node import CameraNode, CameraSetup, Publish
 from controller.params import CameraParams
 from controller.policy import load_policy
-from controller.reference import make_node
+from controller.reference import ReferenceNode, make_node
 from sim.broker import Message
 from sim.bus import Bus, MqttBus, MqttEndpoint, SimHub
 from sim.runtime import Backoff, CameraRuntime, Outbox
@@ -27,34 +27,21 @@ from sim.runtime import Backoff, CameraRuntime, Outbox
 START = b'{"id":"s-1","type":"activity_start","activity":"arrest_warrant","activity_id":"w-1"}'
 
 
-class _Wrapped:
+class _Wrapped(ReferenceNode):
     """A reference node with a hook to change what it subscribes to or publishes."""
 
     def __init__(self, setup: CameraSetup) -> None:
-        self.inner = make_node(setup)
-        self.camera_id = setup.camera_id
+        super().__init__(setup)
         self.extra_subscriptions: list[str] = []
         self.extra_publications: list[Publish] = []
 
     def subscriptions(self) -> list[str]:
-        return self.inner.subscriptions() + self.extra_subscriptions
-
-    def start(self, now: float) -> list[Publish]:
-        return self.inner.start(now)
+        return super().subscriptions() + self.extra_subscriptions
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
-        out = self.inner.on_message(topic, payload, now)
+        out = super().on_message(topic, payload, now)
         extra, self.extra_publications = self.extra_publications, []
         return extra + out
-
-    def next_deadline(self) -> float | None:
-        return self.inner.next_deadline()
-
-    def on_timer(self, now: float) -> list[Publish]:
-        return self.inner.on_timer(now)
-
-    def finish(self, now: float) -> list[Publish]:
-        return self.inner.finish(now)
 
 
 def _wrapped(setup: CameraSetup) -> CameraNode:
