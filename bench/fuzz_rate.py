@@ -1,6 +1,6 @@
 """P-NOMISS search rate: examples/s of ``bwcsim fuzz`` and the time for 2,000 examples.
 
-The search (:func:`sim.fuzzing.search`, reference controller, seed 0) generates scenarios of up
+The search (:func:`sim.search.fuzz.search`, reference controller, seed 0) generates scenarios of up
 to 50 steps, validates and replays each and judges it with the oracle. The baseline, measured
 in the same run, is a bare replay of *the same scenarios* (already generated and validated):
 the ratio search rate / bare replay rate says what generation and validation cost on top of
@@ -16,9 +16,9 @@ from typing import Any
 import measure
 
 from controller.reference import make_node
-from sim.fuzzing import search
-from sim.replay import replay
-from sim.strategies import load_scenario_dict, scenarios
+from sim.search.fuzz import search
+from sim.search.strategies import load_scenario_dict, scenarios
+from sim.world.replay import replay
 
 TARGET_S = 60.0
 CI_EXAMPLES = 2000

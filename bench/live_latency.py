@@ -1,7 +1,7 @@
 """Live latency: trigger published → ``state: recording`` received, through a real broker.
 
-Cameras run in this process (the reference controller in :class:`sim.runtime.CameraRuntime` on
-:class:`sim.bus.MqttBus`), 1 and then 100 of them. An observer publishes an ``activity_start`` to
+Cameras run in this process (the reference controller in :class:`sim.live.runtime.CameraRuntime` on
+:class:`sim.live.bus.MqttBus`), 1 and then 100 of them. An observer publishes an ``activity_start`` to
 one camera at a time (round robin, QoS 1) and times how long until that camera's retained
 ``state`` with ``"recording"`` reaches it; an ``activity_end`` then resets the camera (untimed).
 The baseline, measured in the same run with the same client code, is a bare publish → receive
@@ -46,9 +46,9 @@ from controller.node import CameraSetup
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import make_node
-from sim.broker import Message
-from sim.bus import MqttBus, MqttEndpoint
-from sim.runtime import Backoff, CameraRuntime
+from sim.live.bus import MqttBus, MqttEndpoint
+from sim.live.runtime import Backoff, CameraRuntime
+from sim.world.broker import Message
 
 TARGET_P99_MS = 5.0
 

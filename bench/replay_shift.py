@@ -23,8 +23,8 @@ from controller_step import bare_trigger_seconds
 
 from controller.reference import make_node
 from sim.fleet import scenario_yaml
-from sim.replay import replay
-from sim.scenario import load_scenario
+from sim.world.replay import replay
+from sim.world.scenario import load_scenario
 
 TARGET_MS = 50.0
 

@@ -12,7 +12,7 @@ import measure  # noqa: F401  (puts the checkout on sys.path)
 
 from controller.node import CameraSetup
 from sim.fleet import DENSE_PROFILE, plan_fleet, team_scenario
-from sim.scenario import Scenario
+from sim.world.scenario import Scenario
 
 Message = tuple[str, bytes, float]  # topic, payload, handling time
 

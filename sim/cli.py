@@ -17,7 +17,8 @@ import msgspec
 import typer
 
 from controller.errors import BwcError
-from controller.node import DEFAULT_FACTORY, ControllerFactory, load_factory
+from controller.node import DEFAULT_FACTORY, ControllerFactory
+from sim.nodes import load_factory
 
 app = typer.Typer(
     name="bwcsim",
@@ -61,10 +62,10 @@ def run(
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Replay one scenario and report what footage was missed, and why."""
-    from .outputs import write_outputs
-    from .replay import replay
-    from .report import build_report, exit_code
-    from .scenario import load_scenario
+    from sim.views.files import write_outputs
+    from sim.views.report import build_report, exit_code
+    from sim.world.replay import replay
+    from sim.world.scenario import load_scenario
 
     factory = _factory(controller)
     try:
@@ -82,7 +83,7 @@ def run(
     if report is ReportFormat.json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
     else:
-        from .text_report import render_text
+        from sim.views.text import render_text
 
         render_text(doc)
     raise typer.Exit(exit_code(doc, scenario.expect))
@@ -109,7 +110,7 @@ def check(
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Replay every scenario (default: scenarios/) and check its expect: block."""
-    from .checking import check_files
+    from .check import check_files
 
     factory = _factory(controller)
     files = list(_scenario_files(paths or [Path("scenarios")]))
@@ -140,7 +141,7 @@ def trace_reqs(
     scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
 ) -> None:
     """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
-    from . import traceability as tr
+    from sim.spec import traceability as tr
 
     renderers = {"text": tr.render_text, "markdown": tr.render_markdown, "json": tr.render_json}
     if format not in renderers:
@@ -205,7 +206,7 @@ def live(
     )] = "unix",
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
-    from .live import LiveOptions, run_live
+    from sim.live.command import LiveOptions, run_live
 
     if log_format not in ("text", "json"):
         _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
@@ -240,7 +241,7 @@ def schema(
     prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
-    from .schema import asyncapi_document, json_schema, render
+    from sim.spec.schema import asyncapi_document, json_schema, render
 
     chosen = format or ("yaml" if asyncapi else "json")
     if chosen not in ("json", "yaml"):
@@ -257,7 +258,7 @@ def fuzz(
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Search generated scenarios for a missed recording (P-NOMISS); save the shrunk failure."""
-    from .fuzzing import run_cli
+    from sim.search.fuzz import run_cli
 
     _factory(controller)
     try:
@@ -278,7 +279,7 @@ def explore(
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Replay every sequence of key events up to --depth and judge each with the oracle."""
-    from .explore import run_cli
+    from sim.search.explore import run_cli
 
     _factory(controller)
     try:

@@ -34,9 +34,9 @@ from controller.node import CameraNode, CameraSetup, ControllerFactory, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import make_node
-from sim.broker import Message
-from sim.bus import Bus, MqttBus, MqttEndpoint, Probe, SimHub
-from sim.runtime import Backoff, CameraRuntime
+from sim.live.bus import Bus, MqttBus, MqttEndpoint, Probe, SimHub
+from sim.live.runtime import Backoff, CameraRuntime
+from sim.world.broker import Message
 
 Kind = Literal["sim", "mqtt"]
 TIMEOUT_S = 5.0

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from controller.errors import InvalidInput
-from controller.node import DEFAULT_FACTORY, ControllerFactory, load_factory
-from sim.fuzz_profiles import load_profile
+from controller.node import DEFAULT_FACTORY, ControllerFactory
+from sim.nodes import load_factory
+from sim.search.profiles import load_profile
 
 # The tests directory is not a package; put it on sys.path so the broker helpers import the
 # same way from here, from test modules and from .ci/run.

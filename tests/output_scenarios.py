@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sim.replay import ReplayResult, replay
-from sim.report import build_report
-from sim.scenario import parse_scenario
+from sim.views.report import build_report
+from sim.world.replay import ReplayResult, replay
+from sim.world.scenario import parse_scenario
 
 DOCK_MID_WARRANT = """\
 version: 1

@@ -13,7 +13,7 @@ import pytest
 from bus_worlds import TIMEOUT_S, WorldFactory, containing, on
 from bus_worlds import make_world_fixture as make_world_fixture  # the fixture "make_world"
 
-from sim.broker import Message
+from sim.world.broker import Message
 
 pytestmark = pytest.mark.req("BUS-CONTRACT")
 
@@ -189,7 +189,7 @@ async def test_activity_start_records_and_activity_end_publishes_the_recording(
 @pytest.mark.req("LIVE-RECONNECT")
 async def test_runtime_survives_a_dropped_link_and_gets_what_was_queued(make_world: WorldFactory) -> None:
     async with make_world() as world:
-        from sim.runtime import Backoff
+        from sim.live.runtime import Backoff
 
         cam = await world.camera("cam-1", backoff=Backoff(initial_s=1.0, max_s=1.0, jitter=0.0))
         probe = await world.probe()

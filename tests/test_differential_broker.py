@@ -2,7 +2,7 @@
 
 Hypothesis generates sequences of subscriptions (filters with ``+`` and ``#``, QoS 0/1) and
 publications (retained or not, empty retained payloads that clear) from a few clients, under a
-fresh topic prefix. The same sequence runs on :class:`~sim.broker.SimBroker` and on Mosquitto,
+fresh topic prefix. The same sequence runs on :class:`~sim.world.broker.SimBroker` and on Mosquitto,
 and the sets of deliveries — (subscriber, topic, payload, retain flag) — must be equal.
 
 Making the real run deterministic takes care, because three clients talk to Mosquitto over three
@@ -27,9 +27,9 @@ from brokers import BrokerAddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.broker import SimBroker
-from sim.bus import MqttBus, MqttEndpoint
-from sim.scheduler import Scheduler
+from sim.live.bus import MqttBus, MqttEndpoint
+from sim.world.broker import SimBroker
+from sim.world.scheduler import Scheduler
 
 pytestmark = [pytest.mark.req("BUS-DIFF"), pytest.mark.live]
 

@@ -18,10 +18,10 @@ from sim.fleet import (
     scenario_yaml,
     team_scenario,
 )
-from sim.oracle import REPORT_KEYS
-from sim.replay import replay
-from sim.report import build_report
-from sim.scenario import Scenario, load_scenario
+from sim.views.report import build_report
+from sim.world.oracle import REPORT_KEYS
+from sim.world.replay import replay
+from sim.world.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.req("FLEET")
 
@@ -193,7 +193,7 @@ def test_cli_fleet_timeline_that_cannot_be_written_exits_2_before_running(
     (tmp_path / "plain").write_text("x", encoding="utf-8")
     target = {"missing-folder": tmp_path / "nope" / "x.html", "folder": tmp_path,
               "under-a-file": tmp_path / "plain" / "x.html"}[where]
-    monkeypatch.setattr("sim.fleet.run_fleet", _not_run)  # checked before minutes of work
+    monkeypatch.setattr("sim.fleet.command.run_fleet", _not_run)  # checked before minutes of work
     res = CliRunner().invoke(app, ["fleet", "--cameras", "4", "--hours", "1",
                                    "--timeline", str(target), "--report", "json"])
     assert res.exit_code == 2, res.output

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.fleet import run_fleet
-from sim.parallel import batches, map_batches
+from sim.fleet.parallel import batches, map_batches
 
 pytestmark = pytest.mark.req("FLEET-PARALLEL")
 
@@ -91,7 +91,7 @@ def test_dask_by_scheduler_address(serial: Any, dask_client: Any) -> None:
 def test_unreachable_cluster_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("distributed") is None:
         pytest.skip("dask[distributed] is not installed")
-    monkeypatch.setattr("sim.parallel.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("sim.fleet.parallel.CONNECT_TIMEOUT", "1s")
     res = CliRunner().invoke(app, ["fleet", "--cameras", "4", "--hours", "1",
                                    "--cluster", "tcp://127.0.0.1:1"])
     assert res.exit_code == 2

@@ -142,7 +142,7 @@ def test_a_password_file_needs_a_username(tmp_path: Path) -> None:
 
 
 def test_endpoint_credentials_and_tls_come_from_files_and_the_environment(tmp_path: Path) -> None:
-    from sim.live import LiveOptions, build_endpoint
+    from sim.live.command import LiveOptions, build_endpoint
 
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")

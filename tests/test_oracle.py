@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.messages import Alert
-from sim.oracle import Observation, StatePoint, Window, judge
+from sim.world.oracle import Observation, StatePoint, Window, judge
 
 
 def docked_camera(windows: list[Window], alerts: list[Alert]) -> Observation:

@@ -18,10 +18,11 @@ from vcd.reader import TokenKind, tokenize
 
 from controller.messages import STATES
 from sim.cli import app
-from sim.outputs import fmt_duration, fmt_hms, run_view, write_outputs
-from sim.perfetto import perfetto_events
-from sim.text_report import render_text
-from sim.waveform import write_vcd
+from sim.views.files import write_outputs
+from sim.views.model import fmt_duration, fmt_hms, run_view
+from sim.views.perfetto import perfetto_events
+from sim.views.text import render_text
+from sim.views.waveform import write_vcd
 
 # ----------------------------------------------------------------------------------- trace
 

@@ -11,7 +11,7 @@ from bus_worlds import TIMEOUT_S, World, containing, on
 
 from controller.node import CameraNode, CameraSetup, Publish
 from controller.reference import ReferenceNode
-from sim.runtime import Outbox
+from sim.live.runtime import Outbox
 
 pytestmark = pytest.mark.req("LIVE-RUNTIME")
 

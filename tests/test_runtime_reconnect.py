@@ -17,7 +17,7 @@ import pytest
 from bus_worlds import TIMEOUT_S, World, containing, on
 
 from controller.params import CameraParams
-from sim.runtime import Backoff
+from sim.live.runtime import Backoff
 
 pytestmark = [pytest.mark.looptime, pytest.mark.req("LIVE-RECONNECT")]
 

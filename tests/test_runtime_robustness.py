@@ -20,9 +20,9 @@ from controller.node import CameraNode, CameraSetup, Publish
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import ReferenceNode, make_node
-from sim.broker import Message
-from sim.bus import Bus, MqttBus, MqttEndpoint, SimHub
-from sim.runtime import Backoff, CameraRuntime, Outbox
+from sim.live.bus import Bus, MqttBus, MqttEndpoint, SimHub
+from sim.live.runtime import Backoff, CameraRuntime, Outbox
+from sim.world.broker import Message
 
 START = b'{"id":"s-1","type":"activity_start","activity":"arrest_warrant","activity_id":"w-1"}'
 

@@ -1,10 +1,11 @@
-"""Replay the scenario library and the shared conformance scenarios; check what each expects.
+"""Replay the scenario library and the conformance scenarios; check what each expects.
 
-Every scenario file in ``scenarios/`` (policy files under a ``policies`` folder excepted) and in
-``../shared/conformance/`` becomes one test, marked with ``SCN-LIBRARY`` and with the
-requirement IDs the file itself names in its top-level ``requirements:`` list, so a failing
-scenario shows up against the requirement it demonstrates. A scenario passes when its replay
-meets every ``expect:`` key and the oracle's verdict is ``pass``.
+Every scenario file in ``scenarios/`` (the conformance floor in ``scenarios/conformance/``
+included; policy files under a ``policies`` folder excepted) becomes one test, marked with
+``SCN-LIBRARY`` and with the requirement IDs the file itself names in its top-level
+``requirements:`` list, so a failing scenario shows up against the requirement it
+demonstrates. A scenario passes when its replay meets every ``expect:`` key and the oracle's
+verdict is ``pass``.
 
 A scenario that exposes a known controller bug is listed in :data:`KNOWN_CONTROLLER_BUGS`; its
 test is a strict xfail, so it turns into a failure the moment the bug is fixed and the entry
@@ -30,15 +31,14 @@ from controller.audit import verify
 from controller.node import ControllerFactory
 from controller.reference import ReferenceNode
 from sim.cli import app
-from sim.replay import ReplayResult, replay
-from sim.report import build_report
-from sim.scenario import load_scenario
+from sim.views.report import build_report
+from sim.world.replay import ReplayResult, replay
+from sim.world.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_DIR = ROOT / "scenarios"
-CONFORMANCE_DIR = ROOT.parent / "shared" / "conformance"
 
-#: Scenario file (relative to the repository root, or ``conformance/<name>``) → why it is
+#: Scenario file (relative to the repository root) → why it is
 #: expected to fail. Each entry is a controller bug; the expectation in the file is what the
 #: SPEC demands, so the test becomes a strict xfail until the controller is fixed.
 KNOWN_CONTROLLER_BUGS: dict[str, str] = {}
@@ -66,9 +66,7 @@ def declared_requirements(path: Path) -> list[str]:
 
 
 def _label(path: Path) -> str:
-    if path.is_relative_to(ROOT):
-        return path.relative_to(ROOT).as_posix()
-    return f"conformance/{path.relative_to(CONFORMANCE_DIR).as_posix()}"
+    return path.relative_to(ROOT).as_posix()
 
 
 def scenario_params(
@@ -83,7 +81,7 @@ def scenario_params(
     """
     by_id = {mark.args[0]: mark for mark in known}
     params = []
-    for path in scenario_files(SCENARIO_DIR) + scenario_files(CONFORMANCE_DIR):
+    for path in scenario_files(SCENARIO_DIR):  # scenarios/conformance/ included
         label = _label(path)
         declared = declared_requirements(path)
         marks = [library, *(by_id[r] for r in declared if r in by_id)]
@@ -91,11 +89,6 @@ def scenario_params(
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_CONTROLLER_BUGS[label]))
         unmarked = tuple(r for r in declared if r not in by_id)
         params.append(pytest.param(path, unmarked, id=label, marks=marks))
-    if not CONFORMANCE_DIR.is_dir():
-        params.append(pytest.param(
-            None, (), id="conformance-absent",
-            marks=[library, pytest.mark.skip(reason=f"{CONFORMANCE_DIR} is absent")],
-        ))
     return params
 
 

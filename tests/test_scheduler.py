@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.scheduler import MESSAGE, TIMER, Scheduler
+from sim.world.scheduler import MESSAGE, TIMER, Scheduler
 
 
 @pytest.mark.req("SIM-SCHED")

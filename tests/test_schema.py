@@ -18,7 +18,7 @@ from controller.codec import split_topic
 from controller.node import CameraSetup, Publish
 from controller.policy import load_policy
 from controller.reference import make_node
-from sim.schema import asyncapi_document, json_schema, payload_schema
+from sim.spec.schema import asyncapi_document, json_schema, payload_schema
 
 pytestmark = pytest.mark.req("SCHEMA")
 

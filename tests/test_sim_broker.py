@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.errors import BusError
-from sim.broker import (
+from sim.world.broker import (
     NO_FAULTS,
     BusConfig,
     BusSettings,
@@ -26,8 +26,8 @@ from sim.broker import (
     validate_filter,
     validate_topic,
 )
-from sim.scenario import BusSpec
-from sim.scheduler import TIMER, Scheduler
+from sim.world.scenario import BusSpec
+from sim.world.scheduler import TIMER, Scheduler
 
 # ---------------------------------------------------------------------------- helpers
 

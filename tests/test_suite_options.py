@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from controller.node import CameraNode, CameraSetup, ControllerFactory
 from controller.policy import load_policy
-from sim.fuzz_profiles import PROFILE_EXAMPLES, load_profile
+from sim.search.profiles import PROFILE_EXAMPLES, load_profile
 
 pytestmark = pytest.mark.req("TEST-INFRA")
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from output_scenarios import DOCK_MID_WARRANT, SHIFT_12H, run_text
 
-from sim.outputs import miss_tone, run_view, write_outputs
-from sim.timeline import (
+from sim.views.files import write_outputs
+from sim.views.model import miss_tone, run_view
+from sim.views.timeline import (
     CAUSE_COLOURS,
     CHAR_PX,
     MIN_MARK_PX,

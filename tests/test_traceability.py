@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.traceability import (
+from sim.spec.traceability import (
     SPEC_REQUIREMENTS,
     Matrix,
     build_matrix,

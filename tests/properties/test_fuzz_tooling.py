@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from controller.reference import make_node
 from sim.cli import app
-from sim.explore import explore, sequence_scenario, sequences
-from sim.fuzzing import replay_hint, search
-from sim.replay import replay
-from sim.strategies import load_scenario_dict
+from sim.search.explore import explore, sequence_scenario, sequences
+from sim.search.fuzz import replay_hint, search
+from sim.search.strategies import load_scenario_dict
+from sim.world.replay import replay
 
 runner = CliRunner()
 
@@ -111,7 +111,7 @@ def _must_not_search(*args: object, **kwargs: object) -> None:
 def test_fuzz_save_that_cannot_be_written_exits_2_before_searching(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sim.fuzzing.search", _must_not_search)
+    monkeypatch.setattr("sim.search.fuzz.search", _must_not_search)
     for target in _bad_save_targets(tmp_path):
         result = runner.invoke(app, ["fuzz", "--examples", "100000", "--save", str(target)])
         assert result.exit_code == 2, (target, result.output)
@@ -133,7 +133,7 @@ def test_replay_hint_names_a_non_default_controller_only() -> None:
 def test_explore_save_that_cannot_be_written_exits_2_before_exploring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sim.explore.explore", _must_not_search)
+    monkeypatch.setattr("sim.search.explore.explore", _must_not_search)
     for target in _bad_save_targets(tmp_path):
         result = runner.invoke(app, ["explore", "--depth", "3", "--save", str(target)])
         assert result.exit_code == 2, (target, result.output)

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from controller.audit import AuditLog
 from controller.node import ControllerFactory
-from sim.invariants import audit_problems
-from sim.replay import replay
-from sim.strategies import load_scenario_dict, scenarios
+from sim.search.invariants import audit_problems
+from sim.search.strategies import load_scenario_dict, scenarios
+from sim.world.replay import replay
 
 FIELDS = ("seq", "at", "kind", "data", "prev", "hash")
 

@@ -1,7 +1,7 @@
 """P-BAD and P-IDEM at the node boundary: garbage, or a message delivered twice, adds one ack.
 
 Each example replays a generated one-camera scenario to learn the camera's deliveries, then
-drives fresh nodes of the controller under test directly (:class:`sim.invariants.NodeDriver`):
+drives fresh nodes of the controller under test directly (:class:`sim.search.invariants.NodeDriver`):
 once as delivered (the baseline), once with extra input spliced in. Everything the second node
 publishes outside the extra calls must equal the baseline, and the extra calls may publish
 only an acknowledgement (for a redelivery: the very ack the first delivery got).
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from controller.codec import MAX_PAYLOAD, decode_event, peek_id
 from controller.node import ControllerFactory
-from sim.invariants import (
+from sim.search.invariants import (
     Delivery,
     NodeDriver,
     camera_setup,
@@ -26,9 +26,9 @@ from sim.invariants import (
     only_acks,
     same_outputs,
 )
-from sim.replay import replay
-from sim.scenario import Scenario
-from sim.strategies import load_scenario_dict, scenarios
+from sim.search.strategies import load_scenario_dict, scenarios
+from sim.world.replay import replay
+from sim.world.scenario import Scenario
 
 _SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                             HealthCheck.filter_too_much])

@@ -1,6 +1,6 @@
 """The search catches each deliberately broken controller and shrinks it to a short scenario.
 
-Each test runs the P-NOMISS search (:func:`sim.fuzzing.search`) against one factory of
+Each test runs the P-NOMISS search (:func:`sim.search.fuzz.search`) against one factory of
 ``tests/broken_controllers.py`` with a bounded budget, so it stays quick whatever the
 hypothesis profile, and checks the saved counterexample: a format-v1 file of at most 8
 timeline entries that ``bwcsim run`` replays to ``fail`` with the broken controller and to
@@ -16,9 +16,9 @@ import pytest
 
 from controller.node import ControllerFactory
 from controller.reference import make_node
-from sim.fuzzing import search
-from sim.replay import replay
-from sim.scenario import load_scenario
+from sim.search.fuzz import search
+from sim.world.replay import replay
+from sim.world.scenario import load_scenario
 
 BUDGET = 200
 SEED = 20231

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from controller.node import ControllerFactory
-from sim.outputs import write_trace
-from sim.replay import replay
-from sim.report import build_report
-from sim.strategies import parse_scenario_text, scenario_yaml, scenarios
+from sim.search.strategies import parse_scenario_text, scenario_yaml, scenarios
+from sim.views.files import write_trace
+from sim.views.report import build_report
+from sim.world.replay import replay
 
 
 @pytest.mark.req("P-DET")

@@ -35,9 +35,9 @@ from hypothesis.stateful import (
 
 from controller.node import CameraSetup, ControllerFactory, Publish
 from controller.policy import load_policy
-from sim.invariants import NodeDriver, no_miss, no_split
-from sim.replay import replay
-from sim.strategies import load_scenario_dict
+from sim.search.invariants import NodeDriver, no_miss, no_split
+from sim.search.strategies import load_scenario_dict
+from sim.world.replay import replay
 
 CAMERA = "cam-1"
 TEAM = "team-a"
@@ -87,7 +87,7 @@ class RecordingMachine(RuleBasedStateMachine):
         """Deliver one event a second after the previous step; returns whether it was acked ok.
 
         The second apart keeps every activity at least a second long: a zero-length activity
-        is noise a camera cannot judge (see :mod:`sim.strategies`).
+        is noise a camera cannot judge (see :mod:`sim.search.strategies`).
         """
         self.now += 1
         self.driver.advance(self.now)

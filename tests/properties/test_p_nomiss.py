@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from controller.node import ControllerFactory
-from sim.invariants import no_miss, no_split
-from sim.replay import replay
-from sim.strategies import load_scenario_dict, scenarios
+from sim.search.invariants import no_miss, no_split
+from sim.search.strategies import load_scenario_dict, scenarios
+from sim.world.replay import replay
 
 # Generated scenarios are large by design; the data-size check would only slow the search.
 _SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every picture of a run is drawn from one :class:`RunView`, built here from three inputs:
 
-* the :class:`~sim.replay.ReplayResult` — what each camera *reported* (its retained ``state``
+* the :class:`~sim.world.replay.ReplayResult` — what each camera *reported* (its retained ``state``
   publications, its recordings and alerts), the ground-truth required windows and the
   oracle's misses;
 * the SPEC §9 report dict — the verdict, the ``missed_s`` totals and the ``expect`` outcome,
@@ -29,15 +29,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from controller.spans import EPS
-
-from .oracle import Window
-from .replay import CameraRun, ReplayResult
+from sim.world.oracle import Window
+from sim.world.replay import CameraRun, ReplayResult
 
 __all__ = [
     "AlertMark",
@@ -51,8 +47,6 @@ __all__ = [
     "fmt_hms",
     "miss_tone",
     "run_view",
-    "write_outputs",
-    "write_trace",
 ]
 
 
@@ -317,44 +311,3 @@ def run_view(
 
 
 # ------------------------------------------------------------------------------ writing
-
-
-def write_trace(records: list[dict[str, Any]], path: Path) -> None:
-    """JSON Lines, one record per observed event, in the order they happened."""
-    enc = msgspec.json.Encoder()
-    with path.open("wb") as fh:
-        for rec in records:
-            fh.write(enc.encode(rec))
-            fh.write(b"\n")
-
-
-def write_outputs(
-    result: ReplayResult,
-    report: dict[str, Any],
-    records: list[dict[str, Any]],
-    *,
-    trace: Path | None = None,
-    timeline: Path | None = None,
-    vcd: Path | None = None,
-    perfetto: Path | None = None,
-) -> None:
-    """Write each requested file; ``records`` are the trace records of the same run."""
-    if trace is not None:
-        write_trace(records, trace)
-    if timeline is None and vcd is None and perfetto is None:
-        return
-    view = run_view(result, report, records)
-    # Imported here so that writing only a trace never imports the renderers.
-    if timeline is not None:
-        from .timeline import render_timeline
-
-        timeline.write_text(render_timeline(view), encoding="utf-8")
-    if vcd is not None:
-        from .waveform import write_vcd
-
-        with vcd.open("w", encoding="utf-8", newline="\n") as fh:
-            write_vcd(view, fh)
-    if perfetto is not None:
-        from .perfetto import render_perfetto
-
-        perfetto.write_bytes(render_perfetto(view))

@@ -23,8 +23,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .oracle import CAUSES
-from .outputs import fmt_duration, fmt_hms, miss_tone
+from sim.world.oracle import CAUSES
+
+from .model import fmt_duration, fmt_hms, miss_tone
 
 __all__ = ["render_text", "window_coverage"]
 

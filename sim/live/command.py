@@ -1,7 +1,7 @@
 """``bwcsim live``: one camera's controller on a real MQTT broker, until Ctrl-C or SIGTERM.
 
-The command is a thin shell around :class:`sim.runtime.CameraRuntime` on a
-:class:`sim.bus.MqttBus`: it turns options into a broker endpoint (credentials from a file or the
+The command is a thin shell around :class:`sim.live.runtime.CameraRuntime` on a
+:class:`sim.live.bus.MqttBus`: it turns options into a broker endpoint (credentials from a file or the
 environment, never from the command line, where every user of the machine could read them in the
 process list), builds the camera node from a controller factory and a policy, sets up logging,
 and turns SIGINT/SIGTERM into a clean stop — the runtime then publishes the open recording and
@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from controller.errors import InvalidInput
-from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial, load_factory
+from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
+from sim.nodes import load_factory
 
 from .bus import MqttBus, MqttEndpoint, TlsFiles, parse_broker_url
 from .runtime import Backoff, CameraRuntime

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .oracle import REPORT_KEYS, empty_missed
-from .replay import CameraRun, ReplayResult
-from .scenario import Expect
+from sim.world.oracle import REPORT_KEYS, empty_missed
+from sim.world.replay import CameraRun, ReplayResult
+from sim.world.scenario import Expect
 
 MISSED_TOLERANCE = 0.01
 

@@ -1,4 +1,5 @@
-"""The asynchronous camera runtime: any :class:`~controller.node.CameraNode` on any :class:`~sim.bus.Bus`.
+"""The asynchronous camera runtime: any :class:`~controller.node.CameraNode` on any
+:class:`~sim.live.bus.Bus`.
 
 Theory of operation
 -------------------
@@ -58,8 +59,8 @@ from controller.codec import UNAVAILABLE, Topics, availability, peek_id
 from controller.errors import BusError
 from controller.messages import Ack
 from controller.node import CameraNode, Publish
+from sim.world.broker import Message
 
-from .broker import Message
 from .bus import Bus
 
 __all__ = ["Backoff", "CameraRuntime", "Outbox", "RuntimeStats"]

@@ -37,7 +37,7 @@ from vcd import VCDWriter
 
 from controller.messages import STATES
 
-from .outputs import CameraView, RunView
+from .model import CameraView, RunView
 
 __all__ = ["PULSE_TICKS", "TICKS_PER_S", "TIMESCALE", "vcd_name", "write_vcd"]
 

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The broker has no sockets and no clock. Clients are callbacks registered under a client id;
-every delivery is an event on the :class:`~sim.scheduler.Scheduler` at priority ``MESSAGE``, and
+every delivery is an event on the :class:`~sim.world.scheduler.Scheduler` at priority ``MESSAGE``, and
 every random choice comes from the one :class:`random.Random` passed in, drawn in a fixed order,
 so the same calls with the same seed give the same delivery log, byte for byte.
 

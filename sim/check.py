@@ -12,10 +12,9 @@ from rich.console import Console
 
 from controller.errors import BwcError
 from controller.node import ControllerFactory
-
-from .replay import replay
-from .report import build_report, exit_code
-from .scenario import load_scenario
+from sim.views.report import build_report, exit_code
+from sim.world.replay import replay
+from sim.world.scenario import load_scenario
 
 
 @dataclass(slots=True)

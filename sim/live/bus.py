@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:class:`Bus` is what the camera runtime (:mod:`sim.runtime`) and the contract tests see of MQTT:
+:class:`Bus` is what the camera runtime (:mod:`sim.live.runtime`) and the contract tests see of MQTT:
 one client connection that can be opened, used and lost, then opened again::
 
     present = await bus.connect("cam-1", clean_session=False, will=Message(...))
@@ -22,8 +22,8 @@ dropped because the link died before the application read it: the next ``message
 yields it first. The end of a connection is an entry in the same inbox tagged with the
 connection's epoch, so a stale "link lost" never ends a later connection's iterator.
 
-:class:`SimBus` runs over :class:`~sim.broker.SimBroker` in the running loop's time.
-:class:`SimHub` owns the broker and its :class:`~sim.scheduler.Scheduler` and keeps one loop
+:class:`SimBus` runs over :class:`~sim.world.broker.SimBroker` in the running loop's time.
+:class:`SimHub` owns the broker and its :class:`~sim.world.scheduler.Scheduler` and keeps one loop
 timer armed at the scheduler's next event, so the broker's virtual time *is* the loop's time
 (since the hub was created). Under ``looptime`` the loop's time is itself virtual, so a test
 that waits ten minutes for a backoff costs nothing; on a normal loop the same code runs in real
@@ -50,9 +50,8 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from controller.errors import BusError
-
-from .broker import BusConfig, Message, SimBroker, validate_filter, validate_topic
-from .scheduler import Scheduler
+from sim.world.broker import BusConfig, Message, SimBroker, validate_filter, validate_topic
+from sim.world.scheduler import Scheduler
 
 __all__ = [
     "Bus",

@@ -32,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from .outputs import CameraView, RunView
+from .model import CameraView, RunView
 
 __all__ = ["TRACKS", "perfetto_events", "render_perfetto"]
 

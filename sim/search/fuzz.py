@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 :func:`search` runs one property (P-NOMISS by default) over scenarios drawn from
-:func:`sim.strategies.scenarios`, replaying each with the given controller factory and judging
-it with :mod:`sim.invariants`. Hypothesis does the searching and the shrinking; this module
+:func:`sim.search.strategies.scenarios`, replaying each with the given controller factory and judging
+it with :mod:`sim.search.invariants`. Hypothesis does the searching and the shrinking; this module
 only pins down what makes a search *reproducible* and *useful*:
 
 * **Seeded.** ``database=None`` (no example replayed from a previous run), ``@seed(seed)`` and
@@ -37,9 +37,9 @@ from hypothesis import strategies as st
 
 from controller.errors import BwcError, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
+from sim.world.replay import ReplayResult, replay
 
 from .invariants import no_miss, no_split
-from .replay import ReplayResult, replay
 from .strategies import load_scenario_dict, scenario_yaml, scenarios
 
 __all__ = [
@@ -307,7 +307,7 @@ def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from controller.node import load_factory
+    from sim.nodes import load_factory
 
     factory = load_factory(controller)
     if save is not None:

@@ -32,7 +32,7 @@ spacing is the smallest "round" step that leaves room for an ``HH:MM:SS`` label.
 
 Colour means fault only where there is one: each camera's summary line is red when the
 controller lost seconds or a miss went unannounced, amber when every missed second is
-explained, green when nothing was missed (:func:`sim.outputs.miss_tone`).
+explained, green when nothing was missed (:func:`sim.views.model.miss_tone`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ import bisect
 from collections.abc import Iterable
 from html import escape
 
-from .oracle import CAUSES
-from .outputs import CameraView, RunView, fmt_duration, fmt_hms, miss_tone
+from sim.world.oracle import CAUSES
+
+from .model import CameraView, RunView, fmt_duration, fmt_hms, miss_tone
 
 __all__ = [
     "CAUSE_COLOURS",

@@ -14,9 +14,9 @@ with ``late_starts`` also ``late_start`` (a start whose trigger is sent a step a
 late, which is what exercises the buffer arithmetic of R-BUF and the alerts of R-LATE).
 
 Every sequence of exactly ``depth`` steps is replayed through the real harness
-(:func:`sim.replay.replay`, so the bus, the node contract and the oracle are the ones
-``bwcsim run`` uses) and judged with :func:`sim.invariants.no_miss` and
-:func:`sim.invariants.no_split`. Shorter sequences need no run of their own: the scenario ends
+(:func:`sim.world.replay.replay`, so the bus, the node contract and the oracle are the ones
+``bwcsim run`` uses) and judged with :func:`sim.search.invariants.no_miss` and
+:func:`sim.search.invariants.no_split`. Shorter sequences need no run of their own: the scenario ends
 at the same time whatever the sequence, so a short sequence is a long one padded with ticks.
 
 **Pruning** removes sequences that are invalid as ground truth — ``end`` with no activity
@@ -26,7 +26,7 @@ in the alphabet, so each behaviour is explored once: ``deactivate`` outside a re
 is a ``stop`` (SPEC §4a), ``reactivate`` with nothing deactivated, ``stop`` with nothing held
 and a ``signal`` while docked are acked with no effect (a ``tick`` plus an ack).
 
-Scenarios are built as :class:`~sim.scenario.Scenario` values directly (the policy is loaded
+Scenarios are built as :class:`~sim.world.scenario.Scenario` values directly (the policy is loaded
 once); parsing text would cost ten times the replay. Depth 6 is 15,873 sequences (44,368
 with late starts); each replay costs about half a millisecond.
 """
@@ -44,10 +44,10 @@ from controller.node import ControllerFactory
 from controller.params import CameraParams
 from controller.policy import Policy, load_policy
 from controller.reference import make_node
+from sim.world.replay import replay
+from sim.world.scenario import CameraSpec, Scenario, TimelineEntry
 
 from .invariants import no_miss, no_split
-from .replay import replay
-from .scenario import CameraSpec, Scenario, TimelineEntry
 
 __all__ = ["EVENTS", "ExploreResult", "explore", "sequence_scenario", "sequences"]
 
@@ -246,9 +246,9 @@ def run_cli(
     """
     from rich.console import Console
 
-    from controller.node import load_factory
+    from sim.nodes import load_factory
 
-    from .fuzzing import prepare_save_dir, replay_hint
+    from .fuzz import prepare_save_dir, replay_hint
     from .strategies import scenario_yaml
 
     factory = load_factory(controller)

@@ -1,0 +1,296 @@
+"""The SPEC §11 properties as plain functions, shared by every test style.
+
+Each check returns a list of *problems* (sentences naming what went wrong, where and when); an
+empty list means the property holds. Generated-scenario tests, the rule-based state machines,
+the exhaustive explorer and ``bwcsim fuzz`` all call these same functions, so a property means
+the same thing everywhere.
+
+* :func:`no_miss` (P-NOMISS) — the oracle's verdict: no ``controller`` second, every excused
+  miss announced.
+* :func:`no_split` (P-NOSPLIT) — while a delivered required window is open and the camera can
+  record, no recording closes; a recording may end inside such a window only at a dock, a
+  battery or storage stop, or an accepted, policy-allowed ``deactivate``. Gaps in the footage
+  there are the oracle's ``controller`` seconds, reported too.
+* :class:`NodeDriver` drives one node directly (no bus), calling its timers at their deadlines as
+  the replay harness does; :func:`same_outputs` compares two drivers' publications, which is how
+  P-BAD and P-IDEM are stated: garbage, or a message delivered twice, adds exactly one ack and
+  nothing else.
+* :func:`audit_problems` (P-AUDIT) — the reference audit chain verifies, and breaks when any one
+  entry is altered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from controller.audit import AuditEntry, verify
+from controller.codec import split_topic
+from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
+from controller.spans import EPS
+from sim.world.replay import ReplayResult
+from sim.world.scenario import Scenario
+
+__all__ = [
+    "Delivery",
+    "NodeDriver",
+    "audit_problems",
+    "camera_setup",
+    "deliveries_by_camera",
+    "no_miss",
+    "no_split",
+    "normalise",
+    "only_acks",
+    "same_outputs",
+    "tamper",
+]
+
+_CANNOT_RECORD = frozenset({"docked", "off", "standby"})
+
+
+# ------------------------------------------------------------------------------ P-NOMISS
+
+
+def no_miss(result: ReplayResult) -> list[str]:
+    """P-NOMISS: zero ``controller`` seconds and nothing unannounced, per camera."""
+    problems: list[str] = []
+    for cam, judgement in result.judgements.items():
+        ctrl = judgement.missed_s["controller"]
+        if ctrl > EPS:
+            spans = ", ".join(
+                f"{m.start:g}-{m.end:g}" for m in judgement.misses if m.cause == "controller"
+            )
+            problems.append(f"{cam}: {ctrl:g} controller second(s) missed ({spans})")
+        problems.extend(f"{cam}: unannounced miss {u}" for u in judgement.unannounced)
+    return problems
+
+
+# ------------------------------------------------------------------------------ P-NOSPLIT
+
+
+def no_split(result: ReplayResult) -> list[str]:
+    """P-NOSPLIT: no recording closes, and no footage gap opens, inside an open required window.
+
+    The window counts from the first delivery of its trigger (before it the camera could not
+    know) to its end. A recording closing at ``t`` is excused when the camera reported at ``t``
+    a state in which it cannot record (docked, off, booting, or buffering with no free
+    storage), or when an allowed ``deactivate`` was acknowledged at ``t``.
+    """
+    sc = result.scenario
+    problems: list[str] = []
+    for cam, run in result.cameras.items():
+        # Each window on its own, not their union: a recording may end at the instant one
+        # window closes and another opens (the end is handled first) without a gap.
+        knowable = [
+            (max(w.start, w.delivered), w.end)
+            for w in result.windows[cam]
+            if w.delivered is not None and w.delivered < w.end
+        ]
+        if not knowable:
+            continue
+        deactivated_at = {
+            first.at
+            for idx, first in run.delivered.items()
+            if first.ok and sc.timeline[idx].event == "deactivate"
+            and sc.timeline[idx].fields.get("reason") in sc.policy.deactivation_reasons
+        }
+        for rec in run.recordings.values():
+            if rec.open:
+                continue
+            t = rec.end
+            if not any(a < t < b - EPS for a, b in knowable):
+                continue
+            if any(abs(t - d) <= EPS for d in deactivated_at):
+                continue
+            reported = [p for p in run.states if p.at <= t + EPS]
+            last = reported[-1] if reported else None
+            if last is not None and abs(last.at - t) <= EPS and (
+                last.state in _CANNOT_RECORD
+                or (last.state == "pre_buffer" and last.storage_free <= EPS)
+            ):
+                continue
+            state = last.state if last is not None else "?"
+            problems.append(
+                f"{cam}: recording {rec.recording} closed at {t:g} inside an open required "
+                f"window while the camera could record (state {state})"
+            )
+        judgement = result.judgements[cam]
+        for m in judgement.misses:
+            if m.cause == "controller" and any(a < m.end and m.start < b for a, b in knowable):
+                problems.append(f"{cam}: footage gap {m.start:g}-{m.end:g} in a required window")
+    return problems
+
+
+# ------------------------------------------------------------------------------ node driving
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as a camera received it."""
+
+    at: float
+    topic: str
+    payload: bytes
+
+
+def deliveries_by_camera(records: Iterable[dict[str, Any]]) -> dict[str, list[Delivery]]:
+    """Every delivery of a replay trace, per camera, in order (redeliveries included)."""
+    out: dict[str, list[Delivery]] = {}
+    for rec in records:
+        if rec.get("kind") != "deliver":
+            continue
+        text = str(rec["payload"])
+        payload = bytes.fromhex(text[4:]) if text.startswith("hex:") else text.encode("utf-8")
+        out.setdefault(str(rec["camera"]), []).append(
+            Delivery(float(rec["t"]), str(rec["topic"]), payload)
+        )
+    return out
+
+
+def camera_setup(scenario: Scenario, camera_id: str) -> CameraSetup:
+    """The :class:`CameraSetup` the replay harness gives ``camera_id`` of ``scenario``."""
+    spec = scenario.camera(camera_id)
+    return CameraSetup(
+        camera_id=spec.id, policy=scenario.policy, params=spec.params, teams=spec.teams,
+        initial=spec.initial, prefix=scenario.prefix,
+    )
+
+
+@dataclass(eq=False)
+class NodeDriver:
+    """One node driven directly in virtual time: timers at their deadlines, then messages.
+
+    ``outputs`` holds every publication with the time it was made and the call that made it
+    (``start``, ``timer``, ``message``, ``finish``).
+    """
+
+    node: CameraNode
+    now: float = 0.0
+    outputs: list[tuple[float, str, Publish]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, factory: ControllerFactory, setup: CameraSetup, now: float = 0.0) -> NodeDriver:
+        driver = cls(factory(setup), now)
+        driver._record("start", driver.node.start(now))
+        return driver
+
+    def _record(self, call: str, pubs: list[Publish]) -> list[Publish]:
+        self.outputs.extend((self.now, call, p) for p in pubs)
+        return pubs
+
+    def advance(self, t: float) -> None:
+        """Run every timer due up to ``t`` (at its own deadline), then stand at ``t``."""
+        while True:
+            due = self.node.next_deadline()
+            if due is None or due > t:
+                break
+            self.now = max(due, self.now)
+            self._record("timer", self.node.on_timer(self.now))
+        self.now = max(self.now, t)
+
+    def deliver(self, topic: str, payload: bytes, at: float | None = None) -> list[Publish]:
+        """Deliver one message at ``at`` (default: now); returns what the node published."""
+        if at is not None:
+            self.advance(at)
+        return self._record("message", self.node.on_message(topic, payload, self.now))
+
+    def finish(self, t: float) -> None:
+        self.advance(t)
+        self._record("finish", self.node.finish(self.now))
+
+    def last_state(self) -> dict[str, Any] | None:
+        """The last retained state report, decoded (``None`` before the first one)."""
+        for _, _, pub in reversed(self.outputs):
+            if pub.topic.endswith("/state"):
+                decoded: dict[str, Any] = msgspec.json.decode(pub.payload)
+                return decoded
+        return None
+
+
+def normalise(pub: Publish, digits: int = 6) -> tuple[str, Any, bool]:
+    """A publication as comparable data: JSON decoded, floats rounded to ``digits`` places.
+
+    Rounding absorbs float noise from lazily advanced battery arithmetic (advancing 0→a→b and
+    0→b may differ in the last bit); nothing the properties look at is that fine.
+    """
+    try:
+        value: Any = msgspec.json.decode(pub.payload)
+    except msgspec.DecodeError:
+        return pub.topic, pub.payload, pub.retain
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, digits)
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        return v
+
+    return pub.topic, fix(value), pub.retain
+
+
+def same_outputs(
+    expected: Sequence[tuple[float, str, Publish]], got: Sequence[tuple[float, str, Publish]]
+) -> list[str]:
+    """Differences between two publication streams (time, topic, payload, retain)."""
+    problems: list[str] = []
+    for i, (a, b) in enumerate(zip(expected, got, strict=False)):
+        na, nb = normalise(a[2]), normalise(b[2])
+        if na != nb or abs(a[0] - b[0]) > EPS:
+            problems.append(f"publication {i}: expected {na} at {a[0]:g}, got {nb} at {b[0]:g}")
+            break
+    if len(expected) != len(got):
+        problems.append(f"expected {len(expected)} publications, got {len(got)}")
+    return problems
+
+
+def only_acks(pubs: Sequence[Publish], prefix: str = "bwc") -> list[str]:
+    """Problems if ``pubs`` holds anything but acknowledgements."""
+    problems = []
+    for pub in pubs:
+        where = split_topic(pub.topic, prefix)
+        if where is None or where[1] != "ack":
+            problems.append(f"published {pub.topic} {pub.payload[:120]!r}; only an ack is allowed")
+    return problems
+
+
+# ------------------------------------------------------------------------------ P-AUDIT
+
+
+def tamper(entry: AuditEntry, field_name: str) -> AuditEntry:
+    """``entry`` with one field altered (``seq``, ``at``, ``kind``, ``data``, ``prev``, ``hash``)."""
+    changes: dict[str, Callable[[Any], Any]] = {
+        "seq": lambda v: v + 1,
+        "at": lambda v: v + 0.5,
+        "kind": lambda v: v + "!",
+        "data": lambda v: {**v, "tampered": True},
+        "prev": lambda v: ("0" if v[:1] != "0" else "1") + v[1:],
+        "hash": lambda v: ("0" if v[:1] != "0" else "1") + v[1:],
+    }
+    return msgspec.structs.replace(
+        entry, **{field_name: changes[field_name](getattr(entry, field_name))}
+    )
+
+
+def audit_problems(
+    camera_id: str, entries: Sequence[AuditEntry], index: int | None = None, field_name: str = "data"
+) -> list[str]:
+    """P-AUDIT: the chain verifies; with entry ``index`` altered in ``field_name``, it breaks."""
+    problems: list[str] = []
+    broken = verify(camera_id, entries)
+    if broken is not None:
+        problems.append(f"{camera_id}: audit chain broken at entry {broken} without tampering")
+    if index is not None and entries:
+        i = index % len(entries)
+        altered = list(entries)
+        altered[i] = tamper(altered[i], field_name)
+        found = verify(camera_id, altered)
+        if found is None:
+            problems.append(f"{camera_id}: altering entry {i} ({field_name}) went unnoticed")
+        elif found > i:
+            problems.append(f"{camera_id}: entry {i} altered but the chain broke only at {found}")
+    return problems
