@@ -6,6 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from controller.errors import BwcError
 from controller.node import ControllerFactory
 from sim.views.report import build_report, exit_code
 from sim.world.replay import replay
-from sim.world.scenario import load_scenario
+from sim.world.scenario import Expect, load_scenario
 
 
 @dataclass(slots=True)
@@ -38,14 +39,25 @@ def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
     doc = build_report(replay(scenario, factory))
     if exit_code(doc, scenario.expect) != 0:
         res.status = "fail"
-        exp = doc["expect"]
-        res.messages = list(exp["failures"]) if exp else []
-        if doc["verdict"] != "pass" and (scenario.expect is None or scenario.expect.verdict is None):
-            res.messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
-        for cam, c in doc["cameras"].items():
-            res.messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+        res.messages = failure_messages(doc, scenario.expect)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def failure_messages(doc: dict[str, Any], expect: Expect | None) -> list[str]:
+    """Why a run failed, one line each: the unmet ``expect:`` lines, then what else made it fail.
+
+    ``doc`` is the run's report (:func:`~sim.views.report.build_report`). A ``fail`` verdict is
+    named here only when the scenario did not state a verdict (an unmet ``verdict:`` line already
+    says it); every unannounced miss is named with its camera.
+    """
+    exp = doc["expect"]
+    messages = list(exp["failures"]) if exp else []
+    if doc["verdict"] != "pass" and (expect is None or expect.verdict is None):
+        messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
+    for cam, c in doc["cameras"].items():
+        messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+    return messages
 
 
 def check_files(files: list[Path], factory: ControllerFactory, junit: Path | None) -> int:

@@ -3,40 +3,130 @@
 Exit codes: 0 pass, 1 verdict fail or unmet ``expect``, 2 invalid input (one line on stderr
 naming file, line and field; never a traceback). ``run --report json`` prints exactly one JSON
 object on stdout; everything else a command says goes to stderr.
+
+Conventions every command follows (``tests/test_cli_consistency.py`` checks them, whatever the
+commands are):
+
+* ``bwcsim --help`` lists the commands in the order they are defined in this module, and the
+  README's command table lists them in that same order: add a new command where it belongs
+  for a reader, and its README row at the same place.
+* A command that runs a controller takes ``--controller`` (:data:`ControllerOpt`), resolved
+  by :func:`sim.nodes.load_factory`; a command that never runs one is listed in the test.
+* An option with a fixed set of values is an enum, so ``--help`` shows the choices and click
+  refuses anything else with exit 2. Flags are declared as bare ``--name`` booleans; the
+  command classes below keep typer from printing a ``<bool>`` value placeholder after them.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from controller.errors import BwcError
 from controller.node import DEFAULT_FACTORY, ControllerFactory
+from controller.policy import BUILTIN
 from sim.nodes import load_factory
 
-app = typer.Typer(
+
+def _without_flag_placeholder(params: list[Any]) -> list[Any]:
+    """Flags take no value: give them an empty metavar so help shows no ``<bool>`` after them."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", "") is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholder(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholder(super().get_params(ctx))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _App(typer.Typer):
+    """A Typer app whose commands are all :class:`_Command` unless they ask for another class."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[_F], _F]:
+        kwargs.setdefault("cls", _Command)
+        decorator: Callable[[_F], _F] = super().command(*args, **kwargs)
+        return decorator
+
+
+app = _App(
     name="bwcsim",
     help="Body-worn camera recording-control simulator: replay scenarios, judge missed footage.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 ControllerOpt = Annotated[
     str,
-    typer.Option("--controller", help="Controller factory as module:factory (your own firmware model)."),
+    typer.Option("--controller", metavar="<spec>",
+                 help="Controller under test: module:factory (a Python factory, e.g. your "
+                      "firmware's adapter)."),
+]
+
+PolicyOpt = Annotated[
+    str, typer.Option(help=f"Built-in policy ({', '.join(BUILTIN)}) or a policy file.")
 ]
 
 
 class ReportFormat(StrEnum):
     json = "json"
     text = "text"
+
+
+class ChartFormat(StrEnum):
+    mermaid = "mermaid"
+
+
+class MatrixFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class DocFormat(StrEnum):
+    json = "json"
+    yaml = "yaml"
+
+
+class InitialState(StrEnum):
+    docked = "docked"
+    standby = "standby"
+    pre_buffer = "pre_buffer"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class Clock(StrEnum):
+    unix = "unix"
+    run = "run"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -49,6 +139,25 @@ def _factory(spec: str) -> ControllerFactory:
         return load_factory(spec)
     except BwcError as exc:
         _fail(str(exc))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"bwcsim {version('bwcsim')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("bwcsim (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _bwcsim(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Body-worn camera recording-control simulator: replay scenarios, judge missed footage."""
 
 
 @app.command()
@@ -123,56 +232,26 @@ def check(
 
 
 @app.command()
-def chart(
-    format: Annotated[str, typer.Option("--format", help="Chart format.")] = "mermaid",
-) -> None:
-    """Print the camera state chart, generated from the state table."""
-    from controller.machine import mermaid
-
-    if format != "mermaid":
-        _fail(f"--format: unknown format {format!r} (one of: mermaid)")
-    sys.stdout.write(mermaid())
-
-
-@app.command("trace-reqs")
-def trace_reqs(
-    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
-    tests: Annotated[Path, typer.Option(help="Tests folder.")] = Path("tests"),
-    scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
-) -> None:
-    """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
-    from sim.spec import traceability as tr
-
-    renderers = {"text": tr.render_text, "markdown": tr.render_markdown, "json": tr.render_json}
-    if format not in renderers:
-        _fail(f"--format: unknown format {format!r} (one of: {', '.join(renderers)})")
-    matrix = tr.build_matrix(tests, scenarios or [Path("scenarios")])
-    sys.stdout.write(renderers[format](matrix).rstrip("\n") + "\n")
-    gaps = tr.missing(matrix)
-    if gaps:
-        typer.echo(f"bwcsim: requirements without a test: {', '.join(gaps)}", err=True)
-        raise typer.Exit(1)
-
-
-@app.command()
 def fleet(
     cameras: Annotated[int, typer.Option(help="Number of cameras (teams of 2-6).")],
     hours: Annotated[float, typer.Option(help="Shift length in hours.")],
     seed: Annotated[int, typer.Option(help="Seed of the generated shifts.")] = 0,
-    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    policy: PolicyOpt = "dhs-2023",
     report: Annotated[ReportFormat, typer.Option(help="Summary on stdout.")] = ReportFormat.text,
     timeline: Annotated[Path | None, typer.Option(help="HTML timeline of the worst cameras.")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     cluster: Annotated[
         str | None, typer.Option(help="Dask scheduler address, e.g. tcp://HOST:8786.")
     ] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Simulate a fleet through a generated shift, with a progress bar and a summary."""
     from .fleet import fleet_command
 
+    _factory(controller)  # a bad spec is one line and exit 2 here, before any worker starts
     try:
         code = fleet_command(cameras, hours, seed, policy, report=report.value, timeline=timeline,
-                             workers=workers, cluster=cluster)
+                             workers=workers, cluster=cluster, controller=controller)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
@@ -184,9 +263,11 @@ def live(
     camera: Annotated[str, typer.Option(help="Camera id (topics <prefix>/<camera>/...).")],
     team: Annotated[list[str] | None, typer.Option(help="Team the camera belongs to (repeatable).")] = None,
     prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "bwc",
-    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    policy: PolicyOpt = "dhs-2023",
     controller: ControllerOpt = DEFAULT_FACTORY,
-    initial: Annotated[str, typer.Option(help="docked, standby or pre_buffer.")] = "pre_buffer",
+    initial: Annotated[InitialState, typer.Option(help="State the camera starts in.")] = (
+        InitialState.pre_buffer
+    ),
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (default bwcsim-<camera>).")] = None,
     username: Annotated[str | None, typer.Option(help="MQTT user name.")] = None,
     password_file: Annotated[
@@ -196,58 +277,34 @@ def live(
     cafile: Annotated[Path | None, typer.Option(help="CA certificates (PEM) for TLS.")] = None,
     certfile: Annotated[Path | None, typer.Option(help="Client certificate (PEM) for TLS.")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="Client key (PEM) for TLS.")] = None,
-    log_format: Annotated[str, typer.Option(help="text or json (JSON lines on stderr).")] = "text",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[LogFormat, typer.Option(help="Log lines on stderr (json: JSON lines).")] = (
+        LogFormat.text
+    ),
+    log_level: Annotated[LogLevel, typer.Option(help="Least severe level logged.")] = LogLevel.info,
     backoff_initial: Annotated[float, typer.Option(help="First reconnect delay, seconds.")] = 0.5,
     backoff_max: Annotated[float, typer.Option(help="Longest reconnect delay, seconds.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the reconnect jitter.")] = 0,
-    clock: Annotated[str, typer.Option(
+    clock: Annotated[Clock, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
-    )] = "unix",
+    )] = Clock.unix,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
 
-    if log_format not in ("text", "json"):
-        _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
-    if initial not in ("docked", "standby", "pre_buffer"):
-        _fail(f"--initial: unknown state {initial!r} (one of: docked, standby, pre_buffer)")
-    if clock not in ("unix", "run"):
-        _fail(f"--clock: unknown clock {clock!r} (one of: unix, run)")
     if not 0 < backoff_initial <= 3600 or not 0 < backoff_max <= 86400:
         _fail("--backoff-initial/--backoff-max: must be positive seconds")
     options = LiveOptions(
         broker=broker, camera=camera, teams=tuple(team or ()), prefix=prefix, policy=policy,
-        controller=controller, initial=initial,  # type: ignore[arg-type]  # checked above
-        client_id=client_id, username=username, password_file=password_file, tls=tls,
-        cafile=cafile, certfile=certfile, keyfile=keyfile,
-        log_format=log_format,  # type: ignore[arg-type]  # checked above
-        log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
-        clock=clock,  # type: ignore[arg-type]  # checked above
+        controller=controller, initial=initial.value, client_id=client_id, username=username,
+        password_file=password_file, tls=tls, cafile=cafile, certfile=certfile, keyfile=keyfile,
+        log_format=log_format.value, log_level=log_level.value, backoff_initial_s=backoff_initial,
+        backoff_max_s=backoff_max, seed=seed, clock=clock.value,
     )
     try:
         code = run_live(options)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
-
-
-@app.command()
-def schema(
-    asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
-    format: Annotated[
-        str | None, typer.Option("--format", help="json or yaml (default: json; yaml with --asyncapi).")
-    ] = None,
-    prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
-) -> None:
-    """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
-    from sim.spec.schema import asyncapi_document, json_schema, render
-
-    chosen = format or ("yaml" if asyncapi else "json")
-    if chosen not in ("json", "yaml"):
-        _fail(f"--format: unknown format {chosen!r} (one of: json, yaml)")
-    doc = asyncapi_document(prefix) if asyncapi else json_schema()
-    sys.stdout.write(render(doc, chosen))
 
 
 @app.command()
@@ -287,6 +344,52 @@ def explore(
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def chart(
+    format: Annotated[ChartFormat, typer.Option("--format", help="Chart format.")] = ChartFormat.mermaid,
+) -> None:
+    """Print the camera state chart, generated from the state table."""
+    from controller.machine import mermaid
+
+    sys.stdout.write(mermaid())
+
+
+@app.command()
+def schema(
+    asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
+    format: Annotated[
+        DocFormat | None,
+        typer.Option("--format", help="Output format (default: json; yaml with --asyncapi)."),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
+    from sim.spec.schema import asyncapi_document, json_schema, render
+
+    chosen = format.value if format is not None else ("yaml" if asyncapi else "json")
+    doc = asyncapi_document(prefix) if asyncapi else json_schema()
+    sys.stdout.write(render(doc, chosen))
+
+
+@app.command("trace-reqs")
+def trace_reqs(
+    format: Annotated[MatrixFormat, typer.Option("--format", help="Output format.")] = MatrixFormat.text,
+    tests: Annotated[Path, typer.Option(help="Tests folder.")] = Path("tests"),
+    scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
+) -> None:
+    """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
+    from sim.spec import traceability as tr
+
+    renderers = {MatrixFormat.text: tr.render_text, MatrixFormat.markdown: tr.render_markdown,
+                 MatrixFormat.json: tr.render_json}
+    matrix = tr.build_matrix(tests, scenarios or [Path("scenarios")])
+    sys.stdout.write(renderers[format](matrix).rstrip("\n") + "\n")
+    gaps = tr.missing(matrix)
+    if gaps:
+        typer.echo(f"bwcsim: requirements without a test: {', '.join(gaps)}", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:
