@@ -194,15 +194,14 @@ def pytest_runtest_makereport(
         if settled.saved is not None and settled.replay is not None:
             item.user_properties += [("bwcsim_counterexample", str(state.shown(settled.saved))),
                                      ("bwcsim_replay", settled.replay)]
+            # As captured output, so JUnit's <system-out> carries it (see scenario_items).
+            item.add_report_section("call", "stdout", f"[[ATTACHMENT|{settled.saved.resolve()}]]\n")
+            state.saved.append((item.nodeid, settled.saved_line))
     report = yield
     if settled is not None:
         if item.config.get_verbosity() > 0:
             report.sections.append(("hypothesis", str(report.longrepr)))
         report.longrepr = settled.text
-        if settled.saved is not None:
-            report.sections.append(("Captured stdout call",
-                                    f"[[ATTACHMENT|{settled.saved.resolve()}]]\n"))
-            item.config.stash[SETTINGS].saved.append((item.nodeid, settled.saved_line))
     return report
 
 
