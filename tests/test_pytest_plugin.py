@@ -97,10 +97,12 @@ def test_a_failing_scenario_reads_like_the_cli_and_attaches_its_report(project: 
         "bwcsim_report": "bwcsim-artifacts/scenarios/wrong_on_purpose.report.json",
         "bwcsim_timeline": "bwcsim-artifacts/scenarios/wrong_on_purpose.timeline.html",
     }
-    out = case.findtext("system-out") or ""
-    assert f"[[ATTACHMENT|{report_file.resolve()}]]" in out.splitlines()
-    assert f"[[ATTACHMENT|{timeline.resolve()}]]" in out.splitlines()
-    assert "expect: not met" in out  # the text report, for the CI log
+    attached = [line for line in (case.findtext("system-out") or "").splitlines()
+                if line.startswith("[[ATTACHMENT|")]
+    # Relative to the project, as GitLab wants; the timeline first (GitLab links the first).
+    assert attached == ["[[ATTACHMENT|bwcsim-artifacts/scenarios/wrong_on_purpose.timeline.html]]",
+                        "[[ATTACHMENT|bwcsim-artifacts/scenarios/wrong_on_purpose.report.json]]"]
+    assert "expect: not met" in (case.findtext("system-out") or "")  # the text report, for the log
 
 
 def test_a_scenario_file_that_does_not_load_fails_with_one_line(project: pytest.Pytester) -> None:
@@ -158,6 +160,8 @@ def test_the_suites_pass_for_the_reference_controller(project: pytest.Pytester) 
 
 
 def test_a_falsified_property_is_saved_and_printed_as_bwcsim_fuzz_does(project: pytest.Pytester) -> None:
+    ini = project.path / "pytest.ini"
+    ini.write_text(ini.read_text(encoding="utf-8") + "bwcsim_attachments = absolute\n")
     result = project.runpytest_subprocess(
         "--bwcsim-controller", "broken_controllers:no_refcount", "--bwcsim-properties", "P-NOMISS",
         "--bwcsim-save", "out/failures", "-k", "test_no_required_second_is_missed",
@@ -181,6 +185,14 @@ def test_a_falsified_property_is_saved_and_printed_as_bwcsim_fuzz_does(project: 
     assert props["bwcsim_counterexample"] == str(saved)
     assert props["bwcsim_replay"] == f"bwcsim run {saved} --controller broken_controllers:no_refcount"
     assert f"[[ATTACHMENT|{(project.path / saved).resolve()}]]" in (case.findtext("system-out") or "")
+
+
+def test_a_bad_attachment_form_is_refused(project: pytest.Pytester) -> None:
+    ini = project.path / "pytest.ini"
+    ini.write_text(ini.read_text(encoding="utf-8") + "bwcsim_attachments = sideways\n")
+    result = project.runpytest_subprocess("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*bwcsim_attachments: 'sideways' is not one of relative, absolute*"])
 
 
 # ------------------------------------------------------------------------------ profiles

@@ -195,7 +195,7 @@ def pytest_runtest_makereport(
             item.user_properties += [("bwcsim_counterexample", str(state.shown(settled.saved))),
                                      ("bwcsim_replay", settled.replay)]
             # As captured output, so JUnit's <system-out> carries it (see scenario_items).
-            item.add_report_section("call", "stdout", f"[[ATTACHMENT|{settled.saved.resolve()}]]\n")
+            item.add_report_section("call", "stdout", state.attachment(settled.saved) + "\n")
             state.saved.append((item.nodeid, settled.saved_line))
     report = yield
     if settled is not None:

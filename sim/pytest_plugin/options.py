@@ -20,6 +20,9 @@ command line                ini                      meaning (default)
 (none)                      ``bwcsim_scenarios``     globs of scenario files to collect, or
                                                      ``none`` (any ``*.yaml``/``*.yml`` that says
                                                      ``version: 1`` and has a ``timeline:``)
+(none)                      ``bwcsim_attachments``   how ``[[ATTACHMENT|path]]`` lines name files:
+                                                     ``relative`` to the rootdir (GitLab) or
+                                                     ``absolute`` (Jenkins) (``relative``)
 ==========================  =======================  =============================================
 
 Naming a controller on the command line asks for it to be searched, so it switches the
@@ -59,6 +62,7 @@ class Settings:
     artifacts_dir: Path = Path(DEFAULT_ARTIFACTS)
     #: ``None``: recognise scenario files by their content; ``()``: collect none.
     scenario_globs: tuple[str, ...] | None = None
+    absolute_attachments: bool = False
     rootdir: Path = Path()
     invocation_dir: Path = Path()
     saved: list[tuple[str, str]] = field(default_factory=list)  # (nodeid, saved line)
@@ -79,6 +83,16 @@ class Settings:
         if self._factory is None:
             raise ControllerUnavailable(self._problem)
         return self._factory
+
+    def attachment(self, path: Path) -> str:
+        """The ``[[ATTACHMENT|...]]`` line for ``path``, in the form ``bwcsim_attachments`` asks."""
+        if self.absolute_attachments:
+            return f"[[ATTACHMENT|{path.resolve()}]]"
+        try:
+            name = path.resolve().relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            name = str(path.resolve())
+        return f"[[ATTACHMENT|{name}]]"
 
     def shown(self, path: Path) -> Path:
         """``path`` as a person running pytest would type it: relative to where pytest runs."""
@@ -120,6 +134,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("bwcsim_scenarios",
                   "globs (relative to the rootdir) of scenario files to collect, or none",
                   type="args", default=[])
+    parser.addini("bwcsim_attachments",
+                  "[[ATTACHMENT|path]] lines name files relative to the rootdir or absolute",
+                  default="relative")
 
 
 def _properties(value: str, default: tuple[str, ...], where: str) -> tuple[str, ...]:
@@ -169,6 +186,10 @@ def read_settings(config: pytest.Config) -> Settings:
         scenario_globs = ()
     else:
         scenario_globs = tuple(globs)
+    attachments = str(config.getini("bwcsim_attachments") or "relative").strip().lower()
+    if attachments not in ("relative", "absolute"):
+        raise pytest.UsageError(
+            f"ini bwcsim_attachments: {attachments!r} is not one of relative, absolute")
     return Settings(
         controller=controller,
         controller_on_command_line=on_command_line,
@@ -176,6 +197,7 @@ def read_settings(config: pytest.Config) -> Settings:
         save_dir=folder("bwcsim_save", "bwcsim_save", DEFAULT_SAVE),
         artifacts_dir=folder("bwcsim_artifacts", "bwcsim_artifacts", DEFAULT_ARTIFACTS),
         scenario_globs=scenario_globs,
+        absolute_attachments=attachments == "absolute",
         rootdir=rootdir,
         invocation_dir=invocation,
     )

@@ -22,8 +22,10 @@ scenario is replayed once more with a trace to write its JSON report (the bytes 
 are in the failure text (shown by every CI), in the JUnit ``<properties>`` (``bwcsim_report``,
 ``bwcsim_timeline``, ``bwcsim_replay``), and as ``[[ATTACHMENT|path]]`` lines on the test's
 captured stdout, which pytest writes to the JUnit ``<system-out>`` when ``junit_logging`` is
-``system-out`` or ``all``: GitLab's test report and Jenkins' JUnit Attachments plugin link
-those. The text report of the run goes to the captured stdout too.
+``system-out`` or ``all``. GitLab's test report links the first such file of a failed test
+(a path relative to the project, among the job's artefacts: the timeline comes first);
+Jenkins' JUnit Attachments plugin links them all (absolute paths: ``bwcsim_attachments =
+absolute``). The text report of the run goes to the captured stdout too.
 """
 
 from __future__ import annotations
@@ -179,8 +181,8 @@ class ScenarioItem(pytest.Item):
         buffer = io.StringIO()
         render_text(doc, Console(file=buffer, width=100, highlight=False, color_system=None))
         print(buffer.getvalue(), end="")
-        for path in (report_path, timeline_path):
-            print(f"[[ATTACHMENT|{path.resolve()}]]")
+        for path in (timeline_path, report_path):  # GitLab shows the first attachment only
+            print(settings.attachment(path))
         self.user_properties += [("bwcsim_report", str(settings.shown(report_path))),
                                  ("bwcsim_timeline", str(settings.shown(timeline_path)))]
         return [f"  report: {settings.shown(report_path)}",
