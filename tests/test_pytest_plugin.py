@@ -222,7 +222,7 @@ def test_profiles_are_registered_without_replacing_a_repositorys_own(
         test_file.write_text(source.replace("{expected}", str(expected)), encoding="utf-8")
         return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
 
-    run(100, "-p", "no:randomly").assert_outcomes(passed=1)  # installing bwcsim changes nothing
+    run(100).assert_outcomes(passed=1)  # installing bwcsim changes nothing
     run(20000, "--hypothesis-profile", "nightly").assert_outcomes(passed=1)
     monkeypatch.setenv("HYPOTHESIS_PROFILE", "ci")
     run(7).assert_outcomes(passed=1)  # the repository's own "ci"

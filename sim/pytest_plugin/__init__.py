@@ -23,7 +23,9 @@ Theory of operation
   before hypothesis reads ``--hypothesis-profile`` — under ``bwcsim-<name>`` always, and under
   the bare name unless the repository registered its own. ``$HYPOTHESIS_PROFILE`` selects one
   when ``--hypothesis-profile`` is not given; otherwise the plugin leaves hypothesis' settings
-  alone, so a repository's other hypothesis tests are not affected by installing bwcsim.
+  alone, so a repository's other hypothesis tests are not affected by installing bwcsim. A
+  session that runs no suite, names no profile and has not imported hypothesis by then (a
+  scenario-only run) does not import it at all.
 * The controller is resolved once per session by :func:`sim.nodes.load_factory`, the same
   function every ``bwcsim --controller`` goes through, so every kind of controller it knows
   works here too.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -86,23 +89,33 @@ def _register_profiles() -> str | None:
     return chosen or None
 
 
+def _needs_hypothesis(config: pytest.Config, selected: tuple[str, ...]) -> bool:
+    """Whether this session may use a profile; a scenario-only run skips importing hypothesis."""
+    from sim.search.profiles import PROFILE_ENV
+
+    return bool("hypothesis" in sys.modules or selected or os.environ.get(PROFILE_ENV)
+                or config.getoption("--hypothesis-profile", None))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SETTINGS] = state = read_settings(config)
     # tryfirst: hypothesis loads --hypothesis-profile in its own pytest_configure.
-    _register_profiles()
-    config.stash[SETTINGS] = read_settings(config)
+    if _needs_hypothesis(config, state.properties):
+        _register_profiles()
     config.addinivalue_line("markers", "req(id, ...): the requirement ID(s) a test covers")
     config.addinivalue_line("markers", "bwcsim_scenario: a scenario file run as a test")
     config.addinivalue_line("markers", "bwcsim_property: a bwcsim property suite test")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from hypothesis import settings
-
     state = config.stash[SETTINGS]
-    properties = ",".join(state.properties) or "none"
-    return [f"bwcsim: controller={state.controller} properties={properties} "
-            f"hypothesis-profile={settings.get_current_profile_name()}"]
+    line = f"bwcsim: controller={state.controller} properties={','.join(state.properties) or 'none'}"
+    if "hypothesis" in sys.modules:
+        from hypothesis import settings
+
+        line += f" hypothesis-profile={settings.get_current_profile_name()}"
+    return [line]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:

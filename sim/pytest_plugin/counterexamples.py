@@ -29,15 +29,6 @@ from typing import Any
 
 from controller.errors import BwcError
 from controller.node import ControllerFactory
-from sim.search.fuzz import (
-    check_scenario,
-    counterexample_document,
-    minimise,
-    replay_hint,
-    saved_line,
-    write_counterexample,
-)
-from sim.search.strategies import scenario_yaml
 
 #: Properties whose counterexample ``bwcsim run`` replays to the same failure (a ``fail``
 #: verdict), hence saved as a scenario file.
@@ -100,6 +91,17 @@ def settle(
     ``factory`` resolves the controller under test (only called when a replay is needed);
     ``shown`` turns the saved path into the one printed (relative to where pytest runs).
     """
+    # Imported here: the plugin imports this module at every pytest start-up.
+    from sim.search.fuzz import (
+        check_scenario,
+        counterexample_document,
+        minimise,
+        replay_hint,
+        saved_line,
+        write_counterexample,
+    )
+    from sim.search.strategies import scenario_yaml
+
     prop, data, problems = record.prop, record.scenario, record.problems
     head = [f"{prop} does not hold for controller {controller}"]
     head += [f"  {p}" for p in problems]
