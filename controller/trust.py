@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from . import bounds
 from .bounds import Limits
 from .codec import MAX_PAYLOAD, DecodeError, decode_event, peek_id
-from .messages import ActivityEnd, ActivityStart, Deactivate, Event, MsgId, Text
+from .messages import EVENT_TYPES, ActivityEnd, ActivityStart, Deactivate, Event, MsgId, Text
 from .policy import Policy
 from .principals import Principal, TrustFile, b64url, decode_public_key, unb64url
 
@@ -159,14 +159,15 @@ class Gate:
         claimed = envelope.by
         if self.mode == "none":  # nothing to verify against: the body is taken as it is
             return self._decoded(envelope.body.encode("utf-8", "surrogatepass"), None, claimed)
-        keys = self._keys.get(claimed)
-        if keys is None:
-            return Refusal(None, f"unauthorized: unknown principal {claimed!r}", claimed, remember=False)
         try:
             body = envelope.body.encode("utf-8")
             sig = unb64url(envelope.sig)
         except (UnicodeEncodeError, binascii.Error, ValueError):
             return Refusal(None, "unauthorized: malformed signature envelope", claimed, remember=False)
+        keys = self._keys.get(claimed)
+        if keys is None:
+            return Refusal(peek_id(body), f"unauthorized: unknown principal {claimed!r}", claimed,
+                           remember=False)
         if not _verifies(keys, sig, body):
             return Refusal(peek_id(body), f"unauthorized: bad signature for {claimed!r}", claimed,
                            remember=False)
@@ -174,13 +175,16 @@ class Gate:
 
     def _admit_bare(self, payload: bytes) -> Admitted | Refusal:
         decoded = self._decoded(payload, None, None)
-        if self.mode == "none" or isinstance(decoded, Refusal):
-            if isinstance(decoded, Refusal) and self.mode == "signed":
-                # Unsigned garbage: named as before, but nobody's id is remembered for it.
-                return Refusal(decoded.id, decoded.error, remember=False)
+        if self.mode == "none":
             return decoded
-        event_type = type(decoded.event).__struct_config__.tag
-        return Refusal(decoded.event.id, f"unauthorized: unsigned {event_type}", remember=False)
+        if isinstance(decoded, Admitted):
+            event_type = type(decoded.event).__struct_config__.tag
+            return Refusal(decoded.event.id, f"unauthorized: unsigned {event_type}", remember=False)
+        # A command attempt, valid or not, is first of all unsigned; garbage is named as before.
+        # Either way nobody's id is remembered for it.
+        event_type = _peek_type(payload)
+        error = f"unauthorized: unsigned {event_type}" if event_type is not None else decoded.error
+        return Refusal(decoded.id, error, remember=False)
 
     def _decoded(self, body: bytes, sender: str | None, claimed: str | None) -> Admitted | Refusal:
         event = decode_event(body)
@@ -258,6 +262,19 @@ class Gate:
                 starters.setdefault(event.activity_id, sender)
         elif isinstance(event, ActivityEnd) and event.activity_id not in running:
             starters.pop(event.activity_id, None)
+
+
+_any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def _peek_type(payload: bytes) -> str | None:
+    """The known event type a (depth-checked) payload names, if it is an object naming one."""
+    try:
+        obj = _any_decoder.decode(payload)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return None
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) and kind in EVENT_TYPES else None
 
 
 def _verifies(keys: list[Ed25519PublicKey], sig: bytes, body: bytes) -> bool:
