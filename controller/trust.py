@@ -182,7 +182,8 @@ class Gate:
             return Refusal(decoded.event.id, f"unauthorized: unsigned {event_type}", remember=False)
         # A command attempt, valid or not, is first of all unsigned; garbage is named as before.
         # Either way nobody's id is remembered for it.
-        event_type = _peek_type(payload)
+        bounded = decoded.error.startswith(_BOUND_ERRORS)  # what the limits refuse stays named so
+        event_type = None if bounded else _peek_type(payload)
         error = f"unauthorized: unsigned {event_type}" if event_type is not None else decoded.error
         return Refusal(decoded.id, error, remember=False)
 
@@ -265,6 +266,7 @@ class Gate:
 
 
 _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+_BOUND_ERRORS = ("too_deep", "too_long", "payload_too_large")
 
 
 def _peek_type(payload: bytes) -> str | None:

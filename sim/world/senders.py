@@ -6,7 +6,7 @@ Every event entry of a scenario has a sender (:class:`~sim.world.scenario.Princi
 scenario with ``auth: signed`` this module
 
 * derives each principal's **test key** deterministically from its name
-  (:func:`test_key`), so the same scenario and seed give the same signatures and the same
+  (:func:`sim_key`), so the same scenario and seed give the same signatures and the same
   trace byte for byte (Ed25519 signatures are deterministic). These keys are public knowledge:
   they exist for simulation and tests and must never be deployed;
 * builds the cameras' **trust file** from the trusted principals' public keys
@@ -45,14 +45,14 @@ from controller.trust import DISPATCH, Signed, sign
 
 from .scenario import Scenario, TimelineEntry
 
-__all__ = ["must_refuse", "sequence_numbers", "test_key", "trust_file", "wire_messages"]
+__all__ = ["must_refuse", "sequence_numbers", "sim_key", "trust_file", "wire_messages"]
 
 _encode = msgspec.json.encode
 _signed_decoder = msgspec.json.Decoder(Signed)
 
 
 @functools.lru_cache(maxsize=1024)
-def test_key(name: str) -> Ed25519PrivateKey:
+def sim_key(name: str) -> Ed25519PrivateKey:
     """The deterministic *test* key of principal ``name`` (public knowledge: never deploy it)."""
     seed = hashlib.sha256(b"bwcsim test key\0" + name.encode("utf-8")).digest()
     return Ed25519PrivateKey.from_private_bytes(seed)
@@ -64,7 +64,7 @@ def trust_file(scenario: Scenario) -> TrustFile | None:
         return None
     return TrustFile(version=1, principals=[
         Principal(name=p.name, role=p.role, camera=p.camera,
-                  keys=[encode_public_key(test_key(p.name).public_key())])
+                  keys=[encode_public_key(sim_key(p.name).public_key())])
         for p in scenario.principals if p.trusted
     ])
 
@@ -113,7 +113,7 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
         else:
             assert e.sender is not None  # the loader names one for every entry when signed
             body = _encode({**e.body(), "seq": seqs[e.index], "to": e.target})
-            out[e.index] = (e.topic(prefix), sign(test_key(e.sender), e.claims or e.sender, body))
+            out[e.index] = (e.topic(prefix), sign(sim_key(e.sender), e.claims or e.sender, body))
         if e.event is not None:
             by_id.setdefault(e.message_id, e.index)
     for e in replays:
