@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
+
 import msgspec
 
 from .messages import Ack, MsgId

@@ -254,16 +254,15 @@ class Camera:
         not verify, so that nobody can pre-empt a principal's message id.
         """
         self._catch_up(now)
-        key = (by, msg_id)
         if msg_id is not None and remember:
-            reply = self.replies.get(key, now)
+            reply = self.replies.get((by, msg_id), now)
             if reply is not None:
                 self.audit.append(now, "duplicate", _origin({"id": msg_id}, by))
                 self._out.append(reply)
                 return self._flush()
         ack = Ack(id=msg_id, ok=False, error=error)
         if msg_id is not None and remember:
-            self.replies.put(key, ack, now)
+            self.replies.put((by, msg_id), ack, now)
         self.audit.append(now, "refused", _origin({"id": msg_id, "error": error}, by))
         self._out.append(ack)
         return self._flush()

@@ -249,7 +249,7 @@ def keys_new(
     name: Annotated[str, typer.Argument(help="Principal name (e.g. dispatch, sgt-lee, officer-cam-1).")],
     role: Annotated[str, typer.Option(help="Role the policy gives rights to: dispatch, supervisor, "
                                            "officer, device, ...")],
-    camera: Annotated[str | None, typer.Option(help="The one camera an officer or device is bound to.")] = None,
+    camera: Annotated[str | None, typer.Option(help="The camera an officer or device is bound to.")] = None,
     out: Annotated[Path | None, typer.Option(help="Identity file to write (default NAME.key.yaml).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing identity file.")] = False,
 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from signing import CAM, EVENT, Sender, ack, signed_node
 
 from controller.bounds import MAX_DEPTH, Limits, Remembered, ReplyTable, depth_exceeds, long_field
 from controller.codec import decode_event, peek_id
@@ -26,7 +27,6 @@ from controller.messages import Ack
 from controller.node import CameraSetup
 from controller.policy import load_policy
 from controller.reference import ReferenceNode
-from signing import CAM, EVENT, Sender, ack, signed_node
 
 CBP = load_policy(str(Path(__file__).resolve().parents[1] / "scenarios/policies/cbp-like.yaml"))
 
@@ -222,7 +222,8 @@ def _costs(n_open: int) -> dict[str, int]:
     costs = {}
     for name, payload in events.items():
         t += 1.0
-        costs[name] = _lines_executed(lambda p=payload, at=t: node.on_message(EVENT, p, at))
+        at = t
+        costs[name] = _lines_executed(lambda: node.on_message(EVENT, payload, at))  # noqa: B023
     t += 200.0  # past the tail: the timer that closes it
     costs["tail timer"] = _lines_executed(lambda: node.on_timer(t))
     return costs

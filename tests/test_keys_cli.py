@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from controller.codec import decode_outbound
 from controller.messages import Ack
 from controller.principals import load_trust
+from controller.reference import ReferenceNode
 from sim.cli import app
 from sim.live.command import LiveOptions, build_node
 
@@ -30,14 +31,13 @@ def _ok(args: list[str]) -> str:
     return result.stdout
 
 
-def _node(tmp_path: Path, trust: Path) -> object:
-    return build_node(LiveOptions(broker="mqtt://127.0.0.1:1883", camera="cam-1", trust=trust))
-
-
-def _ack(node: object, payload: str, t: float) -> Ack:
-    from controller.reference import ReferenceNode
-
+def _node(tmp_path: Path, trust: Path) -> ReferenceNode:
+    node = build_node(LiveOptions(broker="mqtt://127.0.0.1:1883", camera="cam-1", trust=trust))
     assert isinstance(node, ReferenceNode)
+    return node
+
+
+def _ack(node: ReferenceNode, payload: str, t: float) -> Ack:
     pubs = node.on_message("bwc/cam-1/event", payload.encode(), t)
     (reply,) = [decode_outbound("ack", p.payload) for p in pubs if p.topic.endswith("/ack")]
     assert isinstance(reply, Ack)
@@ -55,7 +55,7 @@ def test_new_export_sign_provision_a_camera_that_obeys_only_its_principals(tmp_p
     _ok(["keys", "export", str(dispatch), str(officer), "--out", str(trust)])
     assert "PRIVATE" not in trust.read_text() and len(load_trust(trust).principals) == 2
     node = _node(tmp_path, trust)
-    assert getattr(node, "gate").mode == "signed"
+    assert node.gate.mode == "signed"
 
     signed = _ok(["keys", "sign", str(dispatch), START, "--to", "cam-1", "--seq", "7"])
     assert json.loads(json.loads(signed)["body"])["seq"] == 7

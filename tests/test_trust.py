@@ -13,13 +13,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from controller.errors import ScenarioError
-from controller.messages import ActivityStart
-from controller.policy import parse_policy
-from controller.principals import load_trust, parse_trust
-from controller.trust import GateState
-from controller.yamlsrc import load_yaml
 from signing import (
     CAM,
     DHS,
@@ -33,6 +26,13 @@ from signing import (
     states,
     trust,
 )
+
+from controller.errors import ScenarioError
+from controller.messages import ActivityStart
+from controller.policy import parse_policy
+from controller.principals import load_trust, parse_trust
+from controller.trust import GateState
+from controller.yamlsrc import load_yaml
 
 dispatch, supervisor = Sender("dispatch"), Sender("supervisor")
 
@@ -254,8 +254,8 @@ def test_max_skew_s_is_policy_data() -> None:
 @pytest.mark.req("R-AUTH")
 def test_roles_name_only_known_event_types() -> None:
     with pytest.raises(ScenarioError) as caught:
-        parse_policy(load_yaml("name: x\nactivities: {}\nroles:\n  dispatch: {events: [activity_start, warp]}\n",
-                               "p.yaml"))
+        parse_policy(load_yaml(
+            "name: x\nactivities: {}\nroles:\n  dispatch: {events: [activity_start, warp]}\n", "p.yaml"))
     assert (caught.value.line, caught.value.field) == (4, "roles.dispatch.events[1]")
     assert DHS.may_send("supervisor", "deactivate") and not DHS.may_send("officer", "deactivate")
 
@@ -278,7 +278,8 @@ def test_trust_files_are_validated_with_file_line_and_field(tmp_path: Path) -> N
         "version: 1\nprincipals:\n  - {name: a, role: dispatch, keys: [nope]}\n":
             (3, "principals[0].keys[0]", "a key is written ed25519:"),
         f"version: 1\nprincipals:\n  - {{name: a, role: dispatch, keys: [{key}]}}\n"
-        f"  - {{name: b, role: supervisor, keys: [{key}]}}\n": (4, "principals[1].keys[0]", "already belongs"),
+        f"  - {{name: b, role: supervisor, keys: [{key}]}}\n":
+            (4, "principals[1].keys[0]", "already belongs"),
         "version: 1\nprincipals:\n  - {name: a, role: dispatch, keys: []}\n":
             (3, "principals[0].keys", "has no key"),
         "version: 1\nprincipals:\n  - {name: a, role: dispatch, keys: [], colour: red}\n":

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from signing import CAM, DHS, EVENT, TEAM, Sender, trust
 
 from controller.codec import decode_outbound
 from controller.messages import Ack
 from controller.node import CameraSetup
 from controller.reference import ReferenceNode
 from sim.search.invariants import NodeDriver, only_acks, same_outputs
-from signing import CAM, DHS, EVENT, TEAM, Sender, trust
 
 GENUINE = ("start", "end", "deactivate", "reactivate", "button_start", "button_stop", "signal",
            "dock", "undock")
@@ -59,7 +60,8 @@ class Stream:
             aid = self.open.pop(pick % len(self.open)) if self.open else "a-none"
             body, who = self.senders["dispatch"].body(mid, "activity_end", activity_id=aid), "dispatch"
         elif kind in ("deactivate", "reactivate"):
-            fields = {"reason": "supervisor_order", "actor": "supervisor"} if kind == "deactivate" else {}
+            fields: dict[str, Any] = (
+                {"reason": "supervisor_order", "actor": "supervisor"} if kind == "deactivate" else {})
             body, who = self.senders["supervisor"].body(mid, kind, **fields), "supervisor"
         elif kind.startswith("button"):
             body = self.senders["officer-cam-1"].body(mid, "button", action=kind.split("_")[1])
@@ -75,12 +77,13 @@ class Stream:
     def attack(self, kind: str, pick: int, now: float) -> tuple[bytes, str]:
         self.n += 1
         mid = f"x-{self.n}"
-        end = {"activity_id": self.open[pick % len(self.open)] if self.open else "a-1"}
-        pause = {"reason": "supervisor_order", "actor": "supervisor"}
+        end: dict[str, Any] = {"activity_id": self.open[pick % len(self.open)] if self.open else "a-1"}
+        pause: dict[str, Any] = {"reason": "supervisor_order", "actor": "supervisor"}
         dispatch, boss = self.senders["dispatch"], self.senders["supervisor"]
         if kind == "forged":
             claim = ("dispatch", "supervisor", "officer-cam-1")[pick % 3]
-            return Sender("intruder").command(mid, "activity_end", seq=10**9, claims=claim, **end), "unauthorized"
+            forged = Sender("intruder").command(mid, "activity_end", seq=10**9, claims=claim, **end)
+            return forged, "unauthorized"
         if kind == "unknown":
             return Sender("intruder").command(mid, "deactivate", **pause), "unauthorized"
         if kind == "unsigned":
@@ -104,15 +107,16 @@ class Stream:
         used = [x for x in self.senders.values() if x.seq > 0]
         if kind in ("spent_seq", "same_seq") and used:
             # A principal's own, valid command but for its number: the last, or an older one.
-            who = used[pick % len(used)]
-            seq = who.seq if kind == "same_seq" else pick % who.seq + 1
-            etype, fields = {
+            owner = used[pick % len(used)]
+            seq = owner.seq if kind == "same_seq" else pick % owner.seq + 1
+            table: dict[str, tuple[str, dict[str, Any]]] = {
                 "dispatch": ("activity_start", {"activity": "patrol", "activity_id": mid}),
                 "supervisor": ("deactivate", pause),
                 "officer-cam-1": ("button", {"action": "start"}),
                 "device-cam-1": ("signal", {"source": "taser"}),
-            }[who.name]
-            return who.command(mid, etype, seq=seq, **fields), "replayed"
+            }
+            etype, own = table[owner.name]
+            return owner.command(mid, etype, seq=seq, **own), "replayed"
         # skewed (and the replays before anything was sent): a genuine sender, a ts far ahead
         ts = now + DHS.max_skew_s + 1 + pick * 10**6
         return dispatch.command(mid, "activity_end", seq=dispatch.seq + 1, ts=ts, **end) if pick % 2 else \
