@@ -57,9 +57,6 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-BAD": "malformed input refused",
     "R-AUDIT": "hash-chained audit log",
     "R-META": "recording metadata",
-    "R-AUTH": "commands only from entitled, signed principals",
-    "R-FRESH": "replayed, re-sequenced and stale commands refused",
-    "R-BOUND": "bounded resources, O(log n) per event",
     "P-NOMISS": "property: no controller misses",
     "P-NOSPLIT": "property: no gap while required",
     "P-BAD": "property: garbage never changes state",
@@ -67,6 +64,9 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "P-DET": "property: byte-identical traces",
     "P-AUDIT": "property: audit chain verifies",
     "P-AUTH": "property: forged, replayed, re-sequenced, skewed commands change nothing",
+    "R-AUTH": "commands only from entitled, signed principals",
+    "R-FRESH": "replayed, re-sequenced and stale commands refused",
+    "R-BOUND": "bounded resources, O(log n) per event",
 }
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
