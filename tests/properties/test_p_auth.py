@@ -26,7 +26,7 @@ from signing import CAM, DHS, EVENT, TEAM, Sender, trust
 
 from controller.codec import decode_outbound
 from controller.messages import Ack
-from controller.node import CameraSetup
+from controller.node import CameraSetup, ControllerFactory
 from controller.reference import ReferenceNode
 from sim.search.invariants import NodeDriver, only_acks, same_outputs
 
@@ -136,10 +136,12 @@ def _setup() -> CameraSetup:
 @pytest.mark.req("P-AUTH", "R-AUTH", "R-FRESH")
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(plan=steps)
-def test_attacks_are_refused_and_change_nothing(plan: list[tuple[str, int, int]]) -> None:
+def test_attacks_are_refused_and_change_nothing(
+    controller_factory: ControllerFactory, plan: list[tuple[str, int, int]]
+) -> None:
     stream = Stream()
-    attacked = NodeDriver.build(ReferenceNode, _setup())
-    clean = NodeDriver.build(ReferenceNode, _setup())
+    attacked = NodeDriver.build(controller_factory, _setup())
+    clean = NodeDriver.build(controller_factory, _setup())
     t = 0.0
     n_attacks = 0
     for kind, pick, dt in plan:
@@ -163,6 +165,7 @@ def test_attacks_are_refused_and_change_nothing(plan: list[tuple[str, int, int]]
     clean.finish(t + 1)
     assert same_outputs(clean.outputs, attacked.outputs) == []
     a, c = attacked.node, clean.node
-    assert isinstance(a, ReferenceNode) and isinstance(c, ReferenceNode)
+    if not isinstance(a, ReferenceNode) or not isinstance(c, ReferenceNode):
+        return  # the audit log and the gate's memory are the reference controller's own
     assert len(a.camera.audit) == len(c.camera.audit) + n_attacks
     assert msgspec.json.encode(a.gate.state) == msgspec.json.encode(c.gate.state)
