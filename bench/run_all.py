@@ -22,7 +22,7 @@ from typing import Any
 import measure
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency")
+SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency", "bound_activities")
 
 
 def run(script: Path, quick: bool) -> dict[str, Any]:

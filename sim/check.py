@@ -49,7 +49,8 @@ def failure_messages(doc: dict[str, Any], expect: Expect | None) -> list[str]:
 
     ``doc`` is the run's report (:func:`~sim.views.report.build_report`). A ``fail`` verdict is
     named here only when the scenario did not state a verdict (an unmet ``verdict:`` line already
-    says it); every unannounced miss is named with its camera.
+    says it); every unannounced miss and every forged command the camera accepted is named with
+    its camera.
     """
     exp = doc["expect"]
     messages = list(exp["failures"]) if exp else []
@@ -57,6 +58,7 @@ def failure_messages(doc: dict[str, Any], expect: Expect | None) -> list[str]:
         messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
     for cam, c in doc["cameras"].items():
         messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+        messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
     return messages
 
 

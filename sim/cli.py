@@ -7,23 +7,25 @@ object on stdout; everything else a command says goes to stderr.
 Conventions every command follows (``tests/test_cli_consistency.py`` checks them, whatever the
 commands are):
 
-* ``bwcsim --help`` lists the commands in the order they are defined in this module, and the
-  README's command table lists them in that same order: add a new command where it belongs
-  for a reader, and its README row at the same place.
+* ``bwcsim --help`` lists the commands in the order they are defined in this module, then the
+  command groups (``app.add_typer``) in theirs, and the README's command table lists them in
+  that same order: add a new command where it belongs for a reader, and its README row at the
+  same place.
 * A command that runs a controller takes ``--controller`` (:data:`ControllerOpt`), resolved
   by :func:`sim.nodes.load_factory`; a command that never runs one is listed in the test.
 * An option with a fixed set of values is an enum, so ``--help`` shows the choices and click
   refuses anything else with exit 2. Flags are declared as bare ``--name`` booleans; the
-  command classes below keep typer from printing a ``<bool>`` value placeholder after them.
+  root group's class (below) keeps typer from printing a ``<bool>`` value placeholder after
+  them, in every command and sub-command.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 import typer
@@ -49,23 +51,23 @@ class _Command(TyperCommand):
 
 
 class _Group(TyperGroup):
+    """The root group. Every command and sub-group it hands out becomes one of these classes,
+    so the rule holds for commands and ``add_typer`` groups whoever declares them, and at
+    any depth (the classes add behaviour only, no state, so swapping ``__class__`` is safe)."""
+
     def get_params(self, ctx: Any) -> list[Any]:
         return _without_flag_placeholder(super().get_params(ctx))
 
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class _App(typer.Typer):
-    """A Typer app whose commands are all :class:`_Command` unless they ask for another class."""
-
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[_F], _F]:
-        kwargs.setdefault("cls", _Command)
-        decorator: Callable[[_F], _F] = super().command(*args, **kwargs)
-        return decorator
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = _Command
+        elif type(command) is TyperGroup:
+            command.__class__ = _Group
+        return command
 
 
-app = _App(
+app = typer.Typer(
     name="bwcsim",
     help="Body-worn camera recording-control simulator: replay scenarios, judge missed footage.",
     no_args_is_help=True,
@@ -287,6 +289,9 @@ def live(
     clock: Annotated[Clock, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
     )] = Clock.unix,
+    trust: Annotated[Path | None, typer.Option(
+        help="Trust file: obey only commands signed by its principals (else auth: none)."
+    )] = None,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
@@ -298,13 +303,85 @@ def live(
         controller=controller, initial=initial.value, client_id=client_id, username=username,
         password_file=password_file, tls=tls, cafile=cafile, certfile=certfile, keyfile=keyfile,
         log_format=log_format.value, log_level=log_level.value, backoff_initial_s=backoff_initial,
-        backoff_max_s=backoff_max, seed=seed, clock=clock.value,
+        backoff_max_s=backoff_max, seed=seed, clock=clock.value, trust=trust,
     )
     try:
         code = run_live(options)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+keys_app = typer.Typer(
+    name="keys",
+    help="Signing identities of principals, and the trust files cameras are provisioned with.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app)
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Argument(help="Principal name (e.g. dispatch, sgt-lee, officer-cam-1).")],
+    role: Annotated[str, typer.Option(help="Role the policy gives rights to: dispatch, supervisor, "
+                                           "officer, device, ...")],
+    camera: Annotated[str | None, typer.Option(help="The camera an officer or device is bound to.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Identity file to write (default NAME.key.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing identity file.")] = False,
+) -> None:
+    """Generate an Ed25519 key for a principal; write its identity file (private, mode 0600)."""
+    from sim.live.keys import new_identity, trust_yaml
+
+    target = out or Path(f"{name}.key.yaml")
+    try:
+        ident = new_identity(name, role, camera, target, force)
+    except BwcError as exc:
+        _fail(str(exc))
+    from controller.principals import Principal, TrustFile
+
+    typer.echo(f"bwcsim: wrote {target} (private key: keep it secret); its trust entry:", err=True)
+    sys.stdout.write(trust_yaml(TrustFile(version=1, principals=[
+        Principal(name=ident.name, role=ident.role, camera=ident.camera, keys=[ident.public])])))
+
+
+@keys_app.command("export")
+def keys_export(
+    files: Annotated[list[Path], typer.Argument(help="Identity files and/or trust files to merge.")],
+    out: Annotated[Path | None, typer.Option(help="Write the trust file here (default: stdout).")] = None,
+) -> None:
+    """Print the trust file (public keys only) of the given principals; several keys of one
+    principal are kept together (key rotation)."""
+    from sim.live.keys import export_trust, trust_yaml
+
+    try:
+        text = trust_yaml(export_trust(files))
+    except BwcError as exc:
+        _fail(str(exc))
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            out.write_text(text, "utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror}")
+
+
+@keys_app.command("sign")
+def keys_sign(
+    identity: Annotated[Path, typer.Argument(help="Identity file of the signing principal.")],
+    event: Annotated[str, typer.Argument(help='The event as JSON, e.g. \'{"id": "m-1", "type": "dock"}\'.')],
+    to: Annotated[str, typer.Option(help="Camera id, or team/<team>, the command is for.")],
+    seq: Annotated[int | None, typer.Option(min=0, help="Sequence number (default: microseconds "
+                                                       "since the epoch).")] = None,
+) -> None:
+    """Print EVENT in a signed envelope (SPEC §14), ready to publish on the event topic."""
+    from sim.live.keys import load_identity, sign_command
+
+    try:
+        payload = sign_command(load_identity(identity), event.encode("utf-8"), to, seq)
+    except BwcError as exc:
+        _fail(str(exc))
+    sys.stdout.write(payload.decode("utf-8") + "\n")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.req("CLI")
 ROOT = Path(__file__).resolve().parents[1]
 WIDE = {"COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
 
-#: Commands that never run a controller, so take no ``--controller``.
-CONTROLLER_FREE = {"chart", "schema", "trace-reqs"}
+#: Commands (or groups of commands) that never run a controller, so take no ``--controller``.
+CONTROLLER_FREE = {"chart", "schema", "trace-reqs", "keys"}
 
 #: Options whose values are a fixed set: each must be a choice that ``--help`` lists.
 ENUMERATED = {
@@ -65,9 +66,31 @@ def readme_order() -> list[str]:
     return re.findall(r"^\| `bwcsim ([a-z][a-z0-9-]*)", section, flags=re.MULTILINE)
 
 
-def _commands() -> dict[str, object]:
-    group = typer.main.get_command(app)
-    return {name: group.get_command(None, name) for name in group.list_commands(None)}  # type: ignore[attr-defined]
+def _commands() -> dict[str, Any]:
+    """Top-level commands and groups by name, in help order."""
+    group: Any = typer.main.get_command(app)
+    return {name: group.get_command(None, name) for name in group.list_commands(None)}
+
+
+def _leaves() -> dict[str, Any]:
+    """Every command that runs something, sub-commands of groups included (``keys new``)."""
+    found: dict[str, Any] = {}
+
+    def walk(prefix: str, command: Any) -> None:
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(None):
+                walk(f"{prefix} {name}".strip(), command.get_command(None, name))
+        else:
+            found[prefix] = command
+
+    for name, command in _commands().items():
+        walk(name, command)
+    return found
+
+
+def _all_paths() -> list[str]:
+    """Every command path with a --help of its own: the groups and the leaves."""
+    return sorted({*_commands(), *_leaves()})
 
 
 def test_help_lists_every_command_and_the_readme_table_follows_its_order() -> None:
@@ -88,17 +111,17 @@ def test_version_prints_the_installed_version() -> None:
     assert "--version" in _help()
 
 
-@pytest.mark.parametrize("command", [None, *sorted(_commands())])
-def test_help_shows_no_value_placeholder_after_a_flag(command: str | None) -> None:
-    text = _help(*([command] if command else []))
+@pytest.mark.parametrize("command", ["", *_all_paths()])
+def test_help_shows_no_value_placeholder_after_a_flag(command: str) -> None:
+    text = _help(*command.split())
     assert "<bool>" not in text
     assert re.search(r"--help\s{2,}Show this message", text), text
 
 
 def test_every_command_that_runs_a_controller_takes_controller() -> None:
-    for name, command in _commands().items():
-        opts = {opt for param in command.params for opt in getattr(param, "opts", [])}  # type: ignore[attr-defined]
-        if name in CONTROLLER_FREE:
+    for name, command in _leaves().items():
+        opts = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        if name.split()[0] in CONTROLLER_FREE or name in CONTROLLER_FREE:
             assert "--controller" not in opts, f"{name} takes --controller: remove it from CONTROLLER_FREE"
         else:
             assert "--controller" in opts, (
