@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -120,6 +122,12 @@ def test_a_controller_that_cannot_be_loaded_is_named_in_one_line(project: pytest
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*bwcsim controller 'nowhere:make': cannot import 'nowhere'*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_the_adapter_beside_the_ini_file_imports_from_a_sub_folder(project: pytest.Pytester) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
+                          cwd=project.path / "scenarios", capture_output=True, text=True, timeout=300)
+    assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
 
 
 # ------------------------------------------------------------------------------ property suites

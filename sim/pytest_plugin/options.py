@@ -73,8 +73,14 @@ class Settings:
     def factory(self) -> ControllerFactory:
         """The controller factory, resolved on first use (``ControllerUnavailable`` if it cannot)."""
         if self._factory is None and self._problem is None:
+            import sys
+
             from sim.nodes import load_factory
 
+            # An adapter beside the ini file imports even when pytest runs from a sub-folder
+            # (load_factory itself looks in the folder pytest runs in first).
+            if str(self.rootdir) not in sys.path:
+                sys.path.append(str(self.rootdir))
             try:
                 self._factory = load_factory(self.controller)
             except BwcError as exc:

@@ -77,7 +77,10 @@ def _head(path: Path) -> tuple[str | None, list[str]]:
     name = data.get("name")
     reqs = data.get("requirements")
     ids = [r for r in reqs if isinstance(r, str) and r] if isinstance(reqs, list) else []
-    return (name.strip() or None) if isinstance(name, str) else None, ids
+    if not isinstance(name, str):
+        return None, ids
+    # One line, and no "::": pytest separates the parts of a test id with it.
+    return " ".join(name.replace("::", ":").split()) or None, ids
 
 
 class ScenarioFile(pytest.File):
