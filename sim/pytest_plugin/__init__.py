@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-def _register_profiles() -> str | None:
+def _register_profiles() -> None:
     """Register the profiles (see the module docstring); load ``$HYPOTHESIS_PROFILE`` if set."""
     from hypothesis import settings
     from hypothesis.errors import InvalidArgument
@@ -86,7 +86,6 @@ def _register_profiles() -> str | None:
                 f"${PROFILE_ENV}={chosen!r} is not a registered hypothesis profile (bwcsim's: "
                 f"{known})"
             ) from None
-    return chosen or None
 
 
 def _needs_hypothesis(config: pytest.Config, selected: tuple[str, ...]) -> bool:
