@@ -289,6 +289,61 @@ def explore(
     raise typer.Exit(code)
 
 
+policy_app = typer.Typer(
+    help="The words a scenario may use under a policy: activities, reasons, signals, parameters.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("list")
+def policy_list(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Folders holding component policies (default scenarios/).")
+    ] = None,
+) -> None:
+    """List the built-in policies and the component policy files found under PATHS."""
+    from controller.policy import BUILTIN, load_policy
+    from sim.views.vocabulary import policy_files
+
+    for name in BUILTIN:
+        typer.echo(f"{name}  (built in)")
+    for path in policy_files([p for p in (paths or [Path("scenarios")]) if p.exists()]):
+        try:
+            name = load_policy(str(path)).name
+        except BwcError as exc:
+            typer.echo(f"{path}  (invalid: {exc})")
+            continue
+        typer.echo(f"{path}  (policy {name})")
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="A built-in policy name or a policy file.")],
+    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+) -> None:
+    """Print a policy's vocabulary: activities and their kind, deactivation reasons, signal
+    sources, camera parameters and the event words."""
+    from controller.policy import BUILTIN, load_policy
+    from sim.views.vocabulary import render_markdown, render_text, vocabulary
+    from sim.world.scenario import nearest
+
+    if format not in ("text", "markdown", "json"):
+        _fail(f"--format: unknown format {format!r} (one of: text, markdown, json)")
+    if name not in BUILTIN and not Path(name).is_file():
+        guess = nearest(name, BUILTIN)
+        hint = f"; did you mean `{guess}`?" if guess else ""
+        _fail(f"{name}: no such policy{hint} (built in: {', '.join(BUILTIN)}; or a policy file)")
+    try:
+        vocab = vocabulary(load_policy(name), name)
+    except BwcError as exc:
+        _fail(str(exc))
+    if format == "json":
+        sys.stdout.write(msgspec.json.encode(vocab).decode() + "\n")
+    else:
+        sys.stdout.write((render_text if format == "text" else render_markdown)(vocab))
+
+
 def main() -> None:
     """Console entry point."""
     try:

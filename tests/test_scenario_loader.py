@@ -199,7 +199,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timelines: []\n", 7, "timelines",
-        "unknown key 'timelines'; did you mean `timeline`? (allowed here: version, name,", id="unknown-top-level-key",
+        "unknown key 'timelines'; did you mean `timeline`? (allowed here: version, name,",
+        id="unknown-top-level-key",
     ),
     pytest.param(
         HEAD + "  - {id: cam-3, prebufer_s: 30}\n", 7, "cameras[2].prebufer_s",

@@ -42,6 +42,16 @@ class FirstDelivery:
     ok: bool | None = None  # the camera's ack, when it sent one
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One delivery the camera answered with a NACK: what arrived, when, and the answer."""
+
+    at: float
+    topic: str
+    payload: bytes
+    ack: Ack
+
+
 @dataclass(eq=False, slots=True)
 class CameraRun:
     """Everything observed of one camera during a replay."""
@@ -57,6 +67,7 @@ class CameraRun:
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
+    refusals: list[Refusal] = field(default_factory=list)
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -168,6 +179,8 @@ class Replay:
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
         if first is not None and len(run.acks) > n_acks:
             first.ok = run.acks[n_acks].ok
+        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
+                            for ack in run.acks[n_acks:] if not ack.ok)
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:

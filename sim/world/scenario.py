@@ -54,6 +54,7 @@ from controller.yamlsrc import Path as DocPath
 from controller.yamlsrc import SourceDoc, load_yaml
 
 __all__ = [
+    "EVENT_FIELDS",
     "FAULT_KINDS",
     "INITIAL_STATES",
     "LATENCY_MODELS",
@@ -113,6 +114,8 @@ _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(f for f in typ.__struct_fields__ if f not in _ENVELOPE)
     for name, typ in EVENT_TYPES.items()
 }
+#: Public name of the same table: event word → its own fields, in wire order.
+EVENT_FIELDS = _EVENT_FIELDS
 _BUTTON_ACTIONS = ("start", "stop")
 
 
