@@ -37,6 +37,7 @@ def write_outputs(
     timeline: Path | None = None,
     vcd: Path | None = None,
     perfetto: Path | None = None,
+    projector: bool = False,
 ) -> None:
     """Write each requested file; ``records`` are the trace records of the same run."""
     if trace is not None:
@@ -48,7 +49,7 @@ def write_outputs(
     if timeline is not None:
         from .timeline import render_timeline
 
-        timeline.write_text(render_timeline(view), encoding="utf-8")
+        timeline.write_text(render_timeline(view, projector=projector), encoding="utf-8")
     if vcd is not None:
         from .waveform import write_vcd
 

@@ -25,7 +25,7 @@ from controller.policy import Policy
 from sim.world.replay import CameraRun
 from sim.world.scenario import nearest
 
-__all__ = ["ERROR_MEANING", "explain_error", "refusal_sentence", "refusals"]
+__all__ = ["ERROR_MEANING", "describe_refusal", "explain_error", "refusal_sentence", "refusals"]
 
 #: What each refusal code means, for a person. Codes with a detail carry it after ``": "``.
 ERROR_MEANING: dict[str, str] = {
@@ -69,6 +69,19 @@ def _allowed(event: str, fields: dict[str, Any], error: str, policy: Policy) -> 
     return []
 
 
+def describe_refusal(event: str, fields: dict[str, Any], error: str,
+                     policy: Policy) -> dict[str, Any]:
+    """``meaning`` of a refusal, and ``allowed``/``nearest`` words when it is about a word."""
+    out: dict[str, Any] = {"meaning": explain_error(error)}
+    allowed = _allowed(event, fields, error, policy)
+    if allowed:
+        out["allowed"] = allowed
+        guess = nearest(fields.get(_DETAIL_FIELD.get(event, "")), allowed)
+        if guess is not None:
+            out["nearest"] = guess
+    return out
+
+
 def refusals(run: CameraRun, policy: Policy) -> list[dict[str, Any]]:
     """Each message the camera refused, once per message id, in arrival order (JSON-ready)."""
     out: list[dict[str, Any]] = []
@@ -94,17 +107,11 @@ def refusals(run: CameraRun, policy: Policy) -> list[dict[str, Any]]:
             "id": ack.id,
             "event": event if isinstance(event, str) else "malformed",
             "word": detail if isinstance(detail, str) else None,
-            "error": error,
-            "meaning": explain_error(error),
         }
         if isinstance(event, str) and event == "deactivate" and isinstance(fields.get("actor"), str):
             item["actor"] = fields["actor"]
-        allowed = _allowed(str(event), fields, error, policy)
-        if allowed:
-            item["allowed"] = allowed
-            guess = nearest(detail, allowed)
-            if guess is not None:
-                item["nearest"] = guess
+        item["error"] = error
+        item.update(describe_refusal(str(event), fields, error, policy))
         out.append(item)
     return out
 

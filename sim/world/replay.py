@@ -68,6 +68,8 @@ class CameraRun:
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
     refusals: list[Refusal] = field(default_factory=list)
+    # Allowed deactivations as the oracle derived them (set when the run is judged).
+    paused: list[tuple[float, float]] = field(default_factory=list)
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -294,6 +296,7 @@ class Replay:
                 deactivations=self._deactivations(run, windows[cam]),
                 alerts=run.alerts,
             )
+            run.paused = list(obs.deactivations)
             judgements[cam] = judge(obs)
         return ReplayResult(self.scenario, self.runs, windows, judgements)
 
