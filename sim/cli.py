@@ -340,6 +340,26 @@ def diff(
         render_compare_text(result, (str(a), str(b) + (" with --set" if set_ else "")))
 
 
+@app.command()
+def studio(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files or folders (default scenarios/).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Open the scenario library in a local web page: step through a replay, ask what if,
+    save the answer (written only inside the folder the studio was started in)."""
+    from sim.studio.command import serve
+
+    factory = _factory(controller)
+    try:
+        serve(paths or [], host, port, factory)
+    except BwcError as exc:
+        _fail(str(exc))
+
+
 policy_app = typer.Typer(
     help="The words a scenario may use under a policy: activities, reasons, signals, parameters.",
     no_args_is_help=True,

@@ -328,7 +328,7 @@ def chart_svg(view: RunView, prefix: str = "pj", cursor: float | None = None) ->
     """The projector chart alone (the studio draws it in its page; ``cursor`` marks a time)."""
     scale = _Scale(view.end)
     body: list[str] = []
-    top = AXIS_H
+    top: float = AXIS_H
     for i, cam in enumerate(view.cameras):
         lane, h = _lane(cam, scale, top, prefix, i)
         body.extend(lane)
