@@ -137,6 +137,8 @@ def test_step_read_delay_past_the_buffer_save_and_replay(
     if (shots := _shots()) is not None:
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(shots / "studio.png"))
+        page.evaluate("document.querySelector('#transport').scrollIntoView()")
+        page.screenshot(path=str(shots / "studio_cursor.png"))
 
     page.fill("#save-target", "scenarios/late_warrant.yaml")
     page.click("#save")
@@ -181,7 +183,7 @@ def test_a_scenario_made_with_the_form_replays_and_saves(
 
 def test_projector_timeline_screenshot(tmp_path: Path, page: Page) -> None:
     html = tmp_path / "projector.html"
-    result = CliRunner().invoke(app, ["run", str(ROOT / "scenarios" / "team_shift_12h.yaml"),
+    result = CliRunner().invoke(app, ["run", str(ROOT / "scenarios" / "deactivation_reason_guessed.yaml"),
                                       "--timeline", str(html), "--projector"])
     assert result.exit_code == 0, result.output
     page.goto(html.as_uri())

@@ -53,7 +53,8 @@ AXIS_H = 36
 HEAD_H = 30
 ROW_H = 34
 LABEL_LINE_H = 24  # under the missed bars: names of misses too short to hold them
-EVENTS_H = 58  # marks, then up to two lines of labels
+EVENTS_H = 78  # marks, then up to three lines of labels
+MAX_SHIFT_PX = 120  # how far left of its mark a label may start before a shorter one is tried
 LANE_GAP = 18
 CHAR_PX = 9.9  # average glyph width of 16 px semi-bold sans-serif (generous: never overlap)
 BIG_CHAR_PX = 10.4  # 18 px, used in bars
@@ -107,17 +108,18 @@ class _Scale:
 class _Line:
     """Greedy left-to-right placement of labels on one text line: each label starts at its
     mark if it can, else just after the previous label; one that would run off the plot is
-    moved left to end at the edge, and dropped only if even that overlaps."""
+    moved left to end at the edge, but never further than :data:`MAX_SHIFT_PX` from its mark
+    (a label far from its mark names the wrong thing), and never over the previous label."""
 
     def __init__(self) -> None:
         self.right = -1e9
 
-    def place(self, x: float, text: str) -> float | None:
+    def place(self, x: float, text: str, shift: float = MAX_SHIFT_PX) -> float | None:
         width = len(text) * CHAR_PX
         start = max(x, self.right + 12)
         if start + width > WIDTH - 4:
             start = WIDTH - 4 - width
-            if start < self.right + 12 or start < 4:
+            if start < self.right + 12 or start < 4 or x - start > shift:
                 return None
         self.right = start + width
         return start
@@ -271,17 +273,21 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
         out.append(_text(at, label_y, label, "miss-label", _ink(CAUSE_COLOURS.get(m.cause, "#c00")),
                          title=title))
 
-    # events: deactivation brackets, refusals, alerts; labels on two lines under the marks
+    # events: deactivation brackets, refusals, alerts; labels on three lines under the marks,
+    # the full label where it fits near its mark, else a shorter one
     y = events_y + 4
-    lines = (_Line(), _Line())
-    marks: list[tuple[float, str, str, str]] = []  # x, label, colour, svg of the mark
+    lines = (_Line(), _Line(), _Line())
+    # x, labels (longest first), colour, svg of the mark, how far left a label may start
+    marks: list[tuple[float, tuple[str, ...], str, str, float]] = []
     for d in cam.deactivations:
         x, w = scale.span(d.start, d.end)
         what = f"paused {fmt_hms(d.start)}-{fmt_hms(d.end)}: {d.reason} by {d.actor}"
         svg = (f'<path class="pause" d="M{_f(x)},{_f(y + 12)} L{_f(x)},{_f(y)} L{_f(x + w)},'
                f'{_f(y)} L{_f(x + w)},{_f(y + 12)}" fill="none" stroke="{PAUSE_COLOUR}" '
                f'stroke-width="3"><title>{escape(what)}</title></path>')
-        marks.append((x, f"paused: {d.reason} ({d.actor})", PAUSE_COLOUR, svg))
+        # who paused the recording matters as much as why: this label may sit further left
+        marks.append((x, (f"paused: {d.reason} ({d.actor})", f"paused: {d.reason}"),
+                      PAUSE_COLOUR, svg, 3 * MAX_SHIFT_PX))
     for msg in cam.inbound:
         if msg.ok is not False or msg.repeat:
             continue
@@ -291,7 +297,8 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
             why += f"; allowed: {', '.join(msg.allowed)}"
         svg = (f'<text class="refused" x="{_f(x)}" y="{_f(y + 14)}" fill="{REFUSED_COLOUR}" '
                f'text-anchor="middle">✗<title>{escape(fmt_hms(msg.t) + " " + why)}</title></text>')
-        marks.append((x, _refusal_label(msg), REFUSED_COLOUR, svg))
+        marks.append((x, (_refusal_label(msg), f"✗ {msg.detail or msg.event}"), REFUSED_COLOUR,
+                      svg, MAX_SHIFT_PX))
     for al in cam.alerts:
         x = scale.x(al.t)
         svg = (f'<polygon class="alert" points="{_f(x - 7)},{_f(y)} {_f(x + 7)},{_f(y)} '
@@ -299,14 +306,14 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
                "</title></polygon>")
         short = {"missed_required_recording": f"alert: {_short(al.cause or 'missed')}",
                  "late_trigger": "alert: late"}.get(al.kind, f"alert: {al.kind.replace('_', ' ')}")
-        marks.append((x, short, ALERT_COLOUR, svg))
-    for x, label, colour, svg in sorted(marks, key=lambda m: m[0]):
+        marks.append((x, (short,), ALERT_COLOUR, svg, MAX_SHIFT_PX))
+    for x, texts, colour, svg, shift in sorted(marks, key=lambda m: m[0]):
         out.append(svg)
-        for i, line in enumerate(lines):
-            at = line.place(x - 4, label)
-            if at is not None:
-                out.append(_text(at, y + 33 + 20 * i, label, "ev-label", colour))
-                break
+        placed = next(((i, text, at) for text in texts for i, line in enumerate(lines)
+                       if (at := line.place(x - 4, text, shift)) is not None), None)
+        if placed is not None:
+            i, text, at = placed
+            out.append(_text(at, y + 33 + 20 * i, text, "ev-label", colour))
     out.append("</g>")
     return out, height
 
@@ -342,8 +349,8 @@ def chart_svg(view: RunView, prefix: str = "pj", cursor: float | None = None) ->
     return (f'<svg class="timeline projector" viewBox="0 0 {WIDTH} {_f(height)}" width="{WIDTH}" '
             f'height="{_f(height)}" role="img" aria-label="timeline of {escape(view.name)}" '
             f'data-end="{view.end}" data-left="{LEFT}" data-plot-width="{PLOT_W}">'
-            + _defs(prefix) + "".join(body) + "".join(_axis(scale, AXIS_H - 2, height))
-            + "".join(extra) + "</svg>")
+            + f"<style>{SVG_CSS}</style>" + _defs(prefix) + "".join(body)
+            + "".join(_axis(scale, AXIS_H - 2, height)) + "".join(extra) + "</svg>")
 
 
 def _swatch(fill: str, defs: str = "") -> str:
@@ -418,6 +425,21 @@ def _refusals_table(view: RunView) -> str:
             + "".join(rows) + "</table>")
 
 
+#: The chart's own type and lines, carried inside the SVG so it reads the same in any page.
+SVG_CSS = """
+svg.projector{display:block;font-family:system-ui,Arial,sans-serif}
+svg.projector text{font-size:16px}
+svg.projector .cam{font-size:20px;font-weight:bold}
+svg.projector .camsum{font-size:17px}
+svg.projector .inbar{font-size:18px;font-weight:600;pointer-events:none}
+svg.projector .miss-label,svg.projector .ev-label{font-size:16px;font-weight:600}
+svg.projector .refused{font-size:22px;font-weight:bold}
+svg.projector .grid{stroke:#000;stroke-opacity:.12}
+svg.projector .axis{stroke:#555}
+svg.projector .leader{stroke:#555;stroke-width:1.2}
+svg.projector .cursor{stroke:#000;stroke-width:2.5;stroke-dasharray:6 4}
+"""
+
 CSS = """
 body{font:18px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:8px 12px;
 color:#111;background:#fff;max-width:1000px}
@@ -431,19 +453,9 @@ p{margin:2px 0}.missed{font-size:20px}
 .legend{font-size:17px;margin:6px 0;line-height:1.7}
 .legend span{margin-right:14px;white-space:nowrap}
 .sw{vertical-align:middle;margin-right:5px}
-svg.projector{display:block;font-family:system-ui,Arial,sans-serif}
-svg.projector text{font-size:16px}
-svg.projector .cam{font-size:20px;font-weight:bold}
-svg.projector .camsum{font-size:17px}
-svg.projector .inbar{font-size:18px;font-weight:600;pointer-events:none}
-svg.projector .miss-label,svg.projector .ev-label{font-size:16px;font-weight:600}
-svg.projector .refused{font-size:22px;font-weight:bold}
-svg.projector .grid{stroke:#000;stroke-opacity:.12}
-svg.projector .axis{stroke:#555}
-svg.projector .leader{stroke:#555;stroke-width:1.2}
-svg.projector .cursor{stroke:#000;stroke-width:2.5;stroke-dasharray:6 4}
 table.causes,table.refusals{border-collapse:collapse;font-size:17px;margin-top:8px}
 table.causes td,table.refusals td{padding:3px 10px 3px 0;vertical-align:top}
+table.refusals td:nth-child(-n+2){white-space:nowrap}
 table.refusals caption{text-align:left;font-weight:bold;color:#c62828}
 small{font-size:16px;color:#333}
 """
