@@ -12,7 +12,7 @@ from output_scenarios import SHIFT_12H, run_text
 
 from sim.views.model import run_view
 from sim.views.projector import CAUSE_PATTERNS, CSS, MIN_FONT_PX, SVG_CSS, WIDTH, render_projector
-from sim.views.timeline import CAUSE_COLOURS, render_timeline
+from sim.views.timeline import CAUSE_COLOURS
 
 pytestmark = pytest.mark.req("OUT-TIMELINE")
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _page(text: str) -> str:
     result, report, records = run_text(text)
-    return render_timeline(run_view(result, report, records), projector=True)
+    return render_projector(run_view(result, report, records))
 
 
 def _svg(page: str) -> ET.Element:

@@ -584,14 +584,8 @@ def _why(msg: Inbound) -> str:
     return text
 
 
-def render_timeline(view: RunView, projector: bool = False) -> str:
-    """The whole page, as one self-contained HTML document.
-
-    ``projector`` draws it for a room instead (see :mod:`sim.views.projector`)."""
-    if projector:
-        from .projector import render_projector
-
-        return render_projector(view)
+def render_timeline(view: RunView) -> str:
+    """The whole page, as one self-contained HTML document."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
