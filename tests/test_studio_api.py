@@ -162,3 +162,28 @@ def test_create_from_the_form_and_its_errors(client: TestClient) -> None:
     assert err["field"] == "timeline[0].event" and "did you mean `undock`?" in err["message"]
     res = client.post("/api/create", json=dict(form, name=""))
     assert res.status_code == 422 and res.json()["error"]["field"] == "name"
+
+
+def test_switching_to_a_library_policy_file(client: TestClient, home: Path) -> None:
+    (home / "scenarios" / "policies").mkdir()
+    shutil.copy(ROOT / "scenarios" / "policies" / "cbp-like.yaml", home / "scenarios" / "policies")
+    first = _open(client, "scenarios/arrest_warrant_team.yaml").json()
+    assert first["policies"] == ["dhs-2023", "policies/cbp-like.yaml"]  # as the file names it
+    cbp = _open(client, "scenarios/arrest_warrant_team.yaml",
+                [{"op": "set", "field": "policy", "value": "policies/cbp-like.yaml"}]).json()
+    assert cbp["ok"], cbp
+    assert "enforcement_encounter" in [a["name"] for a in cbp["vocabulary"]["activities"]]
+    assert cbp["vocabulary"]["policy"] == "cbp-like"
+    assert cbp["compare"]["missed_s"] == [{"cause": "total", "a": 0.0, "b": 0.0, "change": 0.0}]
+
+
+def test_the_command_binds_only_loopback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+
+    result = CliRunner().invoke(app, ["studio", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "the studio serves only this machine" in result.stderr
+    result = CliRunner().invoke(app, ["studio", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "no such file or folder" in result.stderr

@@ -33,6 +33,7 @@ the library folders or the root.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,10 +174,12 @@ class Studio:
                 out.append(item)
         return out
 
-    def policies(self) -> list[str]:
-        """Policy names and library policy files (relative to the root) a scenario may name."""
+    def policies(self, base_dir: Path | None = None) -> list[str]:
+        """Built-in policy names and the library's policy files, as a scenario in ``base_dir``
+        (default: the root) names them: a policy path is relative to the scenario file."""
         files = policy_files([p for p in self.library if p.is_dir()])
-        return [*BUILTIN, *(self._rel(p) for p in files)]
+        base = (base_dir or self.root).resolve()
+        return [*BUILTIN, *(Path(os.path.relpath(p, base)).as_posix() for p in files)]
 
     def vocabulary(self, ref: str) -> dict[str, Any]:
         try:
@@ -264,7 +267,7 @@ class Studio:
             "text": text.text(),
             "vocabulary": self.vocabulary(policy_ref if policy_ref in BUILTIN
                                           else str(Path(text.base_dir, policy_ref))),
-            "policies": self.policies(),
+            "policies": self.policies(text.base_dir),
             "events": {name: list(fields) for name, fields in EVENT_FIELDS.items()},
             "run": run.summary(),
             "original": None if original is None else original.summary(),
