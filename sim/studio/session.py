@@ -201,8 +201,8 @@ class Studio:
                                     self.root)
             else:
                 raise StudioError("no scenario: open a library file or make one with the form")
-            text.doc  # noqa: B018 - loads and validates the source before any edit
-            text.apply(self._edit(e) for e in edits)
+            if edits:  # the round-trip document is loaded only when there is something to edit
+                text.apply(self._edit(e) for e in edits)
             return text
         except BwcError as exc:
             raise StudioError.from_bwc(exc) from None

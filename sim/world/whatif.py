@@ -147,6 +147,7 @@ class ScenarioText:
         self.base_dir = base_dir if base_dir is not None else Path(file).parent
         self.edits: list[Edit] = []
         self._doc: Any = None
+        self._text: str | None = None  # the dumped document, until the next edit
 
     @classmethod
     def read(cls, path: Path) -> ScenarioText:
@@ -179,6 +180,7 @@ class ScenarioText:
     def apply(self, edits: Iterable[Edit]) -> None:
         """Apply each edit in order; raises :class:`InvalidInput` naming the field."""
         for edit in edits:
+            self._text = None
             self._apply(edit)
             self.edits.append(edit)
 
@@ -253,9 +255,11 @@ class ScenarioText:
         """The edited file: the original text when nothing was edited."""
         if not self.edits:
             return self.original
-        out = io.StringIO()
-        _yaml().dump(self.doc, out)
-        return out.getvalue()
+        if self._text is None:  # dumping is the slow half of an edit: do it once
+            out = io.StringIO()
+            _yaml().dump(self.doc, out)
+            self._text = out.getvalue()
+        return self._text
 
     def scenario(self) -> Scenario:
         """The edited text through the ordinary loader (errors name file, line and field)."""
