@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDE = {"COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
 
 #: Commands (or groups of commands) that never run a controller, so take no ``--controller``.
-CONTROLLER_FREE = {"chart", "schema", "trace-reqs", "keys"}
+CONTROLLER_FREE = {"chart", "schema", "trace-reqs", "keys", "policy"}
 
 #: Options whose values are a fixed set: each must be a choice that ``--help`` lists.
 ENUMERATED = {
