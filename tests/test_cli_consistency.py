@@ -38,6 +38,7 @@ ENUMERATED = {
     ("chart", "--format"): {"mermaid"},
     ("schema", "--format"): {"json", "yaml"},
     ("trace-reqs", "--format"): {"text", "markdown", "json"},
+    ("policy show", "--format"): {"text", "markdown", "json"},
 }
 
 
@@ -133,11 +134,12 @@ def test_every_command_that_runs_a_controller_takes_controller() -> None:
 @pytest.mark.parametrize(("command", "option"), sorted(ENUMERATED))
 def test_enumerated_options_show_their_choices_and_refuse_others(command: str, option: str) -> None:
     choices = ENUMERATED[(command, option)]
-    shown = re.search(rf"{re.escape(option)}\s+<([^>]+)>", _help(command))
+    shown = re.search(rf"{re.escape(option)}\s+<([^>]+)>", _help(*command.split()))
     assert shown is not None and set(shown.group(1).split("|")) == choices
     required = {"live": ["--broker", "mqtt://127.0.0.1:1", "--camera", "c"],
-                "fleet": ["--cameras", "2", "--hours", "1"], "run": ["x.yaml"]}.get(command, [])
-    result = CliRunner().invoke(app, [command, *required, option, "no-such-choice"], env=WIDE)
+                "fleet": ["--cameras", "2", "--hours", "1"], "run": ["x.yaml"],
+                "policy show": ["dhs-2023"]}.get(command, [])
+    result = CliRunner().invoke(app, [*command.split(), *required, option, "no-such-choice"], env=WIDE)
     assert result.exit_code == 2
     assert option in result.output and "Traceback" not in result.output
 
