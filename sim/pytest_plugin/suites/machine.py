@@ -35,6 +35,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from controller.bounds import Limits
 from controller.node import CameraSetup, ControllerFactory, Publish
 from controller.policy import load_policy
 from sim.search.invariants import NodeDriver, no_miss, no_split
@@ -53,6 +54,7 @@ REQUIRED = sorted(a for a, kind in POLICY.activities.items() if kind == "require
 OTHER = sorted(a for a, kind in POLICY.activities.items() if kind != "required")
 LISTED = sorted(POLICY.signals)
 REASONS = sorted(POLICY.deactivation_reasons)
+REDELIVERY_WINDOW_S = Limits().duplicate_window_s
 
 
 class RecordingMachine(RuleBasedStateMachine):
@@ -67,7 +69,8 @@ class RecordingMachine(RuleBasedStateMachine):
         self.driver = NodeDriver.build(self.factory, setup)
         self.now = 0
         self.entries: list[dict[str, Any]] = []
-        self.sent: list[tuple[dict[str, Any], bytes, bytes | None]] = []  # entry, payload, ack
+        # entry, payload, first ack, when it was delivered
+        self.sent: list[tuple[dict[str, Any], bytes, bytes | None, int]] = []
         self.open: dict[str, bool] = {}  # activity id -> required
         self.activities = 0
         self.deactivated = False
@@ -121,7 +124,7 @@ class RecordingMachine(RuleBasedStateMachine):
         self.step_outputs = self.driver.deliver(topic, payload, self.now)
         acks = [p.payload for p in self.step_outputs if p.topic.endswith("/ack")]
         self.entries.append(entry)
-        self.sent.append((entry, payload, acks[0] if acks else None))
+        self.sent.append((entry, payload, acks[0] if acks else None, self.now))
         return bool(acks) and bool(msgspec.json.decode(acks[0])["ok"])
 
     # ------------------------------------------------------------------ rules
@@ -189,11 +192,16 @@ class RecordingMachine(RuleBasedStateMachine):
         self.driver.advance(self.now)
         self.step_outputs = [p for _, _, p in self.driver.outputs[before:]]
 
-    @precondition(lambda self: bool(self.sent))
+    def redeliverable(self) -> list[int]:
+        """Messages a redelivery one second from now still finds in the duplicate table: one
+        later than the redelivery window (SPEC §14, R-BOUND) is handled again, by design."""
+        return [i for i, (*_, at) in enumerate(self.sent) if self.now + 1 - at <= REDELIVERY_WINDOW_S]
+
+    @precondition(lambda self: bool(self.redeliverable()))
     @rule(data=st.data())
     def redeliver(self, data: st.DataObject) -> None:
-        index = data.draw(st.integers(0, len(self.sent) - 1), label="message")
-        entry, payload, first_ack = self.sent[index]
+        index = data.draw(st.sampled_from(self.redeliverable()), label="message")
+        entry, payload, first_ack, _ = self.sent[index]
         self.now += 1
         self.driver.advance(self.now)
         self.step_kind = "redeliver"
