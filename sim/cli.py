@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from controller.errors import BwcError
+from controller.errors import BwcError, ControllerFailure
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.nodes import load_factory
 
@@ -30,7 +30,13 @@ app = typer.Typer(
 
 ControllerOpt = Annotated[
     str,
-    typer.Option("--controller", help="Controller factory as module:factory (your own firmware model)."),
+    typer.Option(
+        "--controller",
+        help=(
+            "Controller under test: module:factory (a Python factory) or exec:COMMAND (a program "
+            "in any language speaking the node protocol on stdin/stdout; docs/node-protocol.md)."
+        ),
+    ),
 ]
 
 
@@ -73,7 +79,10 @@ def run(
     except BwcError as exc:
         _fail(str(exc))
     records: list[dict[str, Any]] | None = [] if (trace or timeline or vcd or perfetto) else None
-    result = replay(scenario, factory, records.append if records is not None else None)
+    try:
+        result = replay(scenario, factory, records.append if records is not None else None)
+    except ControllerFailure as exc:  # the controller under test failed: no report to give
+        _fail(str(exc), 1)
     doc = build_report(result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
@@ -293,6 +302,9 @@ def main() -> None:
     """Console entry point."""
     try:
         app()
+    except ControllerFailure as exc:  # the controller under test broke the node contract
+        typer.echo(f"bwcsim: {exc}", err=True)
+        sys.exit(1)
     except BwcError as exc:  # last line of defence: input errors never show a traceback
         typer.echo(f"bwcsim: {exc}", err=True)
         sys.exit(2)
