@@ -228,8 +228,8 @@ def test_render_text(matrix: Matrix) -> None:
     assert "MISSING" in power
     assert any(line.startswith("SCN-EXTRA* ") for line in lines)
     assert lines[-1] == (
-        "21 SPEC requirements: 12 covered by tests, 9 missing (R-NOSPLIT, R-MISS, R-POWER, "
-        "R-STORE, R-META, P-NOSPLIT, P-BAD, P-IDEM, P-AUDIT)"
+        "22 SPEC requirements: 12 covered by tests, 10 missing (R-NOSPLIT, R-MISS, R-POWER, "
+        "R-STORE, R-META, P-NOSPLIT, P-BAD, P-IDEM, P-AUDIT, R-NODE)"
     )
 
 
