@@ -181,6 +181,7 @@ MISBEHAVIOUR = {
 }
 
 
+
 @pytest.mark.parametrize("mode", sorted(MISBEHAVIOUR))
 def test_a_misbehaving_child_is_an_error_naming_camera_request_and_stderr(mode: str) -> None:
     factory = ExecFactory(child(mode), timeout_s=0.5)
@@ -198,6 +199,18 @@ def test_a_misbehaving_child_is_an_error_naming_camera_request_and_stderr(mode: 
         # one, when it only refused one request).
         assert report_and_trace(load_scenario(WARRANT), factory) == report_and_trace(
             load_scenario(WARRANT), make_node)
+    finally:
+        factory.close()
+
+
+def test_a_child_whose_deadline_never_moves_on_is_stopped() -> None:
+    factory = ExecFactory(child("stuck"))
+    try:
+        # Stuck from the dock on: the next delivery (the end, at 1500) asks for a timer at
+        # 1500, and every timer at 1500 asks for 1500 again.
+        with pytest.raises(ControllerFailure, match=r"request timer \(t=1500\): the child asked 100 "
+                           r"times in a row to be woken at 1500.*never moves on"):
+            replay(load_scenario(DOCK_MID_WARRANT), factory)
     finally:
         factory.close()
 

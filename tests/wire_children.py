@@ -10,7 +10,8 @@ child's history, so the fuzzer can shrink a scenario down to the event that sets
 Modes on a matching delivery: ``crash`` (SIGSEGV), ``exit`` (status 3), ``hang``,
 ``garbage`` (a debugging line on stdout), ``order`` (the answer carries another seq),
 ``error`` (an error answer), ``partial`` (half an answer, then exit), ``bad-answer`` (a well
-formed object that is not a step answer). At the handshake: ``die-at-start``, ``old-protocol``,
+formed object that is not a step answer), ``stuck`` (from then on every step answer asks to be
+woken at the very time of its request). At the handshake: ``die-at-start``, ``old-protocol``,
 ``refuse-hello``, ``silent`` (never answers).
 """
 
@@ -24,7 +25,7 @@ import time
 import msgspec
 
 from controller.reference import make_node
-from controller.wire import Deliver, ErrorAnswer, Hello, NodeServer, decode_request, encode
+from controller.wire import Deliver, ErrorAnswer, Hello, NodeServer, Timer, decode_request, encode
 
 
 def _event_type(payload: bytes) -> str | None:
@@ -45,8 +46,15 @@ def main() -> int:
         sys.stderr.write("cannot open /dev/camera0: no such device\n")
         return 1
     server = NodeServer(make_node, f"misbehaving {mode}")
+    stuck = False
     for line in sys.stdin.buffer:
         req = decode_request(line)
+        if stuck and isinstance(req, (Deliver, Timer)):
+            answer = msgspec.json.decode(server.answer(line))
+            answer["deadline"] = req.now
+            out.write(msgspec.json.encode(answer) + b"\n")
+            out.flush()
+            continue
         if isinstance(req, Hello):
             if mode == "silent":
                 time.sleep(3600)
@@ -85,6 +93,8 @@ def main() -> int:
                 out.write(f'{{"seq":{req.seq},"publish":['.encode())
                 out.flush()
                 return 0
+            if mode == "stuck":
+                stuck = True
             if mode == "bad-answer":
                 out.write(f'{{"seq":{req.seq},"published":[],"deadline":null}}\n'.encode())
                 out.flush()

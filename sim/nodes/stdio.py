@@ -95,6 +95,7 @@ HANDSHAKE_TIMEOUT_S = 30.0
 STDERR_KEEP = 8192  # bytes of the child's stderr kept for error messages
 STDERR_LINES = 20  # ... of which at most this many last lines are quoted
 MAX_LINE = 64 * 1024 * 1024  # an answer longer than this is garbage, not a slow answer
+MAX_STALLS = 100  # timer answers in a row whose deadline does not move past the timer's time
 _HOST = "bwcsim"
 
 _OP_OF: dict[type, str] = {
@@ -382,8 +383,8 @@ def _dropped(child: Child, node: int, life: _Life) -> None:
 class StdioNode:
     """One camera's controller in a child process (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_child", "_deadline", "_life", "_node", "_subscriptions",
-                 "camera_id")
+    __slots__ = ("__weakref__", "_child", "_deadline", "_life", "_node", "_stalls",
+                 "_subscriptions", "camera_id")
 
     def __init__(self, child: Child, node: int, camera_id: str, subscriptions: list[str]) -> None:
         self.camera_id = camera_id
@@ -391,6 +392,7 @@ class StdioNode:
         self._node = node
         self._subscriptions = subscriptions
         self._deadline: float | None = None
+        self._stalls = 0
         self._life = _Life()
         weakref.finalize(self, _dropped, child, node, self._life)
 
@@ -401,6 +403,10 @@ class StdioNode:
         return self._step(Start(seq=self._child.seq, node=self._node, now=now))
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
+        if type(payload) is not bytes:  # bytearray, memoryview, a bytes subclass
+            payload = bytes(payload)
+        if type(topic) is not str:
+            topic = str.__str__(topic)
         return self._step(Deliver(seq=self._child.seq, node=self._node, now=now, topic=topic,
                                   payload=payload))
 
@@ -408,7 +414,21 @@ class StdioNode:
         return self._deadline  # every step answer carries it: no round trip
 
     def on_timer(self, now: float) -> list[Publish]:
-        return self._step(Timer(seq=self._child.seq, node=self._node, now=now))
+        pubs = self._step(Timer(seq=self._child.seq, node=self._node, now=now))
+        # After a timer at ``now`` everything due by ``now`` has run; a child that keeps
+        # asking to be woken again at or before ``now`` would spin the driver at one instant.
+        due = self._deadline
+        if due is not None and due <= now:
+            self._stalls += 1
+            if self._stalls >= MAX_STALLS:
+                raise ControllerFailure(
+                    f"{self._child.label}, camera {self.camera_id}: request timer (t={now:g}): "
+                    f"the child asked {self._stalls} times in a row to be woken at {due:g}, "
+                    "at or before the time it was just woken for: its deadline never moves on"
+                )
+        else:
+            self._stalls = 0
+        return pubs
 
     def finish(self, now: float) -> list[Publish]:
         life = self._life
