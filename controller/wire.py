@@ -118,14 +118,14 @@ class _Request(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
     seq: int
 
 
-class Hello(_Request, tag="hello", frozen=True):
+class Hello(_Request, tag="hello", frozen=True, kw_only=True):
     """First request: the protocol version the host speaks, and who it is."""
 
     protocol: int
     host: str
 
 
-class Setup(_Request, tag="setup", frozen=True):
+class Setup(_Request, tag="setup", frozen=True, kw_only=True):
     """Build one camera's controller and call it ``node`` from now on."""
 
     node: int
@@ -137,14 +137,14 @@ class Setup(_Request, tag="setup", frozen=True):
     policy: PolicyDoc
 
 
-class Start(_Request, tag="start", frozen=True):
+class Start(_Request, tag="start", frozen=True, kw_only=True):
     """Power on at ``now``: availability and the first retained state."""
 
     node: int
     now: float
 
 
-class Deliver(_Request, tag="deliver", frozen=True):
+class Deliver(_Request, tag="deliver", frozen=True, kw_only=True):
     """One MQTT delivery to the node at ``now`` (``payload``: base64 of the exact bytes)."""
 
     node: int
@@ -153,33 +153,33 @@ class Deliver(_Request, tag="deliver", frozen=True):
     payload: bytes
 
 
-class Timer(_Request, tag="timer", frozen=True):
+class Timer(_Request, tag="timer", frozen=True, kw_only=True):
     """Run every internal event due at or before ``now``."""
 
     node: int
     now: float
 
 
-class Deadline(_Request, tag="deadline", frozen=True):
+class Deadline(_Request, tag="deadline", frozen=True, kw_only=True):
     """Ask when the node next needs a ``timer`` request."""
 
     node: int
 
 
-class Finish(_Request, tag="finish", frozen=True):
+class Finish(_Request, tag="finish", frozen=True, kw_only=True):
     """End of observation at ``now``: close open recordings and publish them; releases the node."""
 
     node: int
     now: float
 
 
-class Close(_Request, tag="close", frozen=True):
+class Close(_Request, tag="close", frozen=True, kw_only=True):
     """Release a node the host no longer drives (no publications)."""
 
     node: int
 
 
-class Bye(_Request, tag="bye", frozen=True):
+class Bye(_Request, tag="bye", frozen=True, kw_only=True):
     """Shutdown: answer, then exit with status 0."""
 
 

@@ -248,6 +248,9 @@ def schema(
         str | None, typer.Option("--format", help="json or yaml (default: json; yaml with --asyncapi).")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
+    node_protocol: Annotated[bool, typer.Option(
+        "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
+    )] = False,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
     from sim.spec.schema import asyncapi_document, json_schema, render
@@ -255,7 +258,14 @@ def schema(
     chosen = format or ("yaml" if asyncapi else "json")
     if chosen not in ("json", "yaml"):
         _fail(f"--format: unknown format {chosen!r} (one of: json, yaml)")
-    doc = asyncapi_document(prefix) if asyncapi else json_schema()
+    if asyncapi and node_protocol:
+        _fail("--asyncapi and --node-protocol: choose one")
+    if node_protocol:
+        from sim.spec.node_protocol import node_protocol_schema
+
+        doc = node_protocol_schema()
+    else:
+        doc = asyncapi_document(prefix) if asyncapi else json_schema()
     sys.stdout.write(render(doc, chosen))
 
 

@@ -93,8 +93,14 @@ void camera_finish(camera_t *cam, double now, outbox_t *out);
 
 /* ------------------------------------------------------------------ small helpers */
 
+#if defined(__GNUC__)
+#define BWC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define BWC_PRINTF(f, a)
+#endif
+
 char *xstrdup(const char *s);
-char *xprintf(const char *fmt, ...);
+char *xprintf(const char *fmt, ...) BWC_PRINTF(1, 2);
 void *xrealloc(void *p, size_t n);
 
 typedef struct {
