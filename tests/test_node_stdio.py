@@ -9,17 +9,22 @@ failure of the controller (exit 1), and as a finding in ``fuzz`` and ``explore``
 from __future__ import annotations
 
 import gc
+import json
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from brokers import BrokerAddress
 from hypothesis import HealthCheck, given, settings
+from live_processes import LiveCamera, Subscriber, forget_session, need, publish
 
 from controller.errors import ControllerFailure, InvalidInput
 from controller.node import CameraSetup
@@ -347,3 +352,29 @@ def test_pytest_runs_its_suites_on_an_exec_controller(
     """))
     result = pytester.runpytest_subprocess("tests", f"--controller=exec:{SERVE}")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.live
+def test_live_runs_an_exec_controller_on_a_real_broker(mqtt_broker: BrokerAddress) -> None:
+    need("mosquitto_pub", "mosquitto_sub")
+    prefix = f"x{uuid.uuid4().hex[:10]}"
+    sub = Subscriber(mqtt_broker.port, f"{prefix}/#")
+    camera = LiveCamera(mqtt_broker.url, "cam-1", prefix, "--controller", f"exec:{SERVE}")
+    try:
+        camera.wait_event("connected")
+        assert sub.wait_for(f"{prefix}/cam-1/availability") == "online"
+        publish(mqtt_broker.port, f"{prefix}/cam-1/event",
+                '{"id":"s-1","type":"activity_start","activity":"search_warrant","activity_id":"sw-1"}')
+        state = json.loads(sub.wait_for(f"{prefix}/cam-1/state", lambda p: '"recording"' in p))
+        assert state["active"] == ["sw-1"]
+        mark = sub.tail.mark()
+        camera.signal(signal.SIGTERM)  # the child is in its own session: it outlives the signal
+        assert camera.process.wait(timeout=10) == 0
+        meta = json.loads(sub.wait_for(f"{prefix}/cam-1/recording", since=mark))
+        assert meta["open"] is True and meta["reasons"] == ["sw-1"]  # finish went to the child
+    finally:
+        sub.stop()
+        camera.stop()
+        for kind in ("state", "availability"):
+            publish(mqtt_broker.port, f"{prefix}/cam-1/{kind}", None, retain=True)
+        forget_session(mqtt_broker.port, camera.client_id)
