@@ -213,6 +213,9 @@ def live(
     clock: Annotated[str, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
     )] = "unix",
+    trust: Annotated[Path | None, typer.Option(
+        help="Trust file: obey only commands signed by its principals (else auth: none)."
+    )] = None,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
@@ -233,12 +236,85 @@ def live(
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
         clock=clock,  # type: ignore[arg-type]  # checked above
+        trust=trust,
     )
     try:
         code = run_live(options)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+keys_app = typer.Typer(
+    name="keys",
+    help="Signing identities of principals, and the trust files cameras are provisioned with.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app)
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Argument(help="Principal name (e.g. dispatch, sgt-lee, officer-cam-1).")],
+    role: Annotated[str, typer.Option(help="Role the policy gives rights to: dispatch, supervisor, "
+                                           "officer, device, ...")],
+    camera: Annotated[str | None, typer.Option(help="The camera an officer or device is bound to.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Identity file to write (default NAME.key.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing identity file.")] = False,
+) -> None:
+    """Generate an Ed25519 key for a principal; write its identity file (private, mode 0600)."""
+    from sim.live.keys import new_identity, trust_yaml
+
+    target = out or Path(f"{name}.key.yaml")
+    try:
+        ident = new_identity(name, role, camera, target, force)
+    except BwcError as exc:
+        _fail(str(exc))
+    from controller.principals import Principal, TrustFile
+
+    typer.echo(f"bwcsim: wrote {target} (private key: keep it secret); its trust entry:", err=True)
+    sys.stdout.write(trust_yaml(TrustFile(version=1, principals=[
+        Principal(name=ident.name, role=ident.role, camera=ident.camera, keys=[ident.public])])))
+
+
+@keys_app.command("export")
+def keys_export(
+    files: Annotated[list[Path], typer.Argument(help="Identity files and/or trust files to merge.")],
+    out: Annotated[Path | None, typer.Option(help="Write the trust file here (default: stdout).")] = None,
+) -> None:
+    """Print the trust file (public keys only) of the given principals; several keys of one
+    principal are kept together (key rotation)."""
+    from sim.live.keys import export_trust, trust_yaml
+
+    try:
+        text = trust_yaml(export_trust(files))
+    except BwcError as exc:
+        _fail(str(exc))
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            out.write_text(text, "utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror}")
+
+
+@keys_app.command("sign")
+def keys_sign(
+    identity: Annotated[Path, typer.Argument(help="Identity file of the signing principal.")],
+    event: Annotated[str, typer.Argument(help='The event as JSON, e.g. \'{"id": "m-1", "type": "dock"}\'.')],
+    to: Annotated[str, typer.Option(help="Camera id, or team/<team>, the command is for.")],
+    seq: Annotated[int | None, typer.Option(min=0, help="Sequence number (default: microseconds "
+                                                       "since the epoch).")] = None,
+) -> None:
+    """Print EVENT in a signed envelope (SPEC §14), ready to publish on the event topic."""
+    from sim.live.keys import load_identity, sign_command
+
+    try:
+        payload = sign_command(load_identity(identity), event.encode("utf-8"), to, seq)
+    except BwcError as exc:
+        _fail(str(exc))
+    sys.stdout.write(payload.decode("utf-8") + "\n")
 
 
 @app.command()

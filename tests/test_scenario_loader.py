@@ -245,7 +245,7 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock, raw: {topic: a, payload: b}}\n",
-        8, "timeline[0]", "exactly one of event, raw, fault (has event and raw)",
+        8, "timeline[0]", "exactly one of event, raw, fault, replay (has event and raw)",
         id="event-and-raw",
     ),
     pytest.param(

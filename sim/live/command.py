@@ -31,6 +31,7 @@ from controller.errors import InvalidInput
 from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
+from controller.principals import load_trust
 from sim.nodes import load_factory
 
 from .bus import MqttBus, MqttEndpoint, TlsFiles, parse_broker_url
@@ -76,6 +77,7 @@ class LiveOptions:
     backoff_max_s: float = 30.0
     seed: int = 0
     clock: Literal["unix", "run"] = "unix"
+    trust: Path | None = None
 
 
 # ------------------------------------------------------------------------------ building
@@ -143,6 +145,7 @@ def build_node(options: LiveOptions) -> CameraNode:
         teams=options.teams,
         initial=options.initial,
         prefix=options.prefix,
+        trust=load_trust(options.trust) if options.trust is not None else None,
     )
     return factory(setup)
 
@@ -247,7 +250,7 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     log_event(log, logging.INFO, "starting", camera=options.camera, broker=f"{endpoint.host}:{endpoint.port}",
               tls=endpoint.tls is not None, username=endpoint.username, teams=list(options.teams),
               prefix=options.prefix, policy=options.policy, controller=options.controller,
-              client_id=runtime.client_id)
+              client_id=runtime.client_id, auth="none" if options.trust is None else "signed")
     try:
         await runtime.run()
     finally:

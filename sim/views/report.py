@@ -88,9 +88,14 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         }
         if j.unannounced:
             cameras[cam]["unannounced"] = list(j.unannounced)
+        if result.forgeries.get(cam):
+            cameras[cam]["accepted_forgeries"] = list(result.forgeries[cam])
     report: dict[str, Any] = {
         "scenario": sc.name,
         "policy": sc.policy.name,
+        # How the cameras authenticated commands: "none" means anyone on the bus could
+        # command them, which every report says (SPEC §14).
+        "auth": sc.auth,
         "seed": sc.seed,
         "end": float(sc.end),
         "verdict": result.verdict,

@@ -72,13 +72,20 @@ def _banner(report: dict[str, Any]) -> Panel:
     colour = "green" if ok else "red"
     missed = report["missed_s"]
     total = missed["total"]
+    auth = report.get("auth", "none")
     lines = [
         Text(report["scenario"], style="bold"),
         Text(f"policy {report['policy']} · seed {report['seed']} · "
              f"duration {fmt_hms(report['end'])} · {len(report['cameras'])} camera(s)"),
+        Text("auth signed: commands verified against the trust file") if auth == "signed" else
+        Text("auth none: commands are not signed, anyone on the bus can command the cameras",
+             style="yellow"),
     ]
+    forged = sum(len(c.get("accepted_forgeries", [])) for c in report["cameras"].values())
     if ok:
         why = "no second lost through the controller's fault; every other miss announced"
+    elif forged:
+        why = f"a camera acted on {forged} command(s) it had to refuse"
     elif missed["controller"] > 0:
         why = f"the controller failed to record {fmt_duration(missed['controller'])}"
     else:
@@ -131,6 +138,8 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     parts.append(alerts if cam["alerts"] else Text("  no alert", style="dim"))
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))
+    for problem in cam.get("accepted_forgeries", []):
+        parts.append(Text(f"  accepted forgery: {problem}", style="red"))
     return parts
 
 

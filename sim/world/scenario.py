@@ -23,10 +23,24 @@ rejects, so the line is the line of that key. Unknown keys are errors everywhere
 Camera parameters come from three layers, later ones winning: the defaults of
 :class:`~controller.params.CameraParams`, the policy's ``camera:`` overrides, then the camera
 entry's own keys. Any key ending in ``_s`` that holds seconds also accepts ``"HH:MM:SS"``.
+
+Senders (SPEC §14)
+------------------
+Every event entry has a sender: the principal named by ``as:``, else the one whose role the
+event belongs to (``dispatch`` for activities, ``supervisor`` for deactivations, the camera's
+own ``officer-<cam>`` for the button and ``device-<cam>`` for signals and the dock). Those, and
+an untrusted ``intruder``, exist in every scenario; ``principals:`` declares more. With
+``auth: signed`` the replay signs each message with the sender's deterministic test key
+(:mod:`sim.world.senders`) and provisions the cameras with the trusted principals' public
+keys; with ``auth: none`` (the default) messages go unsigned, as before. ``claims:`` forges a
+signature (the sender's key, another principal's name), ``seq:`` and ``ts:`` set what a message
+says of its order and time, and a ``replay`` entry republishes an earlier message's exact bytes
+(optionally with a fresh ``id``, which breaks its signature).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -37,13 +51,14 @@ from typing import Literal, cast, get_args
 import msgspec
 
 from controller.errors import InvalidInput, ScenarioError
-from controller.messages import ALERT_KINDS, EVENT_TYPES, STATES
+from controller.messages import ALERT_KINDS, AUTH_MODES, EVENT_TYPES, STATES
 from controller.params import CameraParams
 from controller.policy import BUILTIN, DEVICE_SOURCES, Policy, load_policy
 from controller.yamlsrc import Path as DocPath
 from controller.yamlsrc import SourceDoc, load_yaml
 
 __all__ = [
+    "AUTH_MODES",
     "FAULT_KINDS",
     "INITIAL_STATES",
     "LATENCY_MODELS",
@@ -51,6 +66,7 @@ __all__ = [
     "BusSpec",
     "CameraSpec",
     "Expect",
+    "PrincipalSpec",
     "RawSpec",
     "Scenario",
     "TimelineEntry",
@@ -83,21 +99,31 @@ _REQUIREMENT_RE = re.compile(r"^[RP]-[A-Z]+$")
 _TIME_RE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 
 _TOP_KEYS = (
-    "version", "name", "description", "policy", "seed", "end", "prefix", "cameras", "bus",
-    "timeline", "expect", "requirements",
+    "version", "name", "description", "policy", "seed", "end", "prefix", "auth", "principals",
+    "cameras", "bus", "timeline", "expect", "requirements",
 )
+_PRINCIPAL_KEYS = ("name", "role", "camera", "trusted")
+_SENDER_KEYS = ("as", "claims", "seq", "ts")
+INTRUDER = "intruder"
+# The role each event type belongs to: who sends it when an entry names no sender.
+_DEFAULT_ROLE = {
+    "activity_start": "dispatch", "activity_end": "dispatch", "deactivate": "supervisor",
+    "reactivate": "supervisor", "button": "officer", "signal": "device", "dock": "device",
+    "undock": "device",
+}
 _CAMERA_PARAM_TYPES: dict[str, type] = {
     f.name: cast(type, f.type) for f in msgspec.structs.fields(CameraParams)
 }
 _CAMERA_KEYS = ("id", "team", "teams", "initial", *_CAMERA_PARAM_TYPES)
 _BUS_KEYS = ("latency_s", "jitter_s", "latency", "drop", "duplicate")
 _EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused")
-_ENTRY_KINDS = ("event", "raw", "fault")
+_ENTRY_KINDS = ("event", "raw", "fault", "replay")
+_REPLAY_KEYS = ("of", "id")
 _RAW_KEYS = ("topic", "payload", "payload_hex")
 
 # The event's own fields (everything but the envelope ``id``/``type``/``ts``), derived from the
 # wire types so the scenario format cannot drift from the codec's.
-_ENVELOPE = frozenset({"id", "type", "ts"})
+_ENVELOPE = frozenset({"id", "type", "ts", "seq", "to"})
 _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(f for f in typ.__struct_fields__ if f not in _ENVELOPE)
     for name, typ in EVENT_TYPES.items()
@@ -148,8 +174,25 @@ class RawSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PrincipalSpec:
+    """A sender of commands: its role, the camera it is bound to, whether cameras trust it."""
+
+    name: str
+    role: str
+    camera: str | None = None
+    trusted: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimelineEntry:
-    """One scripted happening. Exactly one of ``event``, ``raw`` and ``fault`` is set."""
+    """One scripted happening. Exactly one of ``event``, ``raw``, ``fault`` and ``replay_of``
+    is set.
+
+    ``sender`` is the principal that sends an event (``as:``, or the default for its type);
+    ``claims`` the principal its signature names when that is another one (a forgery);
+    ``seq`` and ``ts`` what the message says of its order and time when the file sets them.
+    A replay entry republishes the message ``replay_of`` names, with ``id`` as a fresh id.
+    """
 
     index: int
     line: int
@@ -163,6 +206,11 @@ class TimelineEntry:
     fault: FaultKind | None = None
     for_s: float = 0.0
     id: str | None = None
+    sender: str | None = None
+    claims: str | None = None
+    seq: int | None = None
+    ts: float | None = None
+    replay_of: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -184,15 +232,27 @@ class TimelineEntry:
         if self.raw is not None:
             return self.raw.topic, self.raw.payload_bytes
         if self.event is None:
-            raise ValueError(
-                f"timeline[{self.index}] is a {self.fault} fault: it publishes nothing"
-            )
-        topic = (
+            what = f"a {self.fault} fault: it publishes nothing" if self.fault is not None else (
+                "a replay: its bytes are the original's (sim.world.senders)")
+            raise ValueError(f"timeline[{self.index}] is {what}")
+        return self.topic(prefix), msgspec.json.encode(self.body())
+
+    def topic(self, prefix: str = DEFAULT_PREFIX) -> str:
+        """The event topic the entry targets (its camera's, or its team's)."""
+        return (
             f"{prefix}/{self.camera}/event" if self.camera is not None
             else f"{prefix}/team/{self.team}/event"
         )
-        body = {"id": self.message_id, "type": self.event, "ts": self.at, **self.fields}
-        return topic, msgspec.json.encode(body)
+
+    @property
+    def target(self) -> str:
+        """What the entry addresses, as a signed body's ``to`` says it: camera id or ``team/T``."""
+        return self.camera if self.camera is not None else f"team/{self.team}"
+
+    def body(self) -> dict[str, object]:
+        """The event object: ``id``, ``type``, ``ts`` (``at`` unless set), then its fields."""
+        ts = self.ts if self.ts is not None else self.at
+        return {"id": self.message_id, "type": self.event, "ts": ts, **self.fields}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,6 +285,8 @@ class Scenario:
     expect: Expect | None = None
     requirements: tuple[str, ...] = ()
     prefix: str = DEFAULT_PREFIX
+    auth: str = "none"
+    principals: tuple[PrincipalSpec, ...] = ()
     # Look-up tables for the harness's per-message calls; derived, so kept out of eq/repr.
     _by_id: dict[str, CameraSpec] = field(init=False, repr=False, compare=False)
     _by_team: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -252,6 +314,13 @@ class Scenario:
     def team_members(self, team: str) -> tuple[str, ...]:
         """Ids of the cameras in ``team``, in declaration order (empty for an unknown team)."""
         return self._by_team.get(team, ())
+
+    def principal(self, name: str) -> PrincipalSpec:
+        """The principal called ``name`` (``KeyError`` if none)."""
+        for p in self.principals:
+            if p.name == name:
+                return p
+        raise KeyError(f"no principal {name!r} in {self.file}")
 
     def targets(self, entry: TimelineEntry) -> tuple[str, ...]:
         """Camera ids an entry addresses: its camera, or every camera of its team.
@@ -422,6 +491,8 @@ class _Loader:
     def __init__(self, doc: SourceDoc, base_dir: Path) -> None:
         self.doc = doc
         self.base_dir = base_dir
+        self.auth = "none"
+        self.senders: dict[str, PrincipalSpec] = {}
 
     def scenario(self) -> Scenario:
         top = _Mapping(self.doc, self.doc.data, (), "a scenario")
@@ -445,9 +516,11 @@ class _Loader:
             )
         policy_ref = top.string("policy", DEFAULT_POLICY)
         policy = self.policy(top, policy_ref)
+        auth = self.auth = top.choice("auth", AUTH_MODES, "none")
         cameras = self.cameras(top, policy)
         by_id = {cam.id: cam for cam in cameras}
         teams = {team for cam in cameras for team in cam.teams}
+        self.senders = {p.name: p for p in self.principals(top, policy, by_id)}
         description = top.get("description", "")
         if not isinstance(description, str):
             raise top.error("description", f"expected a string, got {_kind(description)}")
@@ -466,6 +539,8 @@ class _Loader:
             requirements=self.requirements(top),
             file=self.doc.file,
             prefix=prefix,
+            auth=auth,
+            principals=tuple(self.senders.values()),
         )
 
     def policy(self, top: _Mapping, ref: str) -> Policy:
@@ -542,6 +617,65 @@ class _Loader:
                 f"{exc} (with the policy's overrides)", entry.path
             ) from None
 
+    def principals(
+        self, top: _Mapping, policy: Policy, cameras: Mapping[str, CameraSpec]
+    ) -> list[PrincipalSpec]:
+        """The built-in senders, then the file's own ``principals:`` (which may redefine them)."""
+        out: dict[str, PrincipalSpec] = {
+            "dispatch": PrincipalSpec(name="dispatch", role="dispatch"),
+            "supervisor": PrincipalSpec(name="supervisor", role="supervisor"),
+        }
+        for cam in cameras:
+            out[f"officer-{cam}"] = PrincipalSpec(name=f"officer-{cam}", role="officer", camera=cam)
+            out[f"device-{cam}"] = PrincipalSpec(name=f"device-{cam}", role="device", camera=cam)
+        out[INTRUDER] = PrincipalSpec(name=INTRUDER, role="dispatch", trusted=False)
+        for path, data in top.items("principals", "principals"):
+            entry = _Mapping(self.doc, data, path, "a principal")
+            entry.only(_PRINCIPAL_KEYS)
+            name = entry.ident("name", "principal name")
+            role = entry.string("role")
+            if role not in policy.roles:
+                raise entry.error("role", f"role {role!r} is not in policy {policy.name} (roles: "
+                                  f"{_one_of(policy.roles)})")
+            camera = self.camera_ref(entry, cameras) if entry.has("camera") else None
+            if role in policy.own_camera_roles and camera is None:
+                raise entry.error("camera", f"missing (a {role} is bound to one camera)")
+            trusted = entry.boolean("trusted") if entry.has("trusted") else True
+            out[name] = PrincipalSpec(name=name, role=role, camera=camera, trusted=trusted)
+        return list(out.values())
+
+    def claimed_ts(self, entry: _Mapping) -> float:
+        """An explicit ``ts``: seconds as a number, ``"1e300"`` (YAML reads that as text) or
+        ``"HH:MM:SS"``; it may lie far ahead, which is what it is for."""
+        value = entry.get("ts")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return entry.time("ts")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise entry.error("ts", f"expected seconds (a finite number), got {_kind(value)}")
+        return float(value)
+
+    def sender_ref(self, entry: _Mapping, key: str) -> str:
+        name = entry.string(key)
+        if name not in self.senders:
+            raise entry.error(key, f"unknown principal {name!r} (known: {_one_of(self.senders)})")
+        return name
+
+    def default_sender(self, entry: _Mapping, event: str, camera: str | None) -> str | None:
+        role = _DEFAULT_ROLE[event]
+        if role in ("dispatch", "supervisor"):
+            return role
+        if camera is None:
+            if self.auth == "none":
+                return None  # nobody in particular: an unsigned bus cannot tell anyway
+            raise self.doc.error(
+                f"a {event} on a team topic has no default sender (officer and device keys "
+                "belong to one camera): name one with as:", entry.path,
+            )
+        return f"{role}-{camera}"
+
     def bus(self, top: _Mapping) -> BusSpec:
         if top.get("bus", None) is None:
             return BusSpec()
@@ -576,6 +710,13 @@ class _Loader:
                         "(line {}) for a different message; a scripted redelivery repeats the same "
                         "at, target and fields, anything else needs its own id".format(first.line),
                     )
+            if built.replay_of is not None:
+                original = first_with_id.get(built.replay_of)
+                if original is None:
+                    raise self.doc.error(f"no earlier event entry has id {built.replay_of!r}",
+                                         (*entry.path, "replay", "of"))
+                if built.camera is None and built.team is None:  # to where the original went
+                    built = dataclasses.replace(built, camera=original.camera, team=original.team)
             out.append(built)
         return tuple(out)
 
@@ -598,7 +739,7 @@ class _Loader:
             event = entry.choice("event", tuple(EVENT_TYPES))
             own = _EVENT_FIELDS[event]
             entry.only(
-                ("at", "camera", "team", "delay_s", "id", "event", *own),
+                ("at", "camera", "team", "delay_s", "id", "event", *own, *_SENDER_KEYS),
                 f" for event {event}" + (f" (it takes {_one_of(own)})" if own else ""),
             )
             team = self.team_ref(entry, teams) if entry.has("team") else None
@@ -606,11 +747,31 @@ class _Loader:
                 raise self.doc.error(
                     "an event entry needs exactly one of camera or team", entry.path
                 )
+            seq = entry.integer("seq") if entry.has("seq") else None
+            if seq is not None and not 0 <= seq < 2**63:
+                raise entry.error("seq", f"{seq} is not a sequence number (0 to 2**63 - 1)")
             result = TimelineEntry(
                 index=index, line=line, at=at, camera=camera, team=team,
                 delay_s=entry.time("delay_s", 0.0), event=event,
                 fields=self.event_fields(entry, event, own, policy),
                 id=entry.optional_string("id"),
+                sender=(self.sender_ref(entry, "as") if entry.has("as")
+                        else self.default_sender(entry, event, camera)),
+                claims=self.sender_ref(entry, "claims") if entry.has("claims") else None,
+                seq=seq,
+                ts=self.claimed_ts(entry) if entry.has("ts") else None,
+            )
+        elif kind == "replay":
+            entry.only(("at", "camera", "team", "delay_s", "replay"), " for a replay entry")
+            team = self.team_ref(entry, teams) if entry.has("team") else None
+            if camera is not None and team is not None:
+                raise self.doc.error("a replay entry takes camera or team, not both", entry.path)
+            replay = entry.sub("replay", "replay")
+            replay.only(_REPLAY_KEYS)
+            result = TimelineEntry(
+                index=index, line=line, at=at, camera=camera, team=team,
+                delay_s=entry.time("delay_s", 0.0), replay_of=replay.string("of"),
+                id=replay.optional_string("id"),
             )
         elif kind == "raw":
             entry.only(("at", "camera", "delay_s", "raw"), " for a raw entry")
@@ -769,7 +930,8 @@ class _Loader:
 
 
 def _message_key(e: TimelineEntry) -> tuple[object, ...]:
-    return (e.at, e.camera, e.team, e.event, sorted(e.fields.items(), key=lambda kv: kv[0]))
+    return (e.at, e.camera, e.team, e.event, sorted(e.fields.items(), key=lambda kv: kv[0]),
+            e.sender, e.claims, e.seq, e.ts)
 
 
 def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenario:
