@@ -59,9 +59,11 @@ from typing import Literal
 
 import msgspec
 
+from .bounds import Limits
 from .node import CameraNode, CameraSetup, ControllerFactory, Initial, Publish
 from .params import CameraParams
 from .policy import Policy
+from .principals import TrustFile
 
 PROTOCOL = 1
 """The protocol version this module speaks."""
@@ -76,6 +78,13 @@ class ActivityRule(msgspec.Struct, frozen=True, kw_only=True):
     post_s: float
 
 
+class RoleDoc(msgspec.Struct, frozen=True, kw_only=True):
+    """What one role may send (SPEC §14): event types, and whether only to its own camera."""
+
+    events: list[str]
+    own_camera: bool
+
+
 class PolicyDoc(msgspec.Struct, frozen=True, kw_only=True):
     """The policy a camera runs under, resolved (defaults filled in, overrides already in params)."""
 
@@ -83,6 +92,8 @@ class PolicyDoc(msgspec.Struct, frozen=True, kw_only=True):
     activities: dict[str, ActivityRule]
     signals: list[str]
     deactivation_reasons: list[str]
+    roles: dict[str, RoleDoc]
+    max_skew_s: float
 
 
 def policy_doc(policy: Policy) -> PolicyDoc:
@@ -95,19 +106,26 @@ def policy_doc(policy: Policy) -> PolicyDoc:
         },
         signals=sorted(policy.signals),
         deactivation_reasons=sorted(policy.deactivation_reasons),
+        roles={
+            role: RoleDoc(events=sorted(events), own_camera=role in policy.own_camera_roles)
+            for role, events in policy.roles.items()
+        },
+        max_skew_s=policy.max_skew_s,
     )
 
 
 def policy_from_doc(doc: PolicyDoc) -> Policy:
     """The :class:`~controller.policy.Policy` a :class:`PolicyDoc` describes."""
     from .policy import ActivityRule as FileRule
-    from .policy import PolicyFile
+    from .policy import PolicyFile, RoleRule
 
     return Policy(PolicyFile(
         name=doc.name,
         activities={k: FileRule(kind=r.kind, post_s=r.post_s) for k, r in doc.activities.items()},
         signals=list(doc.signals),
         deactivation_reasons=list(doc.deactivation_reasons),
+        roles={k: RoleRule(events=list(r.events), own_camera=r.own_camera) for k, r in doc.roles.items()},
+        max_skew_s=doc.max_skew_s,
     ))
 
 
@@ -126,7 +144,11 @@ class Hello(_Request, tag="hello", frozen=True, kw_only=True):
 
 
 class Setup(_Request, tag="setup", frozen=True, kw_only=True):
-    """Build one camera's controller and call it ``node`` from now on."""
+    """Build one camera's controller and call it ``node`` from now on.
+
+    ``trust`` is the trust file the camera is provisioned with (``null``: ``auth: none``) and
+    ``limits`` the caps of R-BOUND (SPEC §14).
+    """
 
     node: int
     camera_id: str
@@ -135,6 +157,8 @@ class Setup(_Request, tag="setup", frozen=True, kw_only=True):
     prefix: str
     params: CameraParams
     policy: PolicyDoc
+    trust: TrustFile | None
+    limits: Limits
 
 
 class Start(_Request, tag="start", frozen=True, kw_only=True):
@@ -298,15 +322,16 @@ def setup_request(seq: int, node: int, setup: CameraSetup) -> Setup:
     return Setup(
         seq=seq, node=node, camera_id=setup.camera_id, teams=list(setup.teams),
         initial=setup.initial, prefix=setup.prefix, params=setup.params,
-        policy=policy_doc(setup.policy),
+        policy=policy_doc(setup.policy), trust=setup.trust, limits=setup.limits,
     )
 
 
-def camera_setup(req: Setup) -> CameraSetup:
+def camera_setup(req: Setup, policy: Policy | None = None) -> CameraSetup:
     """The :class:`~controller.node.CameraSetup` a ``setup`` request carries."""
     return CameraSetup(
-        camera_id=req.camera_id, policy=policy_from_doc(req.policy), params=req.params,
-        teams=tuple(req.teams), initial=req.initial, prefix=req.prefix,
+        camera_id=req.camera_id, policy=policy if policy is not None else policy_from_doc(req.policy),
+        params=req.params, teams=tuple(req.teams), initial=req.initial, prefix=req.prefix,
+        trust=req.trust, limits=req.limits,
     )
 
 
@@ -385,10 +410,7 @@ class NodeServer:
         policy = self._policies.get(key)
         if policy is None:
             policy = self._policies[key] = policy_from_doc(req.policy)
-        node = self.factory(CameraSetup(
-            camera_id=req.camera_id, policy=policy, params=req.params, teams=tuple(req.teams),
-            initial=req.initial, prefix=req.prefix,
-        ))
+        node = self.factory(camera_setup(req, policy))
         self.nodes[req.node] = node
         return SetupAnswer(seq=req.seq, subscriptions=node.subscriptions())
 

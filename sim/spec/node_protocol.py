@@ -65,6 +65,7 @@ _DOCS: dict[str, str] = {
     "PolicyDoc": "The policy the camera runs under, resolved: every activity with its own "
                  "post_s, the listed signal sources, the allowed deactivation reasons.",
     "ActivityRule": "One activity of the policy.",
+    "RoleDoc": "What one role may send.",
     "Publish": "One MQTT publication the camera asks for.",
     "HelloAnswer": "The child's side of the handshake.",
     "SetupAnswer": "The topic filters the new node subscribes to (QoS 1).",
@@ -106,6 +107,12 @@ _FIELDS: dict[str, str] = {
     "activities": "Activity name to its rule.",
     "signals": "Device sources that start a recording.",
     "deactivation_reasons": "Reasons for which a required recording may be paused.",
+    "roles": "Role to what it may send (SPEC §14).",
+    "max_skew_s": "How far a command's ts may lie ahead of the camera's clock.",
+    "events": "Event types the role may send.",
+    "own_camera": "The role may command only the camera its principal is bound to.",
+    "trust": "The trust file the camera is provisioned with; null: auth none (SPEC §14).",
+    "limits": "The caps of R-BOUND.",
 }
 
 
