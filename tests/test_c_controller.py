@@ -4,8 +4,9 @@
 verdicts (its reports, in fact) on the whole library and on generated scenarios, and a fuzz
 run must find nothing. ``bwc-naive`` is the first draft a firmware engineer writes: the fuzzer
 must find its bugs, shrink one to a few timeline entries, and the saved file must replay to
-the same failure. Both are built here from a copy of the sources with the system compiler and
-cJSON; without those the tests skip and say what is missing (``.ci/run`` installs them).
+the same failure. Both are built here from a copy of the sources with the system compiler,
+cJSON and libcrypto; without those the tests skip and say what is missing (``.ci/run``
+installs them).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def _missing_toolchain() -> str | None:
         return "no C compiler (apt install build-essential)"
     if subprocess.run(["pkg-config", "--exists", "libcjson"]).returncode != 0:
         return "cJSON is not installed (apt install libcjson-dev)"
+    if subprocess.run(["pkg-config", "--exists", "libcrypto"]).returncode != 0:
+        return "OpenSSL's libcrypto is not installed (apt install libssl-dev)"
     return None
 
 
@@ -201,7 +204,9 @@ SETUP = (
     '"segment_max_s":14400,"battery_s":43200,"record_drain":1.3,"charge_rate":10,'
     '"low_battery_s":1200,"storage_s":36000,"upload_speed":20},"policy":{"name":"p",'
     '"activities":{"patrol":{"kind":"required","post_s":0}},"signals":[],'
-    '"deactivation_reasons":[]}}'
+    '"deactivation_reasons":[],"roles":{"dispatch":{"events":["activity_start"],"own_camera":false}},'
+    '"max_skew_s":300},"trust":null,"limits":{"max_field_bytes":128,"max_open_activities":256,'
+    '"max_remembered":4096,"duplicate_window_s":3600}}'
 )
 
 
@@ -257,7 +262,9 @@ def test_the_c_controllers_run_clean_under_address_and_undefined_sanitizers(
         children = list(factory.children)
         for path in library():
             replay(load_scenario(path), factory)  # a sanitizer abort would raise here
-        garbage = [b"\xff\xfe", b"{" * 70_000, b'{"id":[{"a":null}],"type":9}', b"\x00", b'"\\ud800"']
+        garbage = [b"\xff\xfe", b"{" * 70_000, b"[" * 40 + b"]" * 40, b'{"id":[{"a":null}],"type":9}',
+                   b"\x00", b'"\\ud800"', b'{"by":"x","sig":"!!","body":"{\\"id\\":1}"}',
+                   b'{"id":"' + b"L" * 300 + b'","type":"dock"}']
         node = factory(CameraSetup(camera_id="cam-1", policy=load_policy("dhs-2023")))
         node.start(0.0)
         for payload in garbage:

@@ -26,13 +26,36 @@ typedef struct {
 
 typedef struct {
     char *name;
+    char **events; /* event types the role may send */
+    size_t n_events;
+    bool own_camera; /* only to the camera its principal is bound to */
+} role_rule;
+
+typedef struct {
+    char *name;
     activity_rule *activities;
     size_t n_activities;
     char **signals; /* device sources that start a recording */
     size_t n_signals;
     char **reasons; /* deactivation reasons allowed during a required activity */
     size_t n_reasons;
+    role_rule *roles; /* who may command the camera (SPEC 14) */
+    size_t n_roles;
+    double max_skew_s; /* how far a command's ts may lie ahead of the camera's clock */
 } policy_t;
+
+/* One sender the camera trusts: its role, the camera it is bound to, its public keys. */
+typedef struct {
+    char *name, *role, *camera; /* camera: NULL unless bound to one */
+    unsigned char (*keys)[32];  /* raw Ed25519 public keys */
+    size_t n_keys;
+} principal_t;
+
+/* The caps of R-BOUND. */
+typedef struct {
+    long max_field_bytes, max_open_activities, max_remembered;
+    double duplicate_window_s;
+} limits_t;
 
 typedef struct {
     double prebuffer_s, boot_s, segment_max_s, battery_s, record_drain, charge_rate,
@@ -50,6 +73,10 @@ typedef struct {
     char *prefix;
     params_t params;
     policy_t policy;
+    bool signed_auth; /* a trust file was provisioned: every command must be signed */
+    principal_t *principals;
+    size_t n_principals;
+    limits_t limits;
 } setup_t;
 
 const activity_rule *policy_rule(const policy_t *policy, const char *activity);

@@ -38,8 +38,10 @@
  * activity raise missed_required_recording at once (fix 4: the naive core said nothing), and
  * a camera that finishes booting while a window is open goes straight to recording (fix 5).
  *
- * Every inbound id is remembered with its answer: a QoS 1 redelivery gets the same answer and
- * has no second effect (R-IDEM).
+ * Every inbound id is remembered with its answer, per sender, for the redelivery window: a QoS 1
+ * redelivery gets the same answer and has no second effect (R-IDEM). In front of all this,
+ * gate.c decides who may command the camera (SPEC 14: signatures, roles, sequence numbers,
+ * clock skew), and every table a message can grow is capped (R-BOUND).
  *
  * The arithmetic follows the bwcsim reference controller (controller/camera.py) operation for
  * operation, so both give the same verdict on every scenario.
@@ -48,6 +50,7 @@
 
 #include "bwc.h"
 #include "codec.h"
+#include "gate.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -133,9 +136,11 @@ typedef struct {
 } activity_t;
 
 typedef struct {
+    char *sender; /* the verified principal, NULL in auth none: ids are each sender's own */
     msgid_t id;
     bool ok;
     char *error;
+    double at; /* when it was first answered: the redelivery window counts from here */
 } reply_t;
 
 typedef struct {
@@ -176,13 +181,14 @@ struct camera {
     recording_t *rec;
     strvec next_reasons;
     long incidents, recordings;
-    reply_t *replies;
-    size_t n_replies, cap_replies;
-    /* the last state report: state, since and the open windows */
+    reply_t *replies; /* oldest first, from replies_head on: expiry and the cap pop the oldest */
+    size_t replies_head, n_replies, cap_replies;
+    gate_t *gate;
+    /* the last state report: state, since and the revision of the open windows */
     bool reported;
     cam_state reported_state;
     double reported_since;
-    strvec reported_windows;
+    unsigned long windows_rev, reported_rev;
     /* what the camera knows of its own past, for late triggers */
     history_t *history;
     size_t n_history, cap_history;
@@ -203,6 +209,7 @@ static long window_find(const camera_t *c, const char *aid)
 
 static void window_remove(camera_t *c, size_t i)
 {
+    c->windows_rev++;
     free(c->windows[i].aid);
     memmove(c->windows + i, c->windows + i + 1, (c->n_windows - i - 1) * sizeof *c->windows);
     c->n_windows--;
@@ -210,6 +217,7 @@ static void window_remove(camera_t *c, size_t i)
 
 static void window_append(camera_t *c, const char *aid)
 {
+    c->windows_rev++;
     if (c->n_windows == c->cap_windows) {
         c->cap_windows = c->cap_windows ? 2 * c->cap_windows : 4;
         c->windows = xrealloc(c->windows, c->cap_windows * sizeof *c->windows);
@@ -241,25 +249,22 @@ static void alert_missed(camera_t *c, cause_t cause)
         emit_alert(c, "missed_required_recording", CAUSE_NAMES[cause], c->windows[i].aid, NULL);
 }
 
+/* The retained state, whenever the state, its since or the set of open windows changed. */
 static void report(camera_t *c)
 {
-    bool same = c->reported && c->reported_state == c->state && c->reported_since == c->since &&
-                c->reported_windows.n == c->n_windows;
-    for (size_t i = 0; same && i < c->n_windows; i++)
-        same = strcmp(c->reported_windows.v[i], c->windows[i].aid) == 0;
-    if (same)
+    if (c->reported && c->reported_state == c->state && c->reported_since == c->since &&
+        c->reported_rev == c->windows_rev)
         return;
     c->reported = true;
     c->reported_state = c->state;
     c->reported_since = c->since;
-    sv_clear(&c->reported_windows);
+    c->reported_rev = c->windows_rev;
     char **active = xrealloc(NULL, c->n_windows * sizeof *active);
-    for (size_t i = 0; i < c->n_windows; i++) {
-        sv_push(&c->reported_windows, c->windows[i].aid);
+    for (size_t i = 0; i < c->n_windows; i++)
         active[i] = c->windows[i].aid;
-    }
     outbox_add(c->out, c->topics.state,
-               encode_state(c->state, c->since, active, c->n_windows, c->charge, storage_free(c)),
+               encode_state(c->state, c->since, active, c->n_windows, c->charge, storage_free(c),
+                            c->setup->signed_auth ? "signed" : "none"),
                true);
     free(active);
 }
@@ -617,6 +622,11 @@ static const char *activity_start(camera_t *c, const event_t *ev)
     const char *aid = ev->activity_id;
     if (activity_find(c, aid) >= 0)
         return NULL; /* already running: never restarts or splits anything (R-NOSPLIT) */
+    long cap = c->setup->limits.max_open_activities;
+    if ((long)c->n_activities >= cap || (window_find(c, aid) < 0 && (long)c->n_windows >= cap)) {
+        snprintf(why, sizeof why, "too_many_activities: %ld open", cap); /* R-BOUND */
+        return why;
+    }
     if (c->n_activities == c->cap_activities) {
         c->cap_activities = c->cap_activities ? 2 * c->cap_activities : 4;
         c->activities = xrealloc(c->activities, c->cap_activities * sizeof *c->activities);
@@ -655,7 +665,14 @@ static const char *activity_end(camera_t *c, const event_t *ev)
     free(c->activities[i].aid);
     free(c->activities[i].name);
     c->activities[i] = c->activities[--c->n_activities];
+    /* Ended ids are remembered (a repeated end is acked, not refused) for the newest
+     * max_remembered only (R-BOUND). */
+    long known = sv_find(&c->ended, aid);
+    if (known >= 0)
+        sv_remove_at(&c->ended, (size_t)known);
     sv_push(&c->ended, aid);
+    if ((long)c->ended.n > c->setup->limits.max_remembered)
+        sv_remove_at(&c->ended, 0);
     long w = window_find(c, aid);
     if (w >= 0) {
         double post = rule ? rule->post_s : 0.0;
@@ -755,21 +772,52 @@ static const char *dispatch(camera_t *c, const event_t *ev)
 
 /* --------------------------------------------------------------------- replies (R-IDEM) */
 
-static const reply_t *find_reply(const camera_t *c, const msgid_t *id)
+/* The duplicate table: the first reply to each recent message, per sender, for the
+ * redelivery window and at most max_remembered of them, oldest dropped first (R-BOUND). */
+
+static void reply_drop_oldest(camera_t *c)
 {
-    for (size_t i = c->n_replies; i-- > 0;)
-        if (msgid_eq(&c->replies[i].id, id))
-            return &c->replies[i];
-    return NULL;
+    reply_t *r = &c->replies[c->replies_head++];
+    free(r->sender);
+    msgid_free(&r->id);
+    free(r->error);
+    if (c->replies_head == c->n_replies)
+        c->replies_head = c->n_replies = 0;
 }
 
-static void remember(camera_t *c, const msgid_t *id, bool ok, const char *error)
+static bool same_sender(const char *a, const char *b)
 {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static long find_reply(camera_t *c, const char *sender, const msgid_t *id, double now)
+{
+    double horizon = now - c->setup->limits.duplicate_window_s;
+    while (c->replies_head < c->n_replies && c->replies[c->replies_head].at < horizon)
+        reply_drop_oldest(c);
+    for (size_t i = c->n_replies; i-- > c->replies_head;)
+        if (msgid_eq(&c->replies[i].id, id) && same_sender(c->replies[i].sender, sender))
+            return (long)i;
+    return -1;
+}
+
+static void remember(camera_t *c, const char *sender, const msgid_t *id, bool ok,
+                     const char *error)
+{
+    if (c->replies_head > 0 && c->n_replies == c->cap_replies) { /* reuse the dropped slots */
+        memmove(c->replies, c->replies + c->replies_head,
+                (c->n_replies - c->replies_head) * sizeof *c->replies);
+        c->n_replies -= c->replies_head;
+        c->replies_head = 0;
+    }
     if (c->n_replies == c->cap_replies) {
         c->cap_replies = c->cap_replies ? 2 * c->cap_replies : 16;
         c->replies = xrealloc(c->replies, c->cap_replies * sizeof *c->replies);
     }
-    c->replies[c->n_replies++] = (reply_t){msgid_copy(id), ok, error ? xstrdup(error) : NULL};
+    c->replies[c->n_replies++] = (reply_t){sender ? xstrdup(sender) : NULL, msgid_copy(id), ok,
+                                           error ? xstrdup(error) : NULL, c->now};
+    while ((long)(c->n_replies - c->replies_head) > c->setup->limits.max_remembered)
+        reply_drop_oldest(c);
 }
 
 static void send_reply(camera_t *c, const reply_t *r)
@@ -783,30 +831,33 @@ static void catch_up(camera_t *c, double now)
     report(c);
 }
 
-static void refuse(camera_t *c, msgid_t *id, const char *error, double now)
+/* NACK a payload that was not handled (R-BAD, R-AUTH); nothing else changes. by: the principal
+ * it named; remember: keep the NACK for redeliveries (not when its origin did not verify). */
+static void refuse(camera_t *c, const msgid_t *id, const char *error, double now, const char *by,
+                   bool keep)
 {
     catch_up(c, now);
-    if (id->kind != ID_NONE) {
-        const reply_t *r = find_reply(c, id);
-        if (r) {
-            send_reply(c, r);
+    if (id->kind != ID_NONE && keep) {
+        long r = find_reply(c, by, id, now);
+        if (r >= 0) {
+            send_reply(c, &c->replies[r]);
             return;
         }
-        remember(c, id, false, error);
+        remember(c, by, id, false, error);
     }
     outbox_add(c->out, c->topics.ack, encode_ack(id, false, error), false);
 }
 
-static void handle(camera_t *c, const event_t *ev, double now)
+static void handle(camera_t *c, const event_t *ev, double now, const char *sender)
 {
     catch_up(c, now);
-    const reply_t *r = find_reply(c, &ev->id);
-    if (r) { /* QoS 1 redelivery: the same answer, no second effect */
-        send_reply(c, r);
+    long r = find_reply(c, sender, &ev->id, now);
+    if (r >= 0) { /* QoS 1 redelivery: the same answer, no second effect */
+        send_reply(c, &c->replies[r]);
         return;
     }
     const char *error = dispatch(c, ev);
-    remember(c, &ev->id, error == NULL, error);
+    remember(c, sender, &ev->id, error == NULL, error);
     send_reply(c, &c->replies[c->n_replies - 1]);
     report(c);
 }
@@ -833,6 +884,7 @@ camera_t *camera_new(const setup_t *setup)
     memset(c, 0, sizeof *c);
     c->setup = setup;
     c->p = &setup->params;
+    c->gate = gate_new(setup);
     topics_init(&c->topics, setup);
     init(c, 0.0);
     return c;
@@ -863,13 +915,10 @@ void camera_free(camera_t *c)
     }
     sv_clear(&c->next_reasons);
     free(c->next_reasons.v);
-    for (size_t i = 0; i < c->n_replies; i++) {
-        msgid_free(&c->replies[i].id);
-        free(c->replies[i].error);
-    }
+    while (c->replies_head < c->n_replies)
+        reply_drop_oldest(c);
     free(c->replies);
-    sv_clear(&c->reported_windows);
-    free(c->reported_windows.v);
+    gate_free(c->gate);
     free(c->history);
     free(c->footage.v);
     free(c->paused.v);
@@ -887,30 +936,50 @@ void camera_start(camera_t *c, double now, outbox_t *out)
     report(c);
 }
 
+/* What an inbound topic addresses, as a signed body's "to" names it: the camera id, or
+ * team/<team>; NULL for a topic the camera does not listen on. */
+static char *target_of(const camera_t *c, const char *topic)
+{
+    if (strcmp(topic, c->topics.event) == 0)
+        return xstrdup(c->setup->camera_id);
+    for (size_t i = 0; i < c->topics.n_teams; i++)
+        if (strcmp(topic, c->topics.team_events[i]) == 0)
+            return xprintf("team/%s", c->setup->teams[i]);
+    return NULL;
+}
+
 void camera_deliver(camera_t *c, double now, const char *topic, const unsigned char *payload,
                     size_t len, outbox_t *out)
 {
     c->out = out;
-    if (!topics_is_inbound(&c->topics, topic)) {
+    char *target = target_of(c, topic);
+    if (!target) {
         msgid_t id = peek_id(payload, len);
         char *error = xprintf("wrong_topic: %s", topic);
-        refuse(c, &id, error, now);
+        refuse(c, &id, error, now, NULL, true);
         free(error);
         msgid_free(&id);
         return;
     }
-    event_t ev;
-    msgid_t id;
-    char *error = NULL;
-    if (!decode_event(payload, len, &ev, &id, &error)) {
-        refuse(c, &id, error, now);
-        free(error);
-        msgid_free(&id);
-        return;
+    admission_t adm;
+    gate_admit(c->gate, payload, len, &adm);
+    if (!adm.admitted) {
+        refuse(c, &adm.id, adm.error, now, adm.claimed, adm.remember);
+    } else if (find_reply(c, adm.sender, &adm.ev.id, now) >= 0) {
+        handle(c, &adm.ev, now, adm.sender); /* a redelivery gets its first reply */
+    } else {
+        const char *aid = adm.ev.activity_id;
+        char *error = gate_authorize(c->gate, &adm, target, now, aid && activity_find(c, aid) >= 0);
+        if (error) {
+            refuse(c, &adm.ev.id, error, now, adm.claimed, adm.sender != NULL);
+            free(error);
+        } else {
+            handle(c, &adm.ev, now, adm.sender);
+            gate_record(c->gate, &adm, aid && activity_find(c, aid) >= 0);
+        }
     }
-    msgid_free(&id);
-    handle(c, &ev, now);
-    event_free(&ev);
+    admission_free(&adm);
+    free(target);
 }
 
 bool camera_deadline(const camera_t *c, double *at)

@@ -53,7 +53,7 @@ static void report(camera_t *c)
     char *active[1] = {c->activity_id};
     outbox_add(c->out, c->topics.state,
                encode_state(c->state, c->since, active, c->activity_id ? 1 : 0,
-                            c->setup->params.battery_s, c->setup->params.storage_s),
+                            c->setup->params.battery_s, c->setup->params.storage_s, "none"),
                true);
 }
 

@@ -6,7 +6,7 @@
  * fields are ignored; a repeated key counts with its last value (as most JSON parsers do).
  * Nothing here allocates more than the payload is worth, and nothing aborts on bad input.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 
 #include "codec.h"
 
@@ -125,6 +125,96 @@ const char *state_name(cam_state state)
 {
     static const char *const names[] = {"docked", "standby", "pre_buffer", "recording", "off"};
     return names[state];
+}
+
+/* ------------------------------------------------------------------ base64 (RFC 4648) */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *b64_encode(const unsigned char *s, size_t n)
+{
+    char *out = xrealloc(NULL, 4 * ((n + 2) / 3) + 1), *o = out;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        *o++ = B64[v >> 18];
+        *o++ = B64[v >> 12 & 63];
+        *o++ = B64[v >> 6 & 63];
+        *o++ = B64[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
+        *o++ = B64[v >> 18];
+        *o++ = B64[v >> 12 & 63];
+        *o++ = i + 1 < n ? B64[v >> 6 & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Decodes into a new NUL-terminated buffer; NULL on malformed input. */
+unsigned char *b64_decode(const char *s, size_t *n)
+{
+    size_t len = strlen(s);
+    if (len % 4)
+        return NULL;
+    unsigned char *out = xrealloc(NULL, len / 4 * 3 + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int j = 0; j < 4; j++) {
+            const char *p = s[i + j] ? strchr(B64, s[i + j]) : NULL;
+            if (s[i + j] == '=' && i + 4 == len && j >= 2) {
+                pad++;
+                v <<= 6;
+            } else if (p && !pad) {
+                v = v << 6 | (unsigned)(p - B64);
+            } else {
+                free(out);
+                return NULL;
+            }
+        }
+        out[k++] = (unsigned char)(v >> 16);
+        if (pad < 2)
+            out[k++] = (unsigned char)(v >> 8 & 255);
+        if (pad < 1)
+            out[k++] = (unsigned char)(v & 255);
+    }
+    out[k] = '\0';
+    *n = k;
+    return out;
+}
+
+/* base64url as trust files and signatures write it (RFC 4648 section 5, padding optional).
+ * Lenient in the way of Python's decoder: characters outside the alphabet are skipped, and
+ * '+' and '/' are read as well as '-' and '_'. NULL when what is left cannot be base64. */
+unsigned char *b64url_decode(const char *s, size_t *n)
+{
+    size_t len = strlen(s), k = 0, bits = 0;
+    unsigned v = 0;
+    unsigned char *out = xrealloc(NULL, len / 4 * 3 + 3);
+    size_t chars = 0;
+    for (size_t i = 0; i < len && s[i] != '='; i++) {
+        char c = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+        const char *p = c ? strchr(B64, c) : NULL;
+        if (!p)
+            continue;
+        v = v << 6 | (unsigned)(p - B64);
+        bits += 6;
+        chars++;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (unsigned char)(v >> bits & 255);
+        }
+    }
+    if (chars % 4 == 1) {
+        free(out);
+        return NULL;
+    }
+    *n = k;
+    return out;
 }
 
 /* ------------------------------------------------------------------ ids */
@@ -258,30 +348,132 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return found;
 }
 
-static bool read_id(const cJSON *v, msgid_t *id)
+/* UTF-8 characters in s (the reference counts field lengths in characters). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* A message id: 1 an id, 0 not an id at all, -1 an id too long to keep (R-BOUND). */
+static int read_id(const cJSON *v, msgid_t *id)
 {
     id->kind = ID_NONE;
     id->str = NULL;
     if (cJSON_IsString(v)) {
+        if (strlen(v->valuestring) > FIELD_MAX)
+            return -1;
         id->kind = ID_STR;
         id->str = xstrdup(v->valuestring);
-        return true;
+        return 1;
     }
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == floor(d) && fabs(d) < 9.2e18) {
-            id->kind = ID_INT;
-            id->num = (long long)d;
-            return true;
+        if (d != floor(d))
+            return 0;
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+            return -1; /* beyond 64 bits */
+        id->kind = ID_INT;
+        id->num = (long long)d;
+        return 1;
+    }
+    return 0;
+}
+
+bool depth_exceeds(const unsigned char *payload, size_t len, int limit)
+{
+    size_t opening = 0;
+    for (size_t i = 0; i < len; i++)
+        opening += payload[i] == '[' || payload[i] == '{';
+    if (opening <= (size_t)limit)
+        return false;
+    /* Strings cut out (brackets inside them nest nothing), everything but brackets dropped,
+     * then innermost pairs removed round by round: a well-formed document empties in exactly
+     * its depth in rounds. What cannot be paired counts as if it all nested. */
+    char *rest = xrealloc(NULL, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = payload[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < len && payload[j] != '"') {
+                if (payload[j] == '\\' && j + 1 >= len)
+                    break;
+                j += payload[j] == '\\' ? 2 : 1;
+            }
+            if (j < len && payload[j] == '"') {
+                i = j; /* a whole string: skipped */
+                continue;
+            }
+        }
+        if (c == '[' || c == ']' || c == '{' || c == '}')
+            rest[n++] = (char)c;
+    }
+    int rounds = 0;
+    bool deeper = false;
+    while (n) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i + 1 < n && ((rest[i] == '[' && rest[i + 1] == ']') || (rest[i] == '{' && rest[i + 1] == '}'))) {
+                i++;
+                continue;
+            }
+            rest[m++] = rest[i];
+        }
+        if (m == n) { /* unpaired brackets: assume the worst */
+            size_t open = 0;
+            for (size_t i = 0; i < n; i++)
+                open += rest[i] == '[' || rest[i] == '{';
+            deeper = (size_t)rounds + open > (size_t)limit;
+            break;
+        }
+        n = m;
+        if (++rounds > limit) {
+            deeper = true;
+            break;
         }
     }
-    return false;
+    free(rest);
+    return deeper;
+}
+
+/* Parse a payload that must be one JSON value; NULL and *error (malloc'd) otherwise. */
+static cJSON *parse_json(const unsigned char *payload, size_t len, char **error)
+{
+    long bad = utf8_invalid_at(payload, len);
+    if (bad >= 0) {
+        *error = xprintf("invalid_utf8: byte %ld", bad);
+        return NULL;
+    }
+    bad = control_char_at(payload, len);
+    if (bad >= 0) {
+        *error = xprintf("invalid_json: JSON is malformed: invalid character (byte %ld)", bad);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, 0);
+    size_t at = end ? (size_t)(end - (const char *)payload) : len;
+    if (root) { /* a value: only whitespace may follow it */
+        while (at < len && strchr(" \t\r\n", payload[at]))
+            at++;
+    }
+    if (!root || at < len) {
+        cJSON_Delete(root);
+        *error = at >= len ? xstrdup("invalid_json: Input data was truncated")
+                           : xprintf("invalid_json: JSON is malformed (byte %zu)", at);
+        return NULL;
+    }
+    return root;
 }
 
 static const char *const EVENT_NAMES[] = {"activity_start", "activity_end", "dock",
                                           "undock", "button", "signal", "deactivate",
                                           "reactivate"};
 #define N_EVENTS (sizeof EVENT_NAMES / sizeof EVENT_NAMES[0])
+
+const char *event_name(event_type t) { return EVENT_NAMES[t]; }
 
 /* Required string fields of each event type, in the order the reference checks them. */
 static const char *const *required_fields(event_type t)
@@ -320,6 +512,56 @@ static char **field_slot(event_t *ev, const char *name)
     return NULL;
 }
 
+/* The NACK for one known field of the event, or NULL when it is fine (and then stored). */
+static char *read_field(event_t *ev, const cJSON *c, const char *const *fields)
+{
+    const char *name = c->string;
+    if (strcmp(name, "ts") == 0) {
+        if (cJSON_IsNumber(c)) {
+            ev->has_ts = true;
+            ev->ts = c->valuedouble;
+        } else if (!cJSON_IsNull(c)) {
+            return xprintf("invalid_field: ts: Expected `float | null`, got `%s`", value_type(c));
+        }
+    } else if (strcmp(name, "seq") == 0) { /* a signed command's sequence number (SPEC 14) */
+        if (cJSON_IsNumber(c) && c->valuedouble == floor(c->valuedouble)) {
+            if (c->valuedouble < 0)
+                return xstrdup("invalid_field: seq: Expected `int` >= 0");
+            if (!(c->valuedouble < 9223372036854775808.0))
+                return xstrdup("invalid_field: seq: Expected `int` <= 9223372036854775807");
+            ev->has_seq = true;
+            ev->seq = (long long)c->valuedouble;
+        } else if (!cJSON_IsNull(c)) {
+            return xprintf("invalid_field: seq: Expected `int | null`, got `%s`", value_type(c));
+        }
+    } else if (strcmp(name, "to") == 0) { /* the target a signed command was signed for */
+        if (cJSON_IsString(c)) {
+            if (utf8_chars(c->valuestring) > FIELD_MAX)
+                return xprintf("too_long: to: more than %d characters", FIELD_MAX);
+            ev->to = xstrdup(c->valuestring);
+        } else if (!cJSON_IsNull(c)) {
+            return xprintf("invalid_field: to: Expected `str | null`, got `%s`", value_type(c));
+        }
+    } else if (listed(fields, name)) {
+        if (!cJSON_IsString(c))
+            return xprintf("invalid_field: %s: Expected `str`, got `%s`", name, value_type(c));
+        if (ev->type == EV_BUTTON) {
+            if (strcmp(c->valuestring, "start") != 0 && strcmp(c->valuestring, "stop") != 0)
+                return xprintf("invalid_field: action: Invalid enum value '%s'", c->valuestring);
+            ev->start = strcmp(c->valuestring, "start") == 0;
+            return NULL;
+        }
+        if (utf8_chars(c->valuestring) > FIELD_MAX)
+            return xprintf("too_long: %s: more than %d characters", name, FIELD_MAX);
+        if (strcmp(name, "actor") == 0 && !c->valuestring[0])
+            return xstrdup("invalid_field: actor: Expected `str` of length >= 1");
+        char **slot = field_slot(ev, name);
+        free(*slot);
+        *slot = xstrdup(c->valuestring);
+    }
+    return NULL;
+}
+
 bool decode_event(const unsigned char *payload, size_t len, event_t *ev, msgid_t *id, char **error)
 {
     memset(ev, 0, sizeof *ev);
@@ -330,29 +572,13 @@ bool decode_event(const unsigned char *payload, size_t len, event_t *ev, msgid_t
         *error = xprintf("payload_too_large: %zu bytes > %d", len, MAX_PAYLOAD);
         return false;
     }
-    long bad = utf8_invalid_at(payload, len);
-    if (bad >= 0) {
-        *error = xprintf("invalid_utf8: byte %ld", bad);
+    if (depth_exceeds(payload, len, MAX_DEPTH)) { /* before any parser recurses (R-BOUND) */
+        *error = xprintf("too_deep: nested more than %d levels", MAX_DEPTH);
         return false;
     }
-    bad = control_char_at(payload, len);
-    if (bad >= 0) {
-        *error = xprintf("invalid_json: JSON is malformed: invalid character (byte %ld)", bad);
+    cJSON *root = parse_json(payload, len, error);
+    if (!root)
         return false;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, 0);
-    size_t at = end ? (size_t)(end - (const char *)payload) : len;
-    if (root) { /* a value: only whitespace may follow it */
-        while (at < len && strchr(" \t\r\n", payload[at]))
-            at++;
-    }
-    if (!root || at < len) {
-        cJSON_Delete(root);
-        *error = at >= len ? xstrdup("invalid_json: Input data was truncated")
-                           : xprintf("invalid_json: JSON is malformed (byte %zu)", at);
-        return false;
-    }
     bool ok = false;
     if (!cJSON_IsObject(root)) {
         *error = xprintf("not_an_object: got %s", json_type(root));
@@ -363,7 +589,12 @@ bool decode_event(const unsigned char *payload, size_t len, event_t *ev, msgid_t
         *error = xstrdup("missing_field: id");
         goto done;
     }
-    if (!read_id(idv, id)) {
+    int read = read_id(idv, id);
+    if (read < 0) {
+        *error = xprintf("too_long: id: more than %d bytes or 64 bits", FIELD_MAX);
+        goto done;
+    }
+    if (read == 0) {
         *error = xprintf("invalid_field: id: expected string or integer, got %s", json_type(idv));
         goto done;
     }
@@ -390,29 +621,9 @@ bool decode_event(const unsigned char *payload, size_t len, event_t *ev, msgid_t
     for (const cJSON *c = root->child; c; c = c->next) {
         if (!c->string || member(root, c->string) != c)
             continue; /* an earlier copy of a repeated key */
-        if (strcmp(c->string, "ts") == 0) {
-            if (cJSON_IsNumber(c)) {
-                ev->has_ts = true;
-                ev->ts = c->valuedouble;
-            } else if (!cJSON_IsNull(c)) {
-                *error = xprintf("invalid_field: ts: Expected `float | null`, got `%s`", value_type(c));
-                goto done;
-            }
-        } else if (listed(fields, c->string)) {
-            if (!cJSON_IsString(c)) {
-                *error = xprintf("invalid_field: %s: Expected `str`, got `%s`", c->string, value_type(c));
-                goto done;
-            }
-            if (ev->type == EV_BUTTON) {
-                if (strcmp(c->valuestring, "start") != 0 && strcmp(c->valuestring, "stop") != 0) {
-                    *error = xprintf("invalid_field: action: Invalid enum value '%s'", c->valuestring);
-                    goto done;
-                }
-                ev->start = strcmp(c->valuestring, "start") == 0;
-            } else {
-                *field_slot(ev, c->string) = xstrdup(c->valuestring);
-            }
-        }
+        *error = read_field(ev, c, fields);
+        if (*error)
+            goto done;
     }
     for (; *fields; fields++) {
         if (!member(root, *fields)) {
@@ -437,22 +648,71 @@ void event_free(event_t *ev)
     free(ev->source);
     free(ev->reason);
     free(ev->actor);
+    free(ev->to);
     memset(ev, 0, sizeof *ev);
+}
+
+/* Parse a payload for a look at it (no error text): NULL when it is no JSON value. */
+static cJSON *peek_json(const unsigned char *payload, size_t len)
+{
+    if (len > MAX_PAYLOAD || depth_exceeds(payload, len, MAX_DEPTH))
+        return NULL;
+    char *error = NULL;
+    cJSON *root = parse_json(payload, len, &error);
+    free(error);
+    return root;
 }
 
 msgid_t peek_id(const unsigned char *payload, size_t len)
 {
     msgid_t id = {ID_NONE, NULL, 0};
-    if (len > MAX_PAYLOAD || utf8_invalid_at(payload, len) >= 0 || control_char_at(payload, len) >= 0)
-        return id;
-    cJSON *root = cJSON_ParseWithLength((const char *)payload, len);
+    cJSON *root = peek_json(payload, len);
     if (root && cJSON_IsObject(root)) {
         const cJSON *v = member(root, "id");
-        if (v)
-            read_id(v, &id);
+        if (v && read_id(v, &id) <= 0)
+            msgid_free(&id);
     }
     cJSON_Delete(root);
     return id;
+}
+
+const char *peek_type(const unsigned char *payload, size_t len)
+{
+    const char *found = NULL;
+    cJSON *root = peek_json(payload, len);
+    const cJSON *t = root && cJSON_IsObject(root) ? member(root, "type") : NULL;
+    for (size_t i = 0; cJSON_IsString(t) && i < N_EVENTS; i++)
+        if (strcmp(EVENT_NAMES[i], t->valuestring) == 0)
+            found = EVENT_NAMES[i];
+    cJSON_Delete(root);
+    return found;
+}
+
+bool decode_envelope(const unsigned char *payload, size_t len, envelope_t *env)
+{
+    memset(env, 0, sizeof *env);
+    if (len > MAX_PAYLOAD || !memmem(payload, len, "\"sig\"", 5))
+        return false;
+    cJSON *root = peek_json(payload, len);
+    const cJSON *by = root && cJSON_IsObject(root) ? member(root, "by") : NULL;
+    const cJSON *sig = by ? member(root, "sig") : NULL, *body = sig ? member(root, "body") : NULL;
+    bool ok = cJSON_IsString(by) && cJSON_IsString(sig) && cJSON_IsString(body) &&
+              utf8_chars(by->valuestring) <= FIELD_MAX;
+    if (ok) {
+        env->by = xstrdup(by->valuestring);
+        env->sig = xstrdup(sig->valuestring);
+        env->body = xstrdup(body->valuestring);
+    }
+    cJSON_Delete(root);
+    return ok;
+}
+
+void envelope_free(envelope_t *env)
+{
+    free(env->by);
+    free(env->sig);
+    free(env->body);
+    memset(env, 0, sizeof *env);
 }
 
 /* ------------------------------------------------------------------ outbound */
@@ -512,7 +772,7 @@ char *encode_ack(const msgid_t *id, bool ok, const char *error)
 }
 
 char *encode_state(cam_state state, double since, char *const *active, size_t n_active,
-                   double battery_s, double storage_s)
+                   double battery_s, double storage_s, const char *auth)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", state_name(state));
@@ -520,6 +780,7 @@ char *encode_state(cam_state state, double since, char *const *active, size_t n_
     cJSON_AddItemToObject(o, "active", string_array(active, n_active));
     cJSON_AddItemToObject(o, "battery_s", json_number(battery_s));
     cJSON_AddItemToObject(o, "storage_s", json_number(storage_s));
+    cJSON_AddStringToObject(o, "auth", auth);
     return print(o);
 }
 

@@ -10,6 +10,8 @@
 #include <cjson/cJSON.h>
 
 #define MAX_PAYLOAD (64 * 1024)
+#define MAX_DEPTH 16  /* JSON nesting a payload may have (R-BOUND) */
+#define FIELD_MAX 128 /* characters in an id or a field the camera keeps (R-BOUND) */
 
 /* A message id: a JSON string or integer ("7" and 7 are different ids). */
 typedef enum { ID_NONE, ID_STR, ID_INT } id_kind;
@@ -39,6 +41,9 @@ typedef struct {
     msgid_t id;
     bool has_ts;
     double ts; /* when the activity really began (only a trigger's lateness uses it) */
+    bool has_seq;
+    long long seq; /* a signed command's sequence number (SPEC 14) */
+    char *to;      /* the camera id or team/<team> a signed command was signed for */
     char *activity, *activity_id, *source, *reason, *actor;
     bool start; /* button: start (true) or stop */
 } event_t;
@@ -47,13 +52,32 @@ typedef struct {
  * text (free it) and *id the message id when one could be read (ID_NONE otherwise). */
 bool decode_event(const unsigned char *payload, size_t len, event_t *ev, msgid_t *id, char **error);
 void event_free(event_t *ev);
+const char *event_name(event_type t);
 /* The id of a payload that is refused before decoding (wrong topic). */
 msgid_t peek_id(const unsigned char *payload, size_t len);
+/* The event type a payload names, when it is a JSON object naming a known one (else NULL). */
+const char *peek_type(const unsigned char *payload, size_t len);
+/* Whether a payload (JSON or garbage) nests arrays and objects more than limit deep. */
+bool depth_exceeds(const unsigned char *payload, size_t len, int limit);
+
+/* A signed command (SPEC 14): {"by": principal, "sig": base64url Ed25519, "body": event JSON}. */
+typedef struct {
+    char *by, *sig, *body;
+} envelope_t;
+
+bool decode_envelope(const unsigned char *payload, size_t len, envelope_t *env);
+void envelope_free(envelope_t *env);
+
+/* base64 (RFC 4648, padded; NULL on malformed input) and base64url as trust files and
+ * signatures write it (padding optional). Results are malloc'd; decoded data is NUL-terminated. */
+char *b64_encode(const unsigned char *s, size_t n);
+unsigned char *b64_decode(const char *s, size_t *n);
+unsigned char *b64url_decode(const char *s, size_t *n);
 
 /* Outbound payloads (malloc'd JSON text). */
 char *encode_ack(const msgid_t *id, bool ok, const char *error);
 char *encode_state(cam_state state, double since, char *const *active, size_t n_active,
-                   double battery_s, double storage_s);
+                   double battery_s, double storage_s, const char *auth);
 char *encode_alert(const char *kind, double at, const char *cause, const char *activity_id,
                    const double *span /* [2] or NULL */);
 char *encode_recording(const char *camera, const char *recording, const char *incident,

@@ -30,66 +30,6 @@
 
 #define PROTOCOL 1
 
-/* ------------------------------------------------------------------ base64 (RFC 4648) */
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const unsigned char *s, size_t n)
-{
-    char *out = xrealloc(NULL, 4 * ((n + 2) / 3) + 1), *o = out;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[v >> 12 & 63];
-        *o++ = B64[v >> 6 & 63];
-        *o++ = B64[v & 63];
-    }
-    if (i < n) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
-        *o++ = B64[v >> 18];
-        *o++ = B64[v >> 12 & 63];
-        *o++ = i + 1 < n ? B64[v >> 6 & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return out;
-}
-
-/* Decodes into a new NUL-terminated buffer; NULL on malformed input. */
-static unsigned char *b64_decode(const char *s, size_t *n)
-{
-    size_t len = strlen(s);
-    if (len % 4)
-        return NULL;
-    unsigned char *out = xrealloc(NULL, len / 4 * 3 + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (int j = 0; j < 4; j++) {
-            const char *p = s[i + j] ? strchr(B64, s[i + j]) : NULL;
-            if (s[i + j] == '=' && i + 4 == len && j >= 2) {
-                pad++;
-                v <<= 6;
-            } else if (p && !pad) {
-                v = v << 6 | (unsigned)(p - B64);
-            } else {
-                free(out);
-                return NULL;
-            }
-        }
-        out[k++] = (unsigned char)(v >> 16);
-        if (pad < 2)
-            out[k++] = (unsigned char)(v >> 8 & 255);
-        if (pad < 1)
-            out[k++] = (unsigned char)(v & 255);
-    }
-    out[k] = '\0';
-    *n = k;
-    return out;
-}
-
 /* ------------------------------------------------------------------ setup documents */
 
 static bool get_number(const cJSON *obj, const char *key, double *out)
@@ -138,7 +78,56 @@ static void setup_free(setup_t *s)
     free(s->policy.activities);
     free_strings(s->policy.signals, s->policy.n_signals);
     free_strings(s->policy.reasons, s->policy.n_reasons);
+    for (size_t i = 0; i < s->policy.n_roles; i++) {
+        free(s->policy.roles[i].name);
+        free_strings(s->policy.roles[i].events, s->policy.roles[i].n_events);
+    }
+    free(s->policy.roles);
+    for (size_t i = 0; i < s->n_principals; i++) {
+        free(s->principals[i].name);
+        free(s->principals[i].role);
+        free(s->principals[i].camera);
+        free(s->principals[i].keys);
+    }
+    free(s->principals);
     free(s);
+}
+
+/* The trust file's principals; false (and *why) on a malformed one. */
+static bool trust_parse(setup_t *s, const cJSON *trust, const char **why)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(trust, "principals");
+    *why = "trust needs principals, each with a name, a role and ed25519: keys";
+    if (!cJSON_IsArray(list))
+        return false;
+    s->signed_auth = true;
+    s->n_principals = (size_t)cJSON_GetArraySize(list);
+    s->principals = xrealloc(NULL, s->n_principals * sizeof *s->principals);
+    memset(s->principals, 0, s->n_principals * sizeof *s->principals);
+    size_t i = 0;
+    for (const cJSON *p = list->child; p; p = p->next, i++) {
+        principal_t *pr = &s->principals[i];
+        const char *name = get_string(p, "name"), *role = get_string(p, "role");
+        const char *camera = get_string(p, "camera");
+        const cJSON *keys = cJSON_GetObjectItemCaseSensitive(p, "keys");
+        if (!name || !role || !cJSON_IsArray(keys))
+            return false;
+        pr->name = xstrdup(name);
+        pr->role = xstrdup(role);
+        pr->camera = camera ? xstrdup(camera) : NULL;
+        pr->keys = xrealloc(NULL, (size_t)cJSON_GetArraySize(keys) * 32 + 1);
+        for (const cJSON *k = keys->child; k; k = k->next) {
+            size_t n = 0;
+            unsigned char *raw = cJSON_IsString(k) && strncmp(k->valuestring, "ed25519:", 8) == 0
+                                     ? b64url_decode(k->valuestring + 8, &n) : NULL;
+            if (raw && n == 32)
+                memcpy(pr->keys[pr->n_keys++], raw, 32);
+            free(raw);
+            if (n != 32)
+                return false;
+        }
+    }
+    return true;
 }
 
 /* The setup request's camera; NULL (and *why) when a field is missing or mistyped. */
@@ -201,6 +190,33 @@ static setup_t *setup_parse(const cJSON *req, const char **why)
     if (!get_strings(policy, "signals", &s->policy.signals, &s->policy.n_signals) ||
         !get_strings(policy, "deactivation_reasons", &s->policy.reasons, &s->policy.n_reasons))
         goto bad;
+    *why = "policy needs roles and max_skew_s";
+    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(policy, "roles");
+    if (!cJSON_IsObject(roles) || !get_number(policy, "max_skew_s", &s->policy.max_skew_s))
+        goto bad;
+    s->policy.n_roles = (size_t)cJSON_GetArraySize(roles);
+    s->policy.roles = xrealloc(NULL, s->policy.n_roles * sizeof(role_rule));
+    memset(s->policy.roles, 0, s->policy.n_roles * sizeof(role_rule));
+    i = 0;
+    for (const cJSON *r = roles->child; r; r = r->next, i++) {
+        role_rule *rule = &s->policy.roles[i];
+        rule->name = xstrdup(r->string);
+        rule->own_camera = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "own_camera"));
+        if (!get_strings(r, "events", &rule->events, &rule->n_events))
+            goto bad;
+    }
+    const cJSON *trust = cJSON_GetObjectItemCaseSensitive(req, "trust");
+    if (trust && !cJSON_IsNull(trust) && !trust_parse(s, trust, why))
+        goto bad;
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(req, "limits");
+    double field = 128, open = 256, remembered = 4096, window = 3600;
+    *why = "limits need max_field_bytes, max_open_activities, max_remembered, duplicate_window_s";
+    if (limits && (!get_number(limits, "max_field_bytes", &field) ||
+                   !get_number(limits, "max_open_activities", &open) ||
+                   !get_number(limits, "max_remembered", &remembered) ||
+                   !get_number(limits, "duplicate_window_s", &window)))
+        goto bad;
+    s->limits = (limits_t){(long)field, (long)open, (long)remembered, window};
     return s;
 bad:
     setup_free(s);
