@@ -8,6 +8,8 @@ from sim.world.oracle import REPORT_KEYS, empty_missed
 from sim.world.replay import CameraRun, ReplayResult
 from sim.world.scenario import Expect
 
+from .words import refusals
+
 MISSED_TOLERANCE = 0.01
 
 
@@ -84,6 +86,7 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
             "recordings": _recordings(run),
             "alerts": [_alert(a) for a in run.alerts],
             "refused": refused_count(run),
+            "refusals": refusals(run, sc.policy),
             "missed_s": _missed(j.missed_s),
         }
         if j.unannounced:

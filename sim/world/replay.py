@@ -48,6 +48,16 @@ class FirstDelivery:
     ok: bool | None = None  # the camera's ack, when it sent one
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One delivery the camera answered with a NACK: what arrived, when, and the answer."""
+
+    at: float
+    topic: str
+    payload: bytes
+    ack: Ack
+
+
 @dataclass(eq=False, slots=True)
 class CameraRun:
     """Everything observed of one camera during a replay."""
@@ -65,6 +75,9 @@ class CameraRun:
     lost: set[int] = field(default_factory=set)
     # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
     refusable: dict[int, str] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+    # Allowed deactivations as the oracle derived them (set when the run is judged).
+    paused: list[tuple[float, float]] = field(default_factory=list)
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -181,6 +194,8 @@ class Replay:
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
         if first is not None and len(run.acks) > n_acks:
             first.ok = run.acks[n_acks].ok
+        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
+                            for ack in run.acks[n_acks:] if not ack.ok)
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
@@ -308,6 +323,7 @@ class Replay:
                 deactivations=self._deactivations(run, windows[cam]),
                 alerts=run.alerts,
             )
+            run.paused = list(obs.deactivations)
             judgements[cam] = judge(obs)
         return ReplayResult(self.scenario, self.runs, windows, judgements, forgeries)
 

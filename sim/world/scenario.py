@@ -20,6 +20,12 @@ key and item; each check below raises :meth:`SourceDoc.error` with the path of t
 rejects, so the line is the line of that key. Unknown keys are errors everywhere: a misspelt
 ``delay_s`` silently ignored would turn a late-trigger scenario into a passing one.
 
+Errors are written for a trainer fixing a file by hand: each is one line that names the
+file, the line and the field, says what is wrong and how to put it right. A word that is not
+in the vocabulary (an event, an activity, a camera, a key) comes with the nearest valid word
+("did you mean `undock`?") and the words allowed there; a missing field comes with an example
+of what to add; an entry after ``end`` says where ``end`` is.
+
 Camera parameters come from three layers, later ones winning: the defaults of
 :class:`~controller.params.CameraParams`, the policy's ``camera:`` overrides, then the camera
 entry's own keys. Any key ending in ``_s`` that holds seconds also accepts ``"HH:MM:SS"``.
@@ -36,11 +42,16 @@ keys; with ``auth: none`` (the default) messages go unsigned, as before. ``claim
 signature (the sender's key, another principal's name), ``seq:`` and ``ts:`` set what a message
 says of its order and time, and a ``replay`` entry republishes an earlier message's exact bytes
 (optionally with a fresh ``id``, which breaks its signature).
+
+A two-part time such as ``"00:20"`` is refused: read as ``HH:MM`` it is twenty minutes, as
+``MM:SS`` twenty seconds, and a scenario that silently took the other reading would judge a
+different incident.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +70,7 @@ from controller.yamlsrc import SourceDoc, load_yaml
 
 __all__ = [
     "AUTH_MODES",
+    "EVENT_FIELDS",
     "FAULT_KINDS",
     "INITIAL_STATES",
     "LATENCY_MODELS",
@@ -96,7 +108,8 @@ MISSED_KEYS: tuple[str, ...] = (
 # a wildcard; the rest is kept permissive (letters, digits, '-', '_', '.').
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REQUIREMENT_RE = re.compile(r"^[RP]-[A-Z]+$")
-_TIME_RE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+_TIME_RE = re.compile(r"^(\d+):(\d+):(\d+(?:\.\d*)?)$")
+_TWO_PART_RE = re.compile(r"^(\d+):(\d+(?:\.\d*)?)$")
 
 _TOP_KEYS = (
     "version", "name", "description", "policy", "seed", "end", "prefix", "auth", "principals",
@@ -128,6 +141,8 @@ _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(f for f in typ.__struct_fields__ if f not in _ENVELOPE)
     for name, typ in EVENT_TYPES.items()
 }
+#: Public name of the same table: event word → its own fields, in wire order.
+EVENT_FIELDS = _EVENT_FIELDS
 _BUTTON_ACTIONS = ("start", "stop")
 
 
@@ -336,25 +351,35 @@ class Scenario:
 
 
 def parse_time(value: object) -> float:
-    """Seconds from a number or a ``"HH:MM:SS"`` / ``"MM:SS"`` string (fractional seconds ok).
+    """Seconds from a number or a ``"HH:MM:SS"`` string (fractional seconds ok).
 
-    Raises :class:`~controller.errors.InvalidInput` for anything else, and for negative or
-    non-finite values: no time in a scenario is negative.
+    Raises :class:`~controller.errors.InvalidInput` for anything else, for negative or
+    non-finite values (no time in a scenario is negative) and for a two-part ``"MM:SS"`` or
+    ``"HH:MM"``, which could mean either.
     """
     if isinstance(value, bool):
         raise InvalidInput(f"expected seconds or \"HH:MM:SS\", got a boolean ({value})")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
+        two = _TWO_PART_RE.match(value.strip())
+        if two is not None:
+            first, second = two.groups()
+            raise InvalidInput(
+                f"{value!r} has two parts, so it could be {int(first)} h {second} min or "
+                f"{int(first)} min {second} s: write \"{int(first):02d}:{second}:00\" or "
+                f"\"00:{value.strip()}\" (\"HH:MM:SS\"), or the seconds as a number"
+            )
         match = _TIME_RE.match(value.strip())
         if match is None:
             raise InvalidInput(
-                f"bad time {value!r} (seconds as a number, or \"HH:MM:SS\" or \"MM:SS\")"
+                f"bad time {value!r}: write seconds as a number (90) or \"HH:MM:SS\" "
+                "(\"00:01:30\")"
             )
         hours, minutes, secs = match.groups()
-        if float(secs) >= 60 or (hours is not None and int(minutes) >= 60):
+        if float(secs) >= 60 or int(minutes) >= 60:
             raise InvalidInput(f"bad time {value!r}: minutes and seconds must be below 60")
-        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
     else:
         raise InvalidInput(f"expected seconds or \"HH:MM:SS\", got {_kind(value)}")
     if not math.isfinite(seconds):
@@ -381,6 +406,27 @@ def _one_of(options: Iterable[str]) -> str:
     return ", ".join(options)
 
 
+def nearest(word: object, options: Iterable[str]) -> str | None:
+    """The valid word closest to ``word`` (a misspelling, a guess), if one is close enough."""
+    if not isinstance(word, str):
+        return None
+    options = list(options)
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not found:  # a guess that shares a leading word: victim_privacy -> victim_or_witness_...
+        head = re.split(r"[_\-. ]", word, maxsplit=1)[0]
+        found = [o for o in options if head and len(head) >= 3 and o.startswith(head)][:1]
+    return found[0] if found else None
+
+
+def not_a_word(value: object, what: str, options: Iterable[str]) -> str:
+    """``'undok' is not an event; did you mean `undock`? (events: ...)``."""
+    options = tuple(options)
+    guess = nearest(value, options)
+    hint = f"; did you mean `{guess}`?" if guess is not None else ""
+    shown = repr(value) if isinstance(value, str) else _kind(value)
+    return f"{shown} is not {what}{hint} (one of: {_one_of(options)})"
+
+
 _MISSING = object()
 
 
@@ -402,8 +448,10 @@ class _Mapping:
         for key in self.data:
             if key not in allowed:
                 name = key if isinstance(key, str | int) else str(key)
+                guess = nearest(key, allowed)
+                fix = f"; did you mean `{guess}`?" if guess is not None else ""
                 raise self.error(
-                    name, f"unknown key {key!r}{hint} (allowed here: {_one_of(allowed)})"
+                    name, f"unknown key {key!r}{hint}{fix} (allowed here: {_one_of(allowed)})"
                 )
 
     def has(self, key: str) -> bool:
@@ -434,10 +482,15 @@ class _Mapping:
             )
         return value
 
-    def choice(self, key: str, options: tuple[str, ...], default: str | object = _MISSING) -> str:
+    def choice(self, key: str, options: tuple[str, ...], default: str | object = _MISSING,
+               what: str = "") -> str:
         value = self.get(key, default)
         if value not in options:
-            raise self.error(key, f"{value!r} is not one of {_one_of(options)}")
+            if what:
+                raise self.error(key, not_a_word(value, what, options))
+            guess = nearest(value, options)
+            hint = f"; did you mean `{guess}`?" if guess is not None else ""
+            raise self.error(key, f"{value!r} is not one of {_one_of(options)}{hint}")
         return value
 
     def time(self, key: str, default: float | object = _MISSING, need: str = "") -> float:
@@ -732,11 +785,11 @@ class _Loader:
                 entry.path,
             )
         kind = kinds[0]
-        at = entry.time("at", need=" (when it happens: seconds or \"HH:MM:SS\")")
+        at = entry.time("at", need=" (when it happens): add e.g. at: \"00:10:00\"")
         line = self.doc.line_of(entry.path) or 0
         camera = self.camera_ref(entry, cameras) if entry.has("camera") else None
         if kind == "event":
-            event = entry.choice("event", tuple(EVENT_TYPES))
+            event = entry.choice("event", tuple(EVENT_TYPES), what="an event")
             own = _EVENT_FIELDS[event]
             entry.only(
                 ("at", "camera", "team", "delay_s", "id", "event", *own, *_SENDER_KEYS),
@@ -792,14 +845,21 @@ class _Loader:
                 index=index, line=line, at=at, camera=camera, fault=fault, for_s=for_s
             )
         if at > end:
-            raise entry.error("at", f"{at} is after end ({end})")
+            end_line = self.doc.line_of(("end",))
+            raise entry.error(
+                "at", f"{at} is after end ({end}{f', line {end_line}' if end_line else ''}): "
+                "move this entry earlier or raise end",
+            )
         return result
 
     def camera_ref(self, entry: _Mapping, cameras: Mapping[str, CameraSpec]) -> str:
         camera = entry.string("camera")
         if camera not in cameras:
+            guess = nearest(camera, cameras)
+            fix = f"did you mean `{guess}`? Or declare" if guess is not None else "declare"
             raise entry.error(
-                "camera", f"unknown camera {camera!r} (declared: {_one_of(cameras)})"
+                "camera", f"unknown camera {camera!r} (declared: {_one_of(cameras)}); {fix} it "
+                f"under cameras: as - {{id: {camera}}}",
             )
         return camera
 
@@ -807,29 +867,37 @@ class _Loader:
         team = entry.string("team")
         if team not in teams:
             declared = _one_of(sorted(teams)) if teams else "none"
-            raise entry.error("team", f"unknown team {team!r} (declared: {declared})")
+            guess = nearest(team, teams)
+            fix = f"; did you mean `{guess}`?" if guess is not None else (
+                "; give a camera `team: " + team + "` to declare it")
+            raise entry.error("team", f"unknown team {team!r} (declared: {declared}){fix}")
         return team
 
     def event_fields(
         self, entry: _Mapping, event: str, own: tuple[str, ...], policy: Policy
     ) -> dict[str, object]:
-        need = f" ({event} needs {_one_of(own)})"
-        fields: dict[str, object] = {name: entry.string(name, need=need) for name in own}
+        examples = _field_examples(policy)
+        fields: dict[str, object] = {
+            name: entry.string(name, need=f" ({event} needs {' and '.join(own)}): add e.g. "
+                                           f"{name}: {examples.get(name, 'x')}")
+            for name in own
+        }
         activity = fields.get("activity")
         if activity is not None and policy.kind(cast(str, activity)) is None:
+            guess = nearest(activity, policy.activities)
+            fix = f"did you mean `{guess}`? " if guess is not None else ""
             raise entry.error(
                 "activity",
-                f"activity {activity!r} is not in policy {policy.name} (known: "
+                f"activity {activity!r} is not in policy {policy.name}; {fix}(known: "
                 f"{_one_of(policy.activities)}); send unknown activities as a raw entry",
             )
         if event == "button" and fields["action"] not in _BUTTON_ACTIONS:
-            raise entry.error(
-                "action", f"{fields['action']!r} is not one of {_one_of(_BUTTON_ACTIONS)}"
-            )
+            raise entry.error("action", not_a_word(fields["action"], "a button action",
+                                                   _BUTTON_ACTIONS))
         if event == "signal" and fields["source"] not in DEVICE_SOURCES:
             raise entry.error(
-                "source", f"{fields['source']!r} is not a device source (one of "
-                f"{_one_of(DEVICE_SOURCES)}); send anything else as a raw entry",
+                "source", not_a_word(fields["source"], "a device source", DEVICE_SOURCES)
+                + "; send anything else as a raw entry",
             )
         # Keep the file's key order so the payload reads like the scenario line.
         return {key: fields[key] for key in entry.data if isinstance(key, str) and key in fields}
@@ -924,6 +992,18 @@ class _Loader:
                 )
             out.append(value)
         return tuple(out)
+
+
+def _field_examples(policy: Policy) -> dict[str, str]:
+    """A plausible value for each event field, for the "add e.g. ..." of a missing one."""
+    return {
+        "activity": next(iter(policy.activities), "patrol"),
+        "activity_id": "w-1",
+        "action": "start",
+        "source": next(iter(sorted(policy.signals)), "holster"),
+        "reason": next(iter(sorted(policy.deactivation_reasons)), "supervisor_order"),
+        "actor": "officer-1",
+    }
 
 
 # ------------------------------------------------------------------------------ public API
