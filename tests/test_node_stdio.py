@@ -378,3 +378,14 @@ def test_live_runs_an_exec_controller_on_a_real_broker(mqtt_broker: BrokerAddres
         for kind in ("state", "availability"):
             publish(mqtt_broker.port, f"{prefix}/cam-1/{kind}", None, retain=True)
         forget_session(mqtt_broker.port, camera.client_id)
+
+
+def test_threads_sharing_a_child_never_interleave_requests(served: ExecFactory) -> None:
+    """The studio replays in a thread pool: each request still gets its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scenario = load_scenario(SCENARIOS / "arrest_warrant_team.yaml")
+    expected = report_and_trace(scenario, make_node)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: report_and_trace(scenario, served), range(8)))
+    assert results == [expected] * 8

@@ -48,10 +48,13 @@ import select
 import shlex
 import signal
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import NoReturn
+
+import msgspec
 
 from controller.errors import ControllerFailure, InvalidInput
 from controller.node import CameraSetup, Publish
@@ -143,6 +146,9 @@ class Child:
         self.live = 0  # nodes set up and neither finished nor closed
         self._next_node = 1
         self.pending_close: list[int] = []
+        # One request at a time even when several threads drive nodes of this child (the
+        # studio replays in a thread pool): a request and its answer are never interleaved.
+        self.lock = threading.RLock()
         _CHILDREN.add(self)
 
     # ---------------------------------------------------------------------- requests
@@ -167,17 +173,20 @@ class Child:
     def exchange(self, req: Request, camera: str) -> Answer:
         """Send ``req`` for ``camera`` and return the answer (an :class:`ErrorAnswer` included);
         :class:`ControllerFailure` when the child is or goes out of service."""
-        if self.failure is not None:
-            raise ControllerFailure(
-                f"{self.label}, camera {camera}: {describe(req)}: not sent, the child that "
-                f"serves this camera failed earlier ({self.failure})"
-            )
-        if self.pending_close:
-            self._send_closes(camera)
-        try:
-            return self.roundtrip(req, self.timeout_s)
-        except _ChildBroke as exc:
-            raise ControllerFailure(self._story(camera, req, str(exc))) from None
+        with self.lock:
+            if self.failure is not None:
+                raise ControllerFailure(
+                    f"{self.label}, camera {camera}: {describe(req)}: not sent, the child that "
+                    f"serves this camera failed earlier ({self.failure})"
+                )
+            if self.pending_close:
+                self._send_closes(camera)
+            if req.seq != self.seq:  # built before another thread's request went out
+                req = msgspec.structs.replace(req, seq=self.seq)
+            try:
+                return self.roundtrip(req, self.timeout_s)
+            except _ChildBroke as exc:
+                raise ControllerFailure(self._story(camera, req, str(exc))) from None
 
     def roundtrip(self, req: Request, timeout_s: float) -> Answer:
         """One request, one answer; :class:`_ChildBroke` (after killing the child) otherwise."""
@@ -316,13 +325,14 @@ class Child:
         """``bye``, then wait a little for the child to exit; kill it if it does not."""
         if os.getpid() != self.pid_owner:
             return  # a forked copy: the parent owns this child
-        if self.failure is None and self.proc.poll() is None:
-            self.failure = "shut down"
-            with contextlib.suppress(_ChildBroke, OSError, ValueError):
-                self.roundtrip(Bye(seq=self.seq), grace_s)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=grace_s)
-        self.kill()
+        with self.lock:
+            if self.failure is None and self.proc.poll() is None:
+                self.failure = "shut down"
+                with contextlib.suppress(_ChildBroke, OSError, ValueError):
+                    self.roundtrip(Bye(seq=self.seq), grace_s)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=grace_s)
+            self.kill()
 
     def _close_pipes(self) -> None:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
@@ -491,26 +501,34 @@ class ExecFactory:
         self.timeout_s = timeout_s if timeout_s is not None else _timeout_from_env()
         self._children: list[Child] = []
         self._pid = os.getpid()
+        self._lock = threading.Lock()  # choosing or starting a child, one thread at a time
 
     def __reduce__(self) -> tuple[Callable[..., ExecFactory], tuple[str, float]]:
         return ExecFactory, (self.command, self.timeout_s)  # a worker starts its own children
 
     def start(self) -> None:
         """Start the first child and check the handshake; ``InvalidInput`` (exit 2) if it fails."""
-        if not self._live_children():
-            self._spawn(first=True)
+        with self._lock:
+            if not self._live_children():
+                self._spawn(first=True)
 
     def __call__(self, setup: CameraSetup) -> StdioNode:
-        child = self._child_with_room()
-        node = child.new_node()
-        answer = child.exchange(setup_request(child.seq, node, setup), setup.camera_id)
+        with self._lock:
+            child = self._child_with_room()
+            node = child.new_node()
+            child.live += 1  # reserved now, so a parallel call counts it
+        try:
+            answer = child.exchange(setup_request(child.seq, node, setup), setup.camera_id)
+        except BaseException:
+            child.live -= 1
+            raise
         if not isinstance(answer, SetupAnswer):
+            child.live -= 1
             error = answer.error if isinstance(answer, ErrorAnswer) else repr(answer)
             raise ControllerFailure(
                 f"{self.label}, camera {setup.camera_id}: request setup: the child answered "
                 f"with an error: {error}\n{child.stderr_tail()}".rstrip()
             )
-        child.live += 1
         return StdioNode(child, node, setup.camera_id, answer.subscriptions)
 
     @property
