@@ -57,7 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const camera_impl_name = "bwc-fixed (C99, cJSON)";
+const char *const camera_impl_name = "bwc-fixed (C99, cJSON, libcrypto)";
 
 #define EPS 1e-9      /* float noise in the camera's own arithmetic */
 #define SPAN_EPS 1e-6 /* touching spans join, slivers vanish */

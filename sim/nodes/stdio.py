@@ -21,7 +21,9 @@ reuses one as soon as its cameras have finished.
 
 A factory pickles as its command: a worker process that receives it (``bwcsim fleet
 --workers``) starts its own child. Children are never shared across a ``fork`` either: a
-factory that finds itself in a new process forgets the children of its parent.
+factory that finds itself in a new process forgets the children of its parent. Threads may
+share a child (``bwcsim studio`` replays in a thread pool): each request and its answer hold
+the child's lock, so they are never interleaved.
 
 Failures
 --------
