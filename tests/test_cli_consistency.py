@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,11 @@ def test_fleet_runs_the_named_controller_in_every_worker() -> None:
     assert reference["verdict"] == "pass"
     assert broken["verdict"] == "fail" and broken["controller"] == "broken_controllers:no_refcount"
     assert in_workers == broken
+    # A child process per worker, started by the worker itself.
+    served = f"exec:{sys.executable} -m controller.serve"
+    over_stdio = fleet("--controller", served, "--workers", "2")
+    assert over_stdio["controller"] == served
+    assert {**over_stdio, "controller": None} == {**reference, "controller": None}
 
 
 def test_fleet_refuses_a_controller_it_cannot_load_before_running() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -102,22 +103,29 @@ def test_pytest_runs_the_scenario_files_and_attaches_the_report(user_venv: Path,
     assert json.loads(replayed.stdout) == json.loads(report.read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize("controller", [
+    "broken_controllers:no_refcount",
+    # The same broken controller as a child process on the node protocol, as firmware in any
+    # language is run (the venv's python is first on PATH).
+    "exec:python -m controller.serve --factory broken_controllers:no_refcount",
+], ids=["module", "exec"])
 def test_pytest_with_a_controller_searches_it_and_saves_a_replayable_failure(
-    user_venv: Path, user_repo: Path
+    user_venv: Path, user_repo: Path, controller: str
 ) -> None:
-    controller = "broken_controllers:no_refcount"
     done = _run(user_venv, user_repo, "pytest", "--bwcsim-controller", controller,
                 "--bwcsim-properties", "P-NOMISS", "-k", "test_no_required_second_is_missed",
                 "--hypothesis-seed", "1")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED bwcsim-properties/nomiss.py::test_no_required_second_is_missed" in done.stdout
-    saved = re.search(r"saved: (\S+\.yaml)  \(replay: (bwcsim run \S+ --controller \S+)\)", done.stdout)
+    saved = re.search(r"^  saved: (\S+\.yaml)  \(replay: (bwcsim run .+)\)$", done.stdout, re.MULTILINE)
     assert saved is not None, done.stdout
     assert (user_repo / saved.group(1)).is_file()
+    command = shlex.split(saved.group(2))
+    assert command == ["bwcsim", "run", saved.group(1), "--controller", controller]
     problems = re.findall(r"^  (cam-\d+: [\d.]+ controller second\(s\) missed \([^)]*\))$",
                           done.stdout, re.MULTILINE)
     assert problems, done.stdout
-    replayed = _run(user_venv, user_repo, *saved.group(2).split(), "--report", "json")
+    replayed = _run(user_venv, user_repo, *command, "--report", "json")
     assert replayed.returncode == 1, replayed.stderr
     report = json.loads(replayed.stdout)
     assert report["verdict"] == "fail"

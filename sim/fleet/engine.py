@@ -5,7 +5,6 @@ See :mod:`sim.fleet` for the theory of operation.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +46,13 @@ class TeamResult:
     cameras: tuple[CameraSummary, ...]
 
 
-@functools.lru_cache(maxsize=4)
 def controller_factory(spec: str) -> ControllerFactory:
-    """The factory ``spec`` names, resolved once per process (each worker resolves its own)."""
+    """The factory ``spec`` names, resolved in the process that runs the team.
+
+    :func:`sim.nodes.load_factory` keeps one ``exec:`` factory per command and process (a
+    forked worker starts children of its own), and a module import is cached by Python, so
+    calling it for every team costs a dictionary lookup.
+    """
     from sim.nodes import load_factory
 
     return load_factory(spec)

@@ -9,6 +9,7 @@ defaults to the rootdir — so a CI job finds the same folders whichever way the
 command line                ini                      meaning (default)
 ==========================  =======================  =============================================
 ``--bwcsim-controller``     ``bwcsim_controller``    controller under test, ``module:factory``
+                                                     or ``exec:COMMAND``
                                                      (``controller.reference:make_node``)
 ``--bwcsim-properties``     ``bwcsim_properties``    property suites to collect: IDs, ``all`` or
                                                      ``none`` (``all`` when ``--bwcsim-controller``
@@ -115,8 +116,9 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("bwcsim", "bwcsim: scenario files and property suites")
     group.addoption(
         "--bwcsim-controller", dest="bwcsim_controller", default=None, metavar="SPEC",
-        help=("controller under test, module:factory (default: ini bwcsim_controller, else "
-              f"{DEFAULT_FACTORY}); naming one here also runs the property suites"),
+        help=("controller under test, module:factory or exec:COMMAND (default: ini "
+              f"bwcsim_controller, else {DEFAULT_FACTORY}); naming one here also runs the "
+              "property suites"),
     )
     group.addoption(
         "--bwcsim-properties", dest="bwcsim_properties", default=None, metavar="IDS",
@@ -132,7 +134,8 @@ def add_options(parser: pytest.Parser) -> None:
         help=("folder for the JSON report and HTML timeline of each failing scenario file "
               f"(default: {DEFAULT_ARTIFACTS})"),
     )
-    parser.addini("bwcsim_controller", "controller under test, module:factory", default="")
+    parser.addini("bwcsim_controller", "controller under test, module:factory or exec:COMMAND",
+                  default="")
     parser.addini("bwcsim_properties", "property suites to run: IDs, all or none", default="")
     parser.addini("bwcsim_save", "folder for shrunk counterexamples", default="")
     parser.addini("bwcsim_artifacts", "folder for failing scenarios' reports and timelines",

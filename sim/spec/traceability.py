@@ -45,8 +45,8 @@ from pathlib import Path
 
 import yaml
 
-#: Every requirement ID of SPEC §4 (controller), §11 (property suites) and §14 (trust), with a
-#: short title for the rendered tables.
+#: Every requirement ID of SPEC §4 (controller), §11 (property suites), §14 (trust) and §15
+#: (controllers in any language), in SPEC order, with a short title for the rendered tables.
 SPEC_REQUIREMENTS: dict[str, str] = {
     "R-TRIG": "required activity starts recording",
     "R-BUF": "pre-event buffer prepended",
@@ -73,6 +73,7 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-AUTH": "commands only from entitled, signed principals",
     "R-FRESH": "replayed, re-sequenced and stale commands refused",
     "R-BOUND": "bounded resources, O(log n) per event",
+    "R-NODE": "node protocol: controllers in any language",
 }
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
