@@ -121,8 +121,8 @@ def test_github_workflow_runs_scenarios_on_push_ci_on_pull_requests_nightly_on_s
     push, pull, nightly = (_job_for(doc, e) for e in ("push", "pull_request", "schedule"))
     [push_pytest] = [c for c in _runs(push) if c.startswith("pytest")]
     assert "--bwcsim-controller" not in push_pytest and "--junit-xml=out/" in push_pytest
-    assert any("--hypothesis-profile=ci" in c and "--bwcsim-controller" in c for c in _runs(pull))
-    assert any("--hypothesis-profile=nightly" in c for c in _runs(nightly))
+    assert any("--hypothesis-profile=bwcsim-ci" in c and "--bwcsim-controller" in c for c in _runs(pull))
+    assert any("--hypothesis-profile=bwcsim-nightly" in c for c in _runs(nightly))
     assert any(c.startswith("bwcsim fuzz") and "--save bwcsim-failures" in c for c in _runs(nightly))
     assert {"out/", "bwcsim-artifacts/"} <= _uploaded(push)
     assert {"out/", "bwcsim-artifacts/", "bwcsim-failures/"} <= _uploaded(pull) & _uploaded(nightly)
@@ -155,8 +155,9 @@ def test_gitlab_pipeline_runs_scenarios_on_push_ci_on_merge_requests_nightly_on_
     for job in (push, merge, *scheduled):
         assert job["artifacts"]["when"] == "always"
     assert "--bwcsim-controller" not in " ".join(push["script"])
-    assert any("--hypothesis-profile=ci" in c for c in merge["script"])
-    nightly = next(j for j in scheduled if any("--hypothesis-profile=nightly" in c for c in j["script"]))
+    assert any("--hypothesis-profile=bwcsim-ci" in c for c in merge["script"])
+    nightly = next(j for j in scheduled
+                   if any("--hypothesis-profile=bwcsim-nightly" in c for c in j["script"]))
     assert nightly["cache"]["paths"] == [".hypothesis/"] and nightly["cache"]["when"] == "always"
     for job in (push, merge, nightly):
         junit = job["artifacts"]["reports"]["junit"]

@@ -20,10 +20,12 @@ Theory of operation
   command (exactly as ``bwcsim fuzz --save`` prints them), and the scenario as YAML instead of
   hypothesis' Python dict (``-v`` keeps hypothesis' own text in a section).
 * **Profiles**: ``dev``, ``ci`` and ``nightly`` (:mod:`sim.search.profiles`) are registered
-  before hypothesis reads ``--hypothesis-profile`` — under ``bwcsim-<name>`` always, and under
-  the bare name unless the repository registered its own. ``$HYPOTHESIS_PROFILE`` selects one
-  when ``--hypothesis-profile`` is not given; otherwise the plugin leaves hypothesis' settings
-  alone, so a repository's other hypothesis tests are not affected by installing bwcsim. A
+  before hypothesis reads ``--hypothesis-profile``, as ``bwcsim-dev``, ``bwcsim-ci`` and
+  ``bwcsim-nightly``, and under the bare name only where that name is free. ``ci`` never is:
+  hypothesis has its own, which it loads by itself on a CI machine, and replacing a registered
+  profile that is active would change every hypothesis test of the session. Registering new
+  names changes nothing active, so a repository's other hypothesis tests run as before.
+  ``$HYPOTHESIS_PROFILE`` selects a profile when ``--hypothesis-profile`` is not given. A
   session that runs no suite, names no profile and has not imported hypothesis by then (a
   scenario-only run) does not import it at all.
 * The controller is resolved once per session by :func:`sim.nodes.load_factory`, the same
@@ -36,19 +38,19 @@ so it imports nothing heavy at module level.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from controller.node import ControllerFactory
 
 from .counterexamples import Counterexamples
+from .explained import Explained
 from .options import SETTINGS, ControllerUnavailable, add_options, read_settings
 from .scenario_items import ScenarioFile, is_scenario_file
 from .suites import SUITES
@@ -65,23 +67,21 @@ def _register_profiles() -> None:
     from hypothesis import settings
     from hypothesis.errors import InvalidArgument
 
-    from sim.search.profiles import PROFILE_ENV, PROFILE_EXAMPLES, register_profiles
+    from sim.search.profiles import PROFILE_ENV, profile_settings
 
-    existing = {}
-    for name in PROFILE_EXAMPLES:
-        with contextlib.suppress(InvalidArgument):
-            existing[name] = settings.get_profile(name)
-    register_profiles()
-    for name in PROFILE_EXAMPLES:
-        settings.register_profile(f"bwcsim-{name}", settings.get_profile(name))
-        if name in existing:  # the repository's own profile of that name stays its own
-            settings.register_profile(name, existing[name])
+    ours = profile_settings()
+    for name, profile in ours.items():
+        settings.register_profile(f"bwcsim-{name}", profile)
+        try:
+            settings.get_profile(name)
+        except InvalidArgument:  # free: take the bare name too
+            settings.register_profile(name, profile)
     chosen = os.environ.get(PROFILE_ENV, "")
     if chosen:
         try:
             settings.load_profile(chosen)
         except InvalidArgument:
-            known = ", ".join(f"{n}, bwcsim-{n}" for n in PROFILE_EXAMPLES)
+            known = ", ".join(f"bwcsim-{n}" for n in ours)
             raise pytest.UsageError(
                 f"${PROFILE_ENV}={chosen!r} is not a registered hypothesis profile (bwcsim's: "
                 f"{known})"
@@ -213,7 +213,7 @@ def pytest_runtest_makereport(
     if settled is not None:
         if item.config.get_verbosity() > 0:
             report.sections.append(("hypothesis", str(report.longrepr)))
-        report.longrepr = settled.text
+        report.longrepr = cast(Any, Explained(settled.text, report.location[0], settled.summary))
     return report
 
 

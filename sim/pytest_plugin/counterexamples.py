@@ -67,6 +67,7 @@ class Settled:
     """What became of one falsified property: the report text and what to attach."""
 
     text: str
+    summary: str
     saved: Path | None = None
     replay: str | None = None
     saved_line: str = ""  # the ``saved: ... (replay: ...)`` line, as ``bwcsim fuzz`` prints it
@@ -135,7 +136,9 @@ def settle(
     body = scenario_yaml(data).rstrip("\n")
     label = "the scenario, as saved" if saved is not None else "the falsifying scenario (format v1)"
     text = "\n".join([*head, "", f"{label}:", body])
-    return Settled(text, saved, replay_command, announced)
+    summary = f"{prop} does not hold: {problems[0]}" + (
+        f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    return Settled(text, summary, saved, replay_command, announced)
 
 
 __all__ = ["SAVED_PROPERTIES", "Counterexamples", "Falsified", "Settled", "settle"]

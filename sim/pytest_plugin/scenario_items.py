@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from .explained import Explained
 from .options import SETTINGS, ControllerUnavailable, Settings
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -96,10 +97,14 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
-    """The replay did not meet the scenario's expectations; ``text`` says how, for people."""
+    """The replay did not meet the scenario's expectations; ``text`` says how, for people, and
+    ``summary`` in one line (the first reason, and how many more)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text.splitlines()[0] if text else "scenario failed")
+    def __init__(self, text: str, reasons: list[str] | None = None) -> None:
+        reasons = reasons or [text.splitlines()[0] if text else "scenario failed"]
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        self.summary = reasons[0] + more
+        super().__init__(self.summary)
         self.text = text
 
 
@@ -154,7 +159,7 @@ class ScenarioItem(pytest.Item):
         lines.append(f"  reproduce: {command}")
         self.user_properties.append(("bwcsim_replay", command))
         lines += self._write_artefacts(scenario, factory, doc)
-        raise ScenarioFailed("\n".join(lines))
+        raise ScenarioFailed("\n".join(lines), unmet + others)
 
     def _write_artefacts(self, scenario: Any, factory: Any, doc: dict[str, Any]) -> list[str]:
         """Replay again with a trace; write the report and timeline; print the text report."""
@@ -195,7 +200,8 @@ class ScenarioItem(pytest.Item):
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
-            return excinfo.value.text
+            return Explained(excinfo.value.text, str(self.settings.shown(self.path)),
+                             excinfo.value.summary)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -2,7 +2,8 @@
 
 Each module here is an ordinary pytest module. Its tests take the controller under test from
 the plugin's ``bwcsim_controller`` fixture and never set an example count: the active
-hypothesis profile does (``dev``, ``ci``, ``nightly``; see :mod:`sim.search.profiles`).
+hypothesis profile does (``bwcsim-dev``, ``bwcsim-ci``, ``bwcsim-nightly``; see
+:mod:`sim.search.profiles`).
 
 Two ways to run them (``docs/ci.md``):
 
