@@ -19,6 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from .audit import AuditTrail
 from .bounds import Limits
 from .params import CameraParams
 from .policy import Policy
@@ -85,6 +86,19 @@ class CameraNode(Protocol):
 
     def finish(self, now: float) -> list[Publish]:
         """End of observation: close open recordings at ``now`` and publish them ``open``."""
+        ...
+
+
+@runtime_checkable
+class AuditedNode(Protocol):
+    """A node whose audit log (R-AUDIT) the bench can read: optional, and checked by P-AUDIT.
+
+    The reference node has it; so has a node in a child process that accepted the ``audit``
+    feature of the node protocol. It may be asked after :meth:`CameraNode.finish` too.
+    """
+
+    def audit_trail(self) -> AuditTrail:
+        """The log as it stands; :class:`~controller.audit.NoAuditTrail` if there is none."""
         ...
 
 

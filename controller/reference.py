@@ -11,6 +11,7 @@ and freshness, and only an authorized one is handled (SPEC §14).
 
 from __future__ import annotations
 
+from .audit import AuditTrail
 from .camera import Camera
 from .codec import Topics, availability, encode, peek_id, split_topic
 from .messages import Outbound
@@ -81,6 +82,10 @@ class ReferenceNode:
 
     def finish(self, now: float) -> list[Publish]:
         return self._encode(self.camera.finish(now))
+
+    def audit_trail(self) -> AuditTrail:
+        """The camera's hash-chained audit log (R-AUDIT), as it stands."""
+        return self.camera.audit.trail()
 
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
         topics = self.topics
