@@ -19,7 +19,7 @@ floats (``at`` always is one) as the shortest decimal that reads back as the sam
 out the way Rust's ``ryu`` crate lays it out -- with ``d`` the shortest digits and ``p`` the
 position of the decimal point (the value is ``0.d * 10**p``):
 
-* ``0 ≤ p - len(d)`` and ``p ≤ 16``: the digits, ``p - len(d)`` zeros, ``.0``: ``3600.0``,
+* ``len(d) ≤ p ≤ 16``: the digits, ``p - len(d)`` zeros, ``.0``: ``3600.0``,
   ``1000000000000000.0``;
 * ``0 < p ≤ 16``: the digits with the point inside: ``12.5``, ``1.3``;
 * ``-5 < p ≤ 0``: ``0.``, ``-p`` zeros, the digits: ``0.30000000000000004``, ``0.00001``;
