@@ -5,6 +5,12 @@
  * JSON syntax, an object, its "id", its "type", then the fields of that type. Unknown extra
  * fields are ignored; a repeated key counts with its last value (as most JSON parsers do).
  * Nothing here allocates more than the payload is worth, and nothing aborts on bad input.
+ *
+ * cJSON builds the tree; json_doc keeps beside it the text of every string and number token,
+ * because the reference reads numbers by how they are written (7 is an integer, 7.0 is not,
+ * 9007199254740993 is exact) and strings whole (a \u0000 included). Ids and sequence numbers
+ * are read from those tokens. Outbound JSON is written as the reference writes it: floats in
+ * its shortest layout (format_double), strings escaped as little as JSON needs.
  */
 #define _GNU_SOURCE /* memmem */
 
