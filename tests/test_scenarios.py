@@ -32,7 +32,7 @@ from controller.node import ControllerFactory
 from controller.reference import ReferenceNode
 from sim.cli import app
 from sim.views.report import build_report
-from sim.world.replay import ReplayResult, replay
+from sim.world.replay import CameraRun, ReplayResult, replay
 from sim.world.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +204,7 @@ def test_audit_chains_verify_and_record_deactivations(
     checked = 0
     for path in scenario_files(SCENARIO_DIR):
         for cam, run in _replay(path, controller_factory).cameras.items():
+            assert isinstance(run, CameraRun)  # a replay drives a node per camera
             if not isinstance(run.node, ReferenceNode):
                 pytest.skip("the audit log is inspected on the reference controller only")
             entries = run.node.camera.audit.entries
@@ -212,7 +213,9 @@ def test_audit_chains_verify_and_record_deactivations(
     assert checked >= 20
 
     result = _replay(SCENARIO_DIR / "full_shift_12h.yaml", controller_factory)
-    node = result.cameras["cam-1"].node
+    run = result.cameras["cam-1"]
+    assert isinstance(run, CameraRun)
+    node = run.node
     assert isinstance(node, ReferenceNode)
     entries = node.camera.audit.entries
     (deactivation,) = [e for e in entries if e.kind == "deactivation"]

@@ -33,7 +33,7 @@ from typing import Any
 
 from controller.spans import EPS
 from sim.world.oracle import Window
-from sim.world.replay import CameraRun, ReplayResult
+from sim.world.replay import ObservedCamera, ReplayResult
 
 __all__ = [
     "AlertMark",
@@ -202,7 +202,7 @@ class RunView:
     cameras: list[CameraView]
 
 
-def _state_spans(run: CameraRun, end: float) -> list[StateSpan]:
+def _state_spans(run: ObservedCamera, end: float) -> list[StateSpan]:
     spans: list[StateSpan] = []
     for point in run.states:
         full = point.state == "pre_buffer" and point.storage_free <= EPS
@@ -216,7 +216,7 @@ def _state_spans(run: CameraRun, end: float) -> list[StateSpan]:
     return [s for s in spans if s.end > s.start + EPS or s is spans[-1]]
 
 
-def _footage(run: CameraRun) -> list[FootageSpan]:
+def _footage(run: ObservedCamera) -> list[FootageSpan]:
     out = []
     for rec in sorted(run.recordings.values(), key=lambda r: (r.start, r.recording)):
         out.append(FootageSpan(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.world.oracle import REPORT_KEYS, empty_missed
-from sim.world.replay import CameraRun, ReplayResult
+from sim.world.replay import ObservedCamera, ReplayResult
 from sim.world.scenario import Expect
 
 MISSED_TOLERANCE = 0.01
@@ -17,7 +17,7 @@ def _r(x: float) -> float:
     return 0.0 if v == 0 else v
 
 
-def refused_count(run: CameraRun) -> int:
+def refused_count(run: ObservedCamera) -> int:
     """NACKed deliveries; a redelivered id is answered again but not counted again."""
     seen: set[object] = set()
     n = 0
@@ -32,7 +32,7 @@ def refused_count(run: CameraRun) -> int:
     return n
 
 
-def _recordings(run: CameraRun) -> list[dict[str, Any]]:
+def _recordings(run: ObservedCamera) -> list[dict[str, Any]]:
     out = []
     for rec in sorted(run.recordings.values(), key=lambda r: (r.start, r.recording)):
         out.append({

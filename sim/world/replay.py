@@ -6,6 +6,10 @@ and wakes each node at its own deadline. While it does so it *observes*: first d
 timeline message per camera (and what state the camera had reported just before), losses on the
 bus, and every publication each camera made. At ``end`` the oracle judges those observations
 against the scenario's ground truth.
+
+What the oracle needs of a camera is an :class:`ObservedCamera`; :func:`judge_run` judges a set of
+them. A run on a real broker (:mod:`sim.live.hil`) observes the same things from outside the
+device and is judged by the same function, so its report, trace and timeline are a replay's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,14 +46,12 @@ class FirstDelivery:
     ok: bool | None = None  # the camera's ack, when it sent one
 
 
-@dataclass(eq=False, slots=True)
-class CameraRun:
-    """Everything observed of one camera during a replay."""
+@dataclass(eq=False, slots=True, kw_only=True)
+class ObservedCamera:
+    """Everything observed of one camera during a run: what the oracle and the views read."""
 
     spec: CameraSpec
-    node: CameraNode
     topics: Topics
-    timer: Handle | None = None
     last_state: StateReport | None = None
     states: list[StatePoint] = field(default_factory=list)
     recordings: dict[str, RecordingMeta] = field(default_factory=dict)
@@ -57,6 +59,17 @@ class CameraRun:
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
+    # Live runs only: when the device was offline, and moments the harness timed itself.
+    offline: list[tuple[float, float]] = field(default_factory=list)
+    timed: list[float] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class CameraRun(ObservedCamera):
+    """One camera of a replay: its observations and the node the replay drives."""
+
+    node: CameraNode
+    timer: Handle | None = None
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -65,9 +78,12 @@ class CameraRun:
 @dataclass(slots=True)
 class ReplayResult:
     scenario: Scenario
-    cameras: dict[str, CameraRun]
+    cameras: Mapping[str, ObservedCamera]
     windows: dict[str, list[Window]]
     judgements: dict[str, Judgement]
+    # A run on a real broker (SPEC §15): broker, devices, clock mapping, tolerance. The report
+    # carries it as its ``live`` key; ``None`` for a simulated run.
+    live: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -269,125 +285,145 @@ class Replay:
     # ------------------------------------------------------------------ judging
 
     def _judge(self) -> ReplayResult:
-        windows = {cam: self._windows(run) for cam, run in self.runs.items()}
-        judgements = {}
-        for cam, run in self.runs.items():
-            obs = Observation(
-                camera_id=cam,
-                prebuffer_s=run.spec.params.prebuffer_s,
-                windows=windows[cam],
-                footage=[seg for rec in run.recordings.values() for seg in rec.segment_list],
-                states=run.states,
-                deactivations=self._deactivations(run, windows[cam]),
-                alerts=run.alerts,
-            )
-            judgements[cam] = judge(obs)
-        return ReplayResult(self.scenario, self.runs, windows, judgements)
+        return judge_run(self.scenario, self.runs)
 
-    def _windows(self, run: CameraRun) -> list[Window]:
-        """Ground truth: the camera's required windows, from the scenario alone."""
-        sc = self.scenario
-        policy = sc.policy
-        cam = run.spec.id
-        # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
-        open_: dict[str, tuple[str, float, list[int]]] = {}
-        out: list[Window] = []
 
-        def close(aid: str, end: float, end_idx: int | None) -> None:
-            activity, start, idxs = open_.pop(aid)
-            told = run.delivered.get(end_idx) if end_idx is not None else None
-            # The same activity may be announced more than once (its own topic and the team's,
-            # a resend): the camera knew of the window from the first of them to arrive.
-            firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
-            first = min(firsts, key=lambda f: f.seq) if firsts else None
-            out.append(Window(
-                activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
-                delivered=first.at if first else None,
-                lost=first is None and any(i in run.lost for i in idxs),
-                prior_state=first.prior_state if first else None,
-                prior_since=first.prior_since if first else 0.0,
-                prior_storage_free=first.prior_storage_free if first else math.inf,
-                told_end=(told.at + policy.post_s.get(activity, 0.0)
-                          if told is not None and told.ok else None),
-            ))
+def judge_run(
+    scenario: Scenario,
+    cameras: Mapping[str, ObservedCamera],
+    *,
+    tolerance_s: float = 0.0,
+    live: dict[str, Any] | None = None,
+) -> ReplayResult:
+    """Judge every camera's observations against the scenario's ground truth (SPEC §8).
 
-        for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
-            if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
-                continue
-            aid = str(e.fields.get("activity_id"))
-            if e.event == "activity_start":
-                activity = str(e.fields.get("activity"))
-                if aid in open_:
-                    if open_[aid][0] == activity:
-                        open_[aid][2].append(e.index)
-                elif policy.is_required(activity):
-                    open_[aid] = (activity, e.at, [e.index])
-            elif aid in open_:
-                close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
-        for aid in list(open_):
-            close(aid, sc.end, None)
-        out.sort(key=lambda w: (w.start, w.activity_id))
-        return [w for w in out if w.end > w.start]
+    ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
+    """
+    windows = {cam: required_windows(scenario, seen) for cam, seen in cameras.items()}
+    judgements = {}
+    for cam, seen in cameras.items():
+        obs = Observation(
+            camera_id=cam,
+            prebuffer_s=seen.spec.params.prebuffer_s,
+            windows=windows[cam],
+            footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
+            states=seen.states,
+            deactivations=allowed_deactivations(scenario, seen, windows[cam]),
+            alerts=seen.alerts,
+            offline=seen.offline,
+            timed=seen.timed,
+            tolerance_s=tolerance_s,
+        )
+        judgements[cam] = judge(obs)
+    return ReplayResult(scenario, cameras, windows, judgements, live)
 
-    def _deactivations(self, run: CameraRun, windows: list[Window]) -> list[tuple[float, float]]:
-        """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
-        sc = self.scenario
-        policy = sc.policy
-        # The windows as the camera knew them: from the arrival of the start to the arrival of
-        # the end plus post_s (or the end of the run when the end never arrived) — a
-        # deactivation is judged by what the camera was told, not by the ground truth.
-        known = [(w.delivered, w.told_end if w.told_end is not None else sc.end) for w in windows
-                 if w.delivered is not None]
 
-        def open_until(t: float) -> float | None:
-            ends = [b for a, b in known if a <= t < b]
-            if not ends:
-                return None
-            # extend through windows that overlap, until none is open
-            end = max(ends)
-            while True:
-                more = [b for a, b in known if a <= end < b]
-                if not more or max(more) <= end:
-                    return end
-                end = max(more)
+def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
+    """Ground truth: the camera's required windows, from the scenario alone (with what
+    became of their triggers)."""
+    policy = sc.policy
+    cam = run.spec.id
+    # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
+    open_: dict[str, tuple[str, float, list[int]]] = {}
+    out: list[Window] = []
 
-        out: list[tuple[float, float]] = []
-        start: float | None = None
-        limit = sc.end
-        running: set[str] = set()
-        for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
-            if first.ok is not True:
-                continue
-            e = sc.timeline[idx]
-            if start is not None and first.at >= limit:
-                out.append((start, limit))
-                start = None
-            f = e.fields
-            # Only a *new* required activity resumes; a repeated start of a running one is
-            # a duplicate and changes nothing (R-NOSPLIT).
-            new_required = False
-            if e.event == "activity_start":
-                aid = str(f.get("activity_id"))
-                new_required = aid not in running and policy.is_required(str(f.get("activity")))
-                running.add(aid)
-            elif e.event == "activity_end":
-                running.discard(str(f.get("activity_id")))
-            if start is None:
-                if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
-                    until = open_until(first.at)
-                    if until is not None:
-                        start, limit = first.at, until
-            elif (
-                e.event == "reactivate"
-                or new_required
-                or (e.event == "signal" and f.get("source") in policy.signals)
-                or (e.event == "button" and f.get("action") == "start")
-            ):
-                out.append((start, first.at))
-                start = None
-        if start is not None:
-            out.append((start, min(limit, sc.end)))
-        return out
+    def close(aid: str, end: float, end_idx: int | None) -> None:
+        activity, start, idxs = open_.pop(aid)
+        told = run.delivered.get(end_idx) if end_idx is not None else None
+        # The same activity may be announced more than once (its own topic and the team's,
+        # a resend): the camera knew of the window from the first of them to arrive.
+        firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
+        first = min(firsts, key=lambda f: f.seq) if firsts else None
+        out.append(Window(
+            activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
+            delivered=first.at if first else None,
+            lost=first is None and any(i in run.lost for i in idxs),
+            prior_state=first.prior_state if first else None,
+            prior_since=first.prior_since if first else 0.0,
+            prior_storage_free=first.prior_storage_free if first else math.inf,
+            told_end=(told.at + policy.post_s.get(activity, 0.0)
+                      if told is not None and told.ok else None),
+        ))
+
+    for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
+        if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
+            continue
+        aid = str(e.fields.get("activity_id"))
+        if e.event == "activity_start":
+            activity = str(e.fields.get("activity"))
+            if aid in open_:
+                if open_[aid][0] == activity:
+                    open_[aid][2].append(e.index)
+            elif policy.is_required(activity):
+                open_[aid] = (activity, e.at, [e.index])
+        elif aid in open_:
+            close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
+    for aid in list(open_):
+        close(aid, sc.end, None)
+    out.sort(key=lambda w: (w.start, w.activity_id))
+    return [w for w in out if w.end > w.start]
+
+
+def allowed_deactivations(
+    sc: Scenario, run: ObservedCamera, windows: list[Window]
+) -> list[tuple[float, float]]:
+    """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
+    policy = sc.policy
+    # The windows as the camera knew them: from the arrival of the start to the arrival of
+    # the end plus post_s (or the end of the run when the end never arrived) — a
+    # deactivation is judged by what the camera was told, not by the ground truth.
+    known = [(w.delivered, w.told_end if w.told_end is not None else sc.end) for w in windows
+             if w.delivered is not None]
+
+    def open_until(t: float) -> float | None:
+        ends = [b for a, b in known if a <= t < b]
+        if not ends:
+            return None
+        # extend through windows that overlap, until none is open
+        end = max(ends)
+        while True:
+            more = [b for a, b in known if a <= end < b]
+            if not more or max(more) <= end:
+                return end
+            end = max(more)
+
+    out: list[tuple[float, float]] = []
+    start: float | None = None
+    limit = sc.end
+    running: set[str] = set()
+    for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
+        if first.ok is not True:
+            continue
+        e = sc.timeline[idx]
+        if start is not None and first.at >= limit:
+            out.append((start, limit))
+            start = None
+        f = e.fields
+        # Only a *new* required activity resumes; a repeated start of a running one is
+        # a duplicate and changes nothing (R-NOSPLIT).
+        new_required = False
+        if e.event == "activity_start":
+            aid = str(f.get("activity_id"))
+            new_required = aid not in running and policy.is_required(str(f.get("activity")))
+            running.add(aid)
+        elif e.event == "activity_end":
+            running.discard(str(f.get("activity_id")))
+        if start is None:
+            if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
+                until = open_until(first.at)
+                if until is not None:
+                    start, limit = first.at, until
+        elif (
+            e.event == "reactivate"
+            or new_required
+            or (e.event == "signal" and f.get("source") in policy.signals)
+            or (e.event == "button" and f.get("action") == "start")
+        ):
+            out.append((start, first.at))
+            start = None
+    if start is not None:
+        out.append((start, min(limit, sc.end)))
+    return out
 
 
 def _text(payload: bytes) -> str:
