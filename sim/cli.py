@@ -204,6 +204,15 @@ def live(
     clock: Annotated[str, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
     )] = "unix",
+    param: Annotated[list[str] | None, typer.Option(
+        help="Camera parameter NAME=VALUE (repeatable), e.g. prebuffer_s=60 (SPEC §2)."
+    )] = None,
+    speed: Annotated[float, typer.Option(
+        help="Scaled clock: the camera's clock reads SPEED x Unix time, its timers run SPEED times faster."
+    )] = 1.0,
+    start_at: Annotated[float | None, typer.Option(
+        help="Power on (enter --initial) at this Unix time; connected but off until then."
+    )] = None,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
@@ -224,6 +233,7 @@ def live(
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
         clock=clock,  # type: ignore[arg-type]  # checked above
+        params=tuple(param or ()), speed=speed, start_at=start_at,
     )
     try:
         code = run_live(options)
