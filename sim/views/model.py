@@ -45,6 +45,7 @@ __all__ = [
     "StateSpan",
     "fmt_duration",
     "fmt_hms",
+    "live_summary",
     "miss_tone",
     "run_view",
 ]
@@ -89,6 +90,37 @@ def miss_tone(missed_s: Mapping[str, float], unannounced: Sequence[str]) -> str:
     if missed_s.get("controller", 0.0) > EPS or unannounced:
         return "fault"
     return "excused" if missed_s.get("total", 0.0) > EPS else "none"
+
+
+def live_summary(live: Mapping[str, Any]) -> list[str]:
+    """A live run's metadata as short sentences, for every picture of it (SPEC §15)."""
+    clock = live["clock"]
+    devices = ", ".join(
+        cam if info["device"] == cam else f"{cam} = device {info['device']}"
+        for cam, info in live["devices"].items()
+    )
+    lines = [
+        f"Live run on {live['broker']}{' (TLS)' if live.get('tls') else ''}, topic prefix "
+        f"{live['prefix']}, run {live['run']}; devices: {devices}.",
+        f"Clock: devices read {clock['speed']:g} x Unix time; scenario second 0 = Unix "
+        f"{clock['start_unix']:.3f} (device time {clock['device_origin']:.3f}).",
+        f"Tolerance {fmt_duration(live['tolerance_s'])} of scenario time "
+        f"({live['tolerance_wall_s'] * 1000:g} ms of wall time); the harness ran at most "
+        f"{fmt_duration(live['lag_s'])} late; jitter excused: {fmt_duration(live['excused_s'])}.",
+    ]
+    for cam, info in live["devices"].items():
+        if info.get("offline"):
+            spans = ", ".join(f"{fmt_hms(a)}-{fmt_hms(b)}" for a, b in info["offline"])
+            lines.append(f"{cam} was OFFLINE {spans}: misses there count as bus, not as the "
+                         "controller's.")
+        if info.get("unacknowledged"):
+            lines.append(f"{cam} never acknowledged {', '.join(info['unacknowledged'])}.")
+    if live.get("prompted"):
+        lines.append(f"Caused by the operator when prompted: {', '.join(live['prompted'])}.")
+    lines.extend(live.get("notes", []))
+    if not live.get("complete", True):
+        lines.append("Incomplete: a device was offline or silent, so not everything was judged.")
+    return lines
 
 
 # ------------------------------------------------------------------------------ the view
@@ -200,6 +232,7 @@ class RunView:
     missed_s: dict[str, float]
     expect: dict[str, Any] | None
     cameras: list[CameraView]
+    live: dict[str, Any] | None = None  # a run on a real broker: the report's ``live`` block
 
 
 def _state_spans(run: ObservedCamera, end: float) -> list[StateSpan]:
@@ -306,7 +339,7 @@ def run_view(
     return RunView(
         name=sc.name, description=sc.description, policy=report["policy"], seed=sc.seed,
         end=float(sc.end), verdict=report["verdict"], missed_s=dict(report["missed_s"]),
-        expect=report.get("expect"), cameras=cameras,
+        expect=report.get("expect"), cameras=cameras, live=report.get("live"),
     )
 
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.messages import Alert
@@ -255,7 +255,7 @@ def judge(obs: Observation) -> Judgement:
                 else:
                     pieces.append(Miss(lo, hi, c, knew))
 
-    jitter = _Jitter(obs)
+    jitter = _Jitter(obs, [x for pair in zip(reaches, kepts, strict=True) for x in pair])
     excused = [m for m in pieces if m.cause == "controller" and jitter.covers(m)]
     pieces = [m for m in pieces if m not in excused]
     missed = empty_missed()
@@ -275,13 +275,15 @@ class _Jitter:
     """Which misses are small enough, and close enough to a harness-timed moment, to be jitter.
 
     Harness-timed moments: every window's edges, the arrival of its trigger and of its end,
-    the bounds of deactivations (derived from arrivals), and ``obs.timed``. With a zero
-    tolerance (every simulated run) nothing is jitter.
+    what is derived from an arrival (how far the buffer reached back from it, how much of it
+    fitted in storage; the bounds of deactivations), and ``obs.timed``. With a zero tolerance
+    (every simulated run) nothing is jitter.
     """
 
-    def __init__(self, obs: Observation) -> None:
+    def __init__(self, obs: Observation, derived: Iterable[float | None]) -> None:
         self.tol = obs.tolerance_s
         moments: set[float] = set(obs.timed)
+        moments.update(x for x in derived if x is not None)
         for w in obs.windows:
             moments.update(x for x in (w.start, w.end, w.delivered, w.told_end) if x is not None)
         for a, b in obs.deactivations:

@@ -1,0 +1,823 @@
+"""Hardware in the loop: a scenario played on a real broker against devices, judged by the oracle.
+
+Theory of operation
+-------------------
+The harness is the world of a scenario, made real. The cameras are *devices* — a firmware team's
+prototype, or ``bwcsim live`` standing in for one — already connected to the broker, or
+started for the run (:mod:`sim.live.devices`). The harness
+
+1. subscribes to everything each device publishes (``<prefix>/<device>/+``);
+2. fixes the run's clock (:class:`~sim.live.clock.ClockMapping`): scenario second 0 is a Unix
+   time, and the devices run on the scaled clock, ``speed * Unix time``;
+3. checks that every device it can see starts where the scenario starts it (``initial``);
+4. publishes every timeline message when its time comes — ids prefixed with the run's tag, so a
+   device that remembers ids across runs (R-IDEM) never takes a new run's message for an old
+   one, and ``ts`` on the device clock — or, for an event named in ``prompt`` (a physical
+   event such as ``dock`` on a camera that has no way to be docked over MQTT), tells the
+   operator to cause it;
+5. at ``end`` lets in-flight publications arrive, then has every camera still recording close
+   its recording (``dock``, the one event that always closes one, R-DOCK; a started device is
+   simply stopped, which publishes its open recording) so that its footage is known;
+6. and finally turns what it saw into exactly what a simulated replay observes
+   (:class:`~sim.world.replay.ObservedCamera`) and judges it with the same oracle, so the report,
+   the trace, the timeline and the JUnit file are a replay's, plus a ``live`` block.
+
+Everything the harness saw carries the wall-clock instant it was seen; all judging happens after
+the run, from that log (:func:`observe`), so it can be tested without a broker.
+
+Rules (SPEC §15, decided)
+-------------------------
+* **Ground truth is what was played.** A message the harness published late (a busy machine)
+  is an activity that began late: its window starts at ``played - delay_s`` and its ``ts``
+  says so. The oracle then compares the device with the world it was shown.
+* **Times.** The device's own times (``since``, an alert's ``at`` and ``span``, a recording's
+  start, end and segments) are mapped to scenario time by the clock rule; what only the harness
+  can time — when a message reached the device — is the arrival of the device's ack for it.
+  The state a message found the device in is the last state the device reported with a
+  ``since`` before the message was sent.
+* **Tolerance.** Jitter between those two clocks is absorbed by an explicit ``tolerance_s``
+  (default: 0.25 s of scenario time or 20 ms of wall-clock time, whichever is longer), passed
+  to the oracle: controller stretches no longer than it at a moment the harness timed are
+  excused (and reported), slivers that small need no alert, and alerts may be that much early
+  or late. Nothing else is loosened. ``expect: missed_s`` is compared within twice the
+  tolerance per stretch of that cause.
+* **Offline.** A device whose availability is not ``online`` (its Last Will fired, or it never
+  came) is *offline*; uncovered seconds then are ``bus``, not the controller's, and the run is
+  reported incomplete. A device that was online and never acknowledged a message is taken to
+  have received it when it was sent, and the message is listed as unacknowledged.
+* **End.** A recording closed after ``end`` is clipped to ``end`` and marked ``open``, as the
+  simulator's ``finish`` does. Whatever the devices report about times after ``end`` is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from controller.codec import AVAILABLE, Topics, decode_outbound, split_topic
+from controller.errors import BusError, BwcError, InvalidInput
+from controller.messages import Ack, Alert, MsgId, RecordingMeta, StateReport
+from controller.spans import EPS, union
+from sim.world.oracle import StatePoint
+from sim.world.replay import FirstDelivery, ObservedCamera, ReplayResult, judge_run
+from sim.world.scenario import BusSpec, Scenario, TimelineEntry
+
+from .bus import Bus, MqttBus, MqttEndpoint
+from .clock import ClockMapping
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "DEFAULT_TOLERANCE_WALL_S",
+    "PHYSICAL_EVENTS",
+    "DeviceError",
+    "DevicePlan",
+    "Devices",
+    "DevicesLate",
+    "HilOptions",
+    "LiveRun",
+    "LiveUnsupported",
+    "RunLog",
+    "default_tolerance",
+    "live_obstacles",
+    "observe",
+    "play",
+]
+
+DEFAULT_TOLERANCE_S = 0.25
+"""Scenario seconds: a real network at speed 1 jitters by tens of milliseconds."""
+DEFAULT_TOLERANCE_WALL_S = 0.02
+"""Wall-clock seconds: on a scaled clock the jitter of the wire grows with the speed."""
+PHYSICAL_EVENTS = ("dock", "undock", "button", "signal")
+"""Events that are physical on a real camera, which ``prompt`` may hand to the operator."""
+
+Say = Callable[[str], None]
+
+
+def default_tolerance(speed: float) -> float:
+    """The default tolerance at ``speed``, in scenario seconds (see the module docstring)."""
+    return max(DEFAULT_TOLERANCE_S, DEFAULT_TOLERANCE_WALL_S * speed)
+
+
+class LiveUnsupported(BwcError):
+    """The scenario needs something a real broker cannot do (see :func:`live_obstacles`)."""
+
+    def __init__(self, file: str, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__(f"{file}: cannot run live: " + "; ".join(reasons))
+
+
+class DeviceError(BwcError):
+    """A device is not where the scenario starts it, or a started one failed."""
+
+
+class DevicesLate(DeviceError):
+    """Started devices were not online by scenario second 0 (a busy machine: try a longer lead)."""
+
+
+def live_obstacles(scenario: Scenario) -> list[str]:
+    """Why ``scenario`` cannot be played on a real broker (empty when it can)."""
+    reasons = []
+    for kind, why in (
+        ("disconnect", "the harness cannot cut a device's link to a real broker"),
+        ("broker_outage", "the harness cannot take down a broker other clients share"),
+    ):
+        first = next((e for e in scenario.timeline if e.fault == kind), None)
+        if first is not None:
+            reasons.append(f"timeline[{first.index}] is a {kind} fault: {why}")
+    if scenario.bus != BusSpec():
+        reasons.append("bus: the simulated bus's seeded latency, drops and duplicates cannot be "
+                       "imposed on a real broker")
+    return reasons
+
+
+# ---------------------------------------------------------------------------- options, plan
+
+
+@dataclass(frozen=True, kw_only=True)
+class HilOptions:
+    """How to play scenarios live (``bwcsim run/check --live``)."""
+
+    broker: str  # the URL as given, for the report (never holds a password)
+    endpoint: MqttEndpoint | None = None  # None only with a bus given to play()
+    prefix: str | None = None  # the devices' topic prefix; default: the scenario's
+    camera_map: Mapping[str, str] = field(default_factory=dict)  # scenario camera → device id
+    speed: float = 1.0
+    tolerance_s: float | None = None  # scenario seconds; None: default_tolerance(speed)
+    start_at: float | None = None  # Unix time of scenario second 0; None: now + lead_s
+    lead_s: float = 2.0  # wall seconds from subscribing (or starting devices) to t = 0
+    prompt: frozenset[str] = frozenset()  # event types the operator causes
+    settle_s: float = 0.3  # wall seconds after end for publications still on the way
+    close_wait_s: float = 5.0  # wall seconds to wait for recordings closed at the end
+
+    @property
+    def tolerance(self) -> float:
+        return self.tolerance_s if self.tolerance_s is not None else default_tolerance(self.speed)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """What a set of devices started for one run must be told."""
+
+    scenario: Scenario
+    prefix: str
+    devices: Mapping[str, str]  # scenario camera → device id
+    clock: ClockMapping
+    tag: str  # unique to the run: client ids, topic prefix
+
+
+class Devices(Protocol):
+    """Devices the harness starts for a run and stops at its end (:mod:`sim.live.devices`)."""
+
+    def prefix_for(self, base: str, tag: str) -> str:
+        """The topic prefix the started devices use (a run of its own, isolated)."""
+        ...
+
+    async def start(self, plan: DevicePlan) -> None:
+        """Start every device; return at once (they power on at ``plan.clock.start_unix``)."""
+        ...
+
+    async def stop(self) -> list[str]:
+        """Stop every device (each publishes its open recording); problems seen, if any."""
+        ...
+
+
+# ---------------------------------------------------------------------------------- the log
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One timeline entry as played: when (scenario time), and what went on the wire."""
+
+    t: float
+    played_at: float  # when its activity happened: t - delay_s
+    topic: str
+    payload: bytes
+    prompted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One publication received from a device, at scenario time ``t`` (harness clock)."""
+
+    t: float
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass(slots=True)
+class RunLog:
+    """Everything one live run saw, in scenario seconds of the harness's clock."""
+
+    clock: ClockMapping
+    tag: str
+    prefix: str
+    devices: dict[str, str]  # scenario camera → device id
+    sent: dict[int, Sent] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    closed_at: float = math.inf  # when the closing phase began (after end + settle)
+    closing: dict[str, str] = field(default_factory=dict)  # camera → how its recording was closed
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LiveRun:
+    """A judged live run: the replay-shaped result (with its ``live`` block) and the trace."""
+
+    result: ReplayResult
+    records: list[dict[str, Any]]
+
+    @property
+    def complete(self) -> bool:
+        live = self.result.live or {}
+        return bool(live.get("complete", False))
+
+
+# ---------------------------------------------------------------------------------- playing
+
+
+class _Wire:
+    """What each timeline entry looks like on the devices' broker."""
+
+    def __init__(self, scenario: Scenario, prefix: str, devices: Mapping[str, str], tag: str,
+                 clock: ClockMapping) -> None:
+        self.sc = scenario
+        self.prefix = prefix
+        self.devices = devices
+        self.tag = tag
+        self.clock = clock
+
+    def msg_id(self, entry: TimelineEntry) -> str:
+        return f"{self.tag}-{entry.message_id}"
+
+    def topic(self, entry: TimelineEntry) -> str:
+        if entry.raw is not None:
+            return self.map_topic(entry.raw.topic)
+        if entry.camera is not None:
+            return f"{self.prefix}/{self.devices[entry.camera]}/event"
+        return f"{self.prefix}/team/{entry.team}/event"
+
+    def map_topic(self, topic: str) -> str:
+        """A scenario topic under the devices' prefix, with camera ids mapped to device ids."""
+        where = split_topic(topic, self.sc.prefix)
+        if where is not None:
+            who, kind = where
+            if who in self.devices:
+                return f"{self.prefix}/{self.devices[who]}/{kind}"
+            return f"{self.prefix}/{who}/{kind}"
+        head = self.sc.prefix + "/"
+        return self.prefix + "/" + topic[len(head):] if topic.startswith(head) else topic
+
+    def payload(self, entry: TimelineEntry, played_at: float) -> bytes:
+        if entry.raw is not None:
+            return entry.raw.payload_bytes  # scripted bytes go out as written
+        body = {"id": self.msg_id(entry), "type": entry.event, "ts": self.clock.device(played_at),
+                **entry.fields}
+        return msgspec.json.encode(body)
+
+
+async def play(
+    scenario: Scenario,
+    options: HilOptions,
+    *,
+    bus: Bus | None = None,
+    devices: Devices | None = None,
+    wall: Callable[[], float] = time.time,
+    say: Say | None = None,
+) -> LiveRun:
+    """Play ``scenario`` against the devices on the broker and judge what they did.
+
+    ``bus`` defaults to the broker of ``options.endpoint``; ``devices`` starts and stops the
+    devices for the run (else they must already be there); ``wall`` is the Unix clock (tests
+    pass a virtual one); ``say`` shows prompts and notes to the operator (stderr).
+    """
+    reasons = live_obstacles(scenario)
+    if reasons:
+        raise LiveUnsupported(scenario.file, reasons)
+    speak = say or _stderr
+    unknown = sorted(set(options.camera_map) - {c.id for c in scenario.cameras})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]!r} is not a camera of {scenario.file}", "--camera-map")
+    for event in options.prompt:
+        if event not in PHYSICAL_EVENTS:
+            raise InvalidInput(f"{event!r} is not a physical event ({', '.join(PHYSICAL_EVENTS)})",
+                               "--prompt")
+    mapped = {c.id: options.camera_map.get(c.id, c.id) for c in scenario.cameras}
+    for device in mapped.values():
+        if not device or any(ch in device for ch in "/+#"):
+            raise InvalidInput(f"device id {device!r} must be non-empty without / + #", "--camera-map")
+    tag = secrets.token_hex(3)
+    base = options.prefix or scenario.prefix
+    prefix = devices.prefix_for(base, tag) if devices is not None else base
+    if bus is None:
+        if options.endpoint is None:
+            raise ValueError("play() needs options.endpoint or a bus")
+        bus = MqttBus(options.endpoint)
+
+    await bus.connect(f"bwcsim-hil-{tag}", clean_session=True)
+    start_unix = options.start_at if options.start_at is not None else wall() + options.lead_s
+    clock = ClockMapping(options.speed, start_unix)
+    log = RunLog(clock, tag, prefix, dict(mapped))
+    receiver: asyncio.Task[None] | None = None
+    started = False
+    try:
+        for device in mapped.values():
+            await bus.subscribe(f"{prefix}/{device}/+", 1)
+        receiver = asyncio.create_task(_collect(bus, log, wall))
+        if devices is not None:
+            await devices.start(DevicePlan(scenario, prefix, mapped, clock, tag))
+            started = True
+            late = await _wait_online(log, wall, clock.unix(0.0))
+            if late:
+                raise DevicesLate(f"{scenario.file}: {', '.join(late)} not online at scenario "
+                                  f"second 0 ({options.lead_s:g} s after being started)")
+        else:
+            await _sleep_until(wall, min(clock.unix(0.0), wall() + 1.0))
+            _check_initial(scenario, log, mapped)
+        await _play_timeline(scenario, options, log, bus, wall, speak)
+        await _sleep_until(wall, clock.unix(scenario.end) + options.settle_s)
+        log.closed_at = clock.from_unix(wall())
+        if devices is not None:
+            log.notes.extend(await devices.stop())
+            started = False
+            await asyncio.sleep(0.1)  # the last publications of stopped devices, on their way
+            log.closing.update(dict.fromkeys(mapped, "stopped"))
+        else:
+            await _close_recordings(scenario, options, log, bus, wall, speak)
+    finally:
+        if started and devices is not None:
+            with contextlib.suppress(DeviceError):
+                await devices.stop()
+        if receiver is not None:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+        with contextlib.suppress(BusError):
+            await bus.disconnect()
+    result, records = observe(scenario, log, options)
+    return LiveRun(result, records)
+
+
+async def _wait_online(log: RunLog, wall: Callable[[], float], deadline: float) -> list[str]:
+    """Wait until every device says ``online`` or ``deadline`` passes; the ones still missing."""
+    while True:
+        online = {s.topic for s in log.seen if s.payload == AVAILABLE}
+        missing = [d for d in log.devices.values() if f"{log.prefix}/{d}/availability" not in online]
+        if not missing or wall() >= deadline:
+            return missing
+        await asyncio.sleep(min(0.05, max(0.0, deadline - wall())))
+
+
+async def _collect(bus: Bus, log: RunLog, wall: Callable[[], float]) -> None:
+    async for msg in bus.messages():
+        log.seen.append(Seen(log.clock.from_unix(wall()), msg.topic, msg.payload, msg.retain))
+
+
+async def _sleep_until(wall: Callable[[], float], unix_t: float) -> None:
+    delay = unix_t - wall()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _check_initial(scenario: Scenario, log: RunLog, mapped: Mapping[str, str]) -> None:
+    """Refuse to play against a device that says it is somewhere the scenario does not start it."""
+    problems = []
+    for spec in scenario.cameras:
+        device = mapped[spec.id]
+        state = _last_state(log, device)
+        if state is not None and state.state != spec.initial:
+            problems.append(f"{spec.id} (device {device}) reports {state.state}; the scenario "
+                            f"starts it in {spec.initial}")
+    if problems:
+        raise DeviceError(
+            f"{scenario.file}: " + "; ".join(problems)
+            + " — put each device there before the run (or let the harness start them: --spawn)"
+        )
+
+
+def _last_state(log: RunLog, device: str) -> StateReport | None:
+    topic = f"{log.prefix}/{device}/state"
+    for seen in reversed(log.seen):
+        if seen.topic == topic:
+            decoded = _decode("state", seen.payload)
+            if isinstance(decoded, StateReport):
+                return decoded
+    return None
+
+
+async def _play_timeline(scenario: Scenario, options: HilOptions, log: RunLog, bus: Bus,
+                         wall: Callable[[], float], say: Say) -> None:
+    clock = log.clock
+    wire = _Wire(scenario, log.prefix, log.devices, log.tag, clock)
+    canonical: dict[tuple[str, bytes], int] = {}
+    for entry in scenario.timeline:
+        if entry.fault is None:
+            canonical.setdefault(entry.payload(scenario.prefix), entry.index)
+    for entry in sorted(scenario.timeline, key=lambda e: (e.send_at, e.index)):
+        if entry.fault is not None or entry.send_at > scenario.end:
+            continue  # never sent, as in simulation: a message not delivered by end never is
+        await _sleep_until(wall, clock.unix(entry.send_at))
+        now = clock.from_unix(wall())
+        first = canonical[entry.payload(scenario.prefix)]
+        # A repeat of an earlier message (a redelivery) repeats its bytes, ts included.
+        played_at = log.sent[first].played_at if first in log.sent else now - entry.delay_s
+        topic = wire.topic(entry)
+        if entry.event in options.prompt:
+            say(f"[{_hms(entry.send_at)}] {_target(entry, log.devices)}: {entry.event.upper()} "
+                f"now{_detail(entry)}")
+            log.sent[entry.index] = Sent(now, played_at, topic, b"", prompted=True)
+            continue
+        payload = wire.payload(entry, played_at)
+        await bus.publish(topic, payload, qos=1)
+        log.sent[entry.index] = Sent(now, played_at, topic, payload)
+
+
+async def _close_recordings(scenario: Scenario, options: HilOptions, log: RunLog, bus: Bus,
+                            wall: Callable[[], float], say: Say) -> None:
+    """Have every attached device still recording at ``end`` close (and so publish) it."""
+    recording = []
+    for spec in scenario.cameras:
+        device = log.devices[spec.id]
+        state = _last_state(log, device)
+        if state is not None and state.state == "recording":
+            recording.append(spec.id)
+    if not recording:
+        return
+    for cam in recording:
+        device = log.devices[cam]
+        if "dock" in options.prompt:
+            say(f"[end] {cam} (device {device}): the scenario is over — DOCK it now so that it "
+                "publishes its recording")
+            log.closing[cam] = "prompt"
+            continue
+        body = {"id": f"{log.tag}-close", "type": "dock", "ts": log.clock.device(scenario.end)}
+        await bus.publish(f"{log.prefix}/{device}/event", msgspec.json.encode(body), qos=1)
+        log.closing[cam] = "dock"
+    deadline = wall() + options.close_wait_s * (30 if "dock" in options.prompt else 1)
+    topics = {f"{log.prefix}/{log.devices[cam]}/recording" for cam in recording}
+    while wall() < deadline:
+        closed = {s.topic for s in log.seen if s.topic in topics and s.t >= log.closed_at}
+        if closed >= topics:
+            return
+        await asyncio.sleep(0.05)
+    for cam in recording:
+        log.notes.append(f"{cam}: no recording metadata after the end; its open recording is "
+                         "judged from its reported state")
+
+
+def _target(entry: TimelineEntry, devices: Mapping[str, str]) -> str:
+    if entry.camera is not None:
+        device = devices.get(entry.camera, entry.camera)
+        return entry.camera if device == entry.camera else f"{entry.camera} (device {device})"
+    return f"team {entry.team}"
+
+
+def _detail(entry: TimelineEntry) -> str:
+    fields = ", ".join(f"{k}={v}" for k, v in entry.fields.items())
+    return f" ({fields})" if fields else ""
+
+
+def _hms(t: float) -> str:
+    whole = int(t)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------------------- observing
+
+
+def _decode(kind: str, payload: bytes) -> object | None:
+    try:
+        return decode_outbound(kind, payload)
+    except (KeyError, msgspec.MsgspecError):
+        return None
+
+
+@dataclass(slots=True)
+class _Reported:
+    """One decoded publication of one camera, with when the harness saw it."""
+
+    t: float
+    order: int
+    msg: StateReport | Ack | Alert | RecordingMeta | bytes  # bytes: availability
+    kind: str
+    topic: str
+    payload: bytes
+
+
+def observe(
+    scenario: Scenario, log: RunLog, options: HilOptions
+) -> tuple[ReplayResult, list[dict[str, Any]]]:
+    """Turn a run's log into what a replay observes, judge it, and build its trace."""
+    clock = log.clock
+    end = scenario.end
+    tol = options.tolerance
+    by_device = {device: cam for cam, device in log.devices.items()}
+    reported: dict[str, list[_Reported]] = {cam: [] for cam in log.devices}
+    records: list[tuple[float, int, dict[str, Any]]] = []
+    seq = 0
+
+    def record(t: float, rec: dict[str, Any]) -> None:
+        nonlocal seq
+        seq += 1
+        records.append((t, seq, {"t": t, **rec}))
+
+    for order, seen in enumerate(log.seen):
+        where = split_topic(seen.topic, log.prefix)
+        if where is None or where[0] not in by_device or where[1] == "event":
+            continue
+        cam, kind = by_device[where[0]], where[1]
+        if kind == "availability":
+            if seen.payload:
+                reported[cam].append(_Reported(seen.t, order, seen.payload, kind, seen.topic,
+                                               seen.payload))
+            continue
+        msg = _decode(kind, seen.payload)
+        if isinstance(msg, StateReport | Ack | Alert | RecordingMeta):
+            reported[cam].append(_Reported(seen.t, order, msg, kind, seen.topic, seen.payload))
+
+    played = _played_scenario(scenario, log)
+    # As in a replay, a message repeated byte for byte (a redelivery) is the same message: only
+    # its first copy is a delivery the oracle counts; the device answers the others again.
+    canonical: dict[tuple[str, bytes], int] = {}
+    for e in scenario.timeline:
+        if e.fault is None:
+            canonical.setdefault(e.payload(scenario.prefix), e.index)
+    first_copy = {e.index for e in scenario.timeline
+                  if e.fault is None and canonical[e.payload(scenario.prefix)] == e.index}
+    cameras: dict[str, ObservedCamera] = {}
+    live_devices: dict[str, Any] = {}
+    for spec in scenario.cameras:
+        cam = spec.id
+        seen_cam = ObservedCamera(spec=spec, topics=Topics(cam, scenario.prefix))
+        items = reported[cam]
+        before_close = [r for r in items if r.t <= log.closed_at]
+
+        # Availability → offline spans within the run.
+        offline = _offline_spans(items, end, log.closed_at)
+
+        # States: the device's word for when each change happened.
+        states: list[tuple[float, int, StateReport]] = []  # (since in scenario time, order, report)
+        prev: str | None = None
+        prev_since: float | None = None
+        for r in before_close:
+            if not isinstance(r.msg, StateReport):
+                continue
+            since = clock.from_device(r.msg.since)
+            if since > end + EPS:
+                continue  # a change after the end (the closing dock)
+            changed = r.msg.state != prev
+            # A change (a new state, or the same state entered anew) holds from when the device
+            # says it happened; a refresh of the same one (a new active list) from when it was
+            # published, which the harness knows only as when it arrived.
+            at = since if changed or since != prev_since else max(since, min(r.t, end))
+            prev_since = since
+            states.append((since, r.order, r.msg))
+            seen_cam.states.append(StatePoint(at, r.msg.state, r.msg.storage_s))
+            if changed:
+                record(at, {"kind": "state", "camera": cam, "state": r.msg.state, "prev": prev,
+                            "active": list(r.msg.active), "battery_s": r.msg.battery_s,
+                            "storage_s": r.msg.storage_s})
+            prev = r.msg.state
+            seen_cam.last_state = msgspec.structs.replace(r.msg, since=since)
+        seen_cam.states.sort(key=lambda p: p.at)
+
+        # Alerts and recordings, on the scenario clock.
+        for r in items:
+            if isinstance(r.msg, Alert):
+                at = clock.from_device(r.msg.at)
+                if r.t > log.closed_at or at > end + EPS or r.t < 0:
+                    continue
+                span = r.msg.span
+                alert = msgspec.structs.replace(r.msg, at=at, span=None if span is None else
+                                            (clock.from_device(span[0]), clock.from_device(span[1])))
+                seen_cam.alerts.append(alert)
+                record(at, {"kind": "alert", "camera": cam, "alert": alert.kind, "at": at,
+                            "cause": alert.cause, "activity_id": alert.activity_id,
+                            "span": list(alert.span) if alert.span is not None else None})
+            elif isinstance(r.msg, RecordingMeta):
+                rec = _clip_recording(r.msg, clock, end)
+                if rec is not None:
+                    seen_cam.recordings[rec.recording] = rec
+                    record(min(r.t, end), {"kind": "recording", "camera": cam,
+                                           "recording": rec.recording, "incident": rec.incident,
+                                           "start": rec.start, "end": rec.end,
+                                           "buffer_s": rec.buffer_s, "reasons": list(rec.reasons),
+                                           "segments": rec.segments, "final": rec.final,
+                                           "open": rec.open})
+        if seen_cam.last_state is not None and seen_cam.last_state.state == "recording" and not any(
+            rec.open for rec in seen_cam.recordings.values()
+        ):
+            # The recording never got closed for us to see: judge it from the reported state.
+            since = seen_cam.last_state.since
+            seen_cam.recordings["(open)"] = RecordingMeta(
+                camera=cam, recording="(open)", incident="(unknown)", start=since, end=end,
+                buffer_s=0.0, reasons=list(seen_cam.last_state.active), segments=1,
+                segment_list=[(since, end)], final=False, open=True)
+        if offline and offline[-1][1] >= end - EPS and seen_cam.last_state is not None \
+                and seen_cam.last_state.state == "recording":
+            # Offline to the end while recording: what it recorded since is unknown, not missed.
+            offline[-1] = (min(offline[-1][0], seen_cam.last_state.since), offline[-1][1])
+        seen_cam.offline = union(offline)
+
+        # Deliveries: a message reached the device when its ack came back.
+        unacked: list[str] = []
+        acks = [r for r in before_close if isinstance(r.msg, Ack)]
+        wire_ids = {f"{log.tag}-{e.message_id}": e for e in scenario.timeline if e.event}
+        taken: set[int] = set()
+        raw_waiting = sorted((i for i, s in log.sent.items() if scenario.timeline[i].raw is not None
+                              and cam in scenario.targets(scenario.timeline[i])),
+                             key=lambda i: log.sent[i].t)
+        for r in acks:
+            assert isinstance(r.msg, Ack)
+            ack = r.msg
+            entry = wire_ids.get(ack.id) if isinstance(ack.id, str) else None
+            idx: int | None = None
+            scenario_id: MsgId | None
+            if entry is not None:
+                idx = next((i for i in _same_id(scenario, entry, log, cam)
+                            if i not in taken and log.sent[i].t <= r.t + EPS), None)
+                scenario_id = entry.message_id
+            else:
+                if ack.id == f"{log.tag}-close":
+                    continue
+                idx = next((i for i in raw_waiting if i not in taken and log.sent[i].t <= r.t + EPS),
+                           None)
+                scenario_id = ack.id
+            plain = Ack(id=scenario_id, ok=ack.ok, error=ack.error)
+            at = r.t
+            if idx is not None:
+                taken.add(idx)
+                e = scenario.timeline[idx]
+                sent = log.sent[idx]
+                # Sent to a device that was online, a message reaches it a hop later; its ack
+                # may come back much later (a broker's Nagle and delayed ACKs hold small
+                # packets up to ~40 ms, seconds on a scaled clock). Queued for a device that
+                # was offline, it arrived when the ack says.
+                at = r.t if _covered(offline, sent.t) else sent.t
+                if e.event is not None and idx in first_copy and idx not in seen_cam.delivered:
+                    prior = _prior_state(states, sent.t)
+                    seen_cam.delivered[idx] = FirstDelivery(
+                        0, at, prior.state if prior else None,
+                        clock.from_device(prior.since) if prior else 0.0,
+                        prior.storage_s if prior else math.inf, ack.ok)
+                record(at, {"kind": "deliver", "camera": cam, "topic": _scenario_topic(scenario, e),
+                            "payload": _scenario_payload(scenario, e, played, sent), "entry": idx})
+            seen_cam.acks.append(plain)
+            record(at, {"kind": "ack", "camera": cam, "id": plain.id, "ok": plain.ok,
+                        "error": plain.error, "received": r.t})
+        for idx, sent in log.sent.items():
+            e = scenario.timeline[idx]
+            if (e.event is None or sent.prompted or cam not in scenario.targets(e)
+                    or idx not in first_copy or idx in seen_cam.delivered
+                    or idx in taken or _covered(offline, sent.t)):
+                continue
+            # Online and silent: the device had the message (R-IDEM says it must answer).
+            prior = _prior_state(states, sent.t)
+            seen_cam.delivered[idx] = FirstDelivery(
+                0, sent.t, prior.state if prior else None,
+                clock.from_device(prior.since) if prior else 0.0,
+                prior.storage_s if prior else math.inf, None)
+            unacked.append(e.message_id)
+        for idx, sent in log.sent.items():
+            e = scenario.timeline[idx]
+            if e.event is not None and cam in scenario.targets(e) and idx in first_copy \
+                    and idx not in seen_cam.delivered and idx not in taken and not sent.prompted:
+                seen_cam.lost.add(idx)  # sent while the device was offline, never acknowledged
+        # Arrival order, as a replay counts it: by arrival, then in the order sent.
+        for arrival, (_, first) in enumerate(sorted(
+                seen_cam.delivered.items(), key=lambda kv: (kv[1].at, log.sent[kv[0]].t)), 1):
+            first.seq = arrival
+        seen_cam.timed = sorted(s.t for i, s in log.sent.items()
+                                if cam in scenario.targets(scenario.timeline[i]))
+        cameras[cam] = seen_cam
+        info: dict[str, Any] = {"device": log.devices[cam]}
+        if seen_cam.offline:
+            info["offline"] = [[a, b] for a, b in seen_cam.offline]
+        if unacked:
+            info["unacknowledged"] = unacked
+        if cam in log.closing:
+            info["closed_at_end"] = log.closing[cam]
+        live_devices[cam] = info
+
+    for idx, sent in sorted(log.sent.items(), key=lambda kv: kv[1].t):
+        record(sent.t, {"kind": "prompt" if sent.prompted else "send", "entry": idx,
+                        "topic": sent.topic, "payload": _text(sent.payload)})
+    lag = max((s.t - scenario.timeline[i].send_at for i, s in log.sent.items()), default=0.0)
+    live: dict[str, Any] = {
+        "broker": options.broker,
+        "tls": options.endpoint.tls is not None if options.endpoint is not None else False,
+        "username": options.endpoint.username if options.endpoint is not None else None,
+        "prefix": log.prefix,
+        "run": log.tag,
+        "devices": live_devices,
+        "clock": clock.describe(),
+        "tolerance_s": tol,
+        "tolerance_wall_s": tol / clock.speed,
+        "lag_s": max(0.0, round(lag, 3)),
+        "prompted": sorted(options.prompt),
+        "notes": list(log.notes),
+    }
+    result = judge_run(played, cameras, tolerance_s=tol, live=live)
+    excused = {cam: [[m.start, m.end] for m in j.excused] for cam, j in result.judgements.items()
+               if j.excused}
+    live["excused"] = excused
+    live["excused_s"] = round(sum(m.seconds for j in result.judgements.values() for m in j.excused), 6)
+    live["complete"] = not any("offline" in d or "unacknowledged" in d for d in live_devices.values())
+    records.append((end, seq + 1, {"t": end, "kind": "end"}))
+    records.sort(key=lambda r: (r[0], r[1]))
+    return result, [r[2] for r in records]
+
+
+def _played_scenario(scenario: Scenario, log: RunLog) -> Scenario:
+    """The scenario as it was played: every entry at the time it really happened."""
+    timeline = tuple(
+        dataclasses.replace(e, at=max(0.0, log.sent[e.index].played_at)) if e.index in log.sent else e
+        for e in scenario.timeline
+    )
+    return dataclasses.replace(scenario, timeline=timeline)
+
+
+def _same_id(scenario: Scenario, entry: TimelineEntry, log: RunLog, cam: str) -> list[int]:
+    """Played entries for ``cam`` carrying ``entry``'s id, in the order they were sent."""
+    return sorted((i for i, s in log.sent.items()
+                   if scenario.timeline[i].event is not None and not s.prompted
+                   and scenario.timeline[i].message_id == entry.message_id
+                   and cam in scenario.targets(scenario.timeline[i])),
+                  key=lambda i: log.sent[i].t)
+
+
+def _prior_state(states: list[tuple[float, int, StateReport]], sent_t: float) -> StateReport | None:
+    """The state in effect when a message was sent: the last report whose change came before."""
+    best: StateReport | None = None
+    for since, _order, report in states:
+        if since <= sent_t + EPS:
+            best = report
+    return best
+
+
+def _offline_spans(items: list[_Reported], end: float, closed_at: float) -> list[tuple[float, float]]:
+    spans: list[tuple[float, float]] = []
+    down_since: float | None = 0.0  # nothing heard yet: not known to be online
+    for r in items:
+        if r.kind != "availability" or r.t > closed_at:
+            continue
+        online = r.msg == AVAILABLE
+        if online and down_since is not None:
+            spans.append((max(0.0, down_since), max(0.0, min(r.t, end))))
+            down_since = None
+        elif not online and down_since is None:
+            down_since = r.t
+    if down_since is not None:
+        spans.append((max(0.0, down_since), end))
+    return [(a, b) for a, b in spans if b > a + EPS]
+
+
+def _covered(spans: list[tuple[float, float]], t: float) -> bool:
+    return any(a - EPS <= t < b for a, b in spans)
+
+
+def _clip_recording(meta: RecordingMeta, clock: ClockMapping, end: float) -> RecordingMeta | None:
+    """A device recording on the scenario clock; one closed after ``end`` is cut there, open."""
+    start = clock.from_device(meta.start)
+    stop = clock.from_device(meta.end)
+    if start >= end - EPS or stop <= 0:
+        return None  # after the run, or left over from before it
+    segments = [(clock.from_device(a), clock.from_device(b)) for a, b in meta.segment_list]
+    segments = [(a, min(b, end)) for a, b in segments if a < end - EPS]
+    cut = stop > end + EPS
+    return msgspec.structs.replace(
+        meta, start=start, end=min(stop, end), segment_list=segments, segments=len(segments),
+        open=meta.open or cut, final=meta.final and not cut,
+    )
+
+
+def _scenario_topic(scenario: Scenario, entry: TimelineEntry) -> str:
+    return entry.payload(scenario.prefix)[0]
+
+
+def _scenario_payload(scenario: Scenario, entry: TimelineEntry, played: Scenario, sent: Sent) -> str:
+    """What the trace shows as delivered: the scenario's message, with the ``ts`` it was played at."""
+    if entry.raw is not None:
+        return _text(entry.raw.payload_bytes)
+    return _text(played.timeline[entry.index].payload(scenario.prefix)[1])
+
+
+def _text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex:" + payload.hex()
+
