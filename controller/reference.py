@@ -29,8 +29,10 @@ class ReferenceNode:
         if len(self.camera.audit) == 0 and self.camera.since != now:
             # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
             # the buffer and the boot count from now, not from the epoch.
+            # Of the same class: a node built around a Camera subclass keeps it.
             setup = self.setup
-            self.camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial, now)
+            self.camera = type(self.camera)(setup.camera_id, setup.policy, setup.params,
+                                            setup.initial, now)
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:

@@ -3,7 +3,8 @@
 With ``--live`` the scenarios are played on a real broker against devices instead
 (:mod:`sim.live.hil`) and judged the same way. A scenario a real broker cannot play (a scripted
 outage, a simulated bus) is *skipped* with the reason; one whose device was offline is
-*incomplete*: not a controller failure, but not a pass either.
+*incomplete* (so is one that never acknowledged a message, or whose clock is not the run's):
+not a controller failure, but not a pass either.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ if TYPE_CHECKING:
 
 #: How each status is shown.
 MARKS = {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]", "error": "[yellow]ERROR[/]",
-         "skip": "[dim]SKIP[/]", "offline": "[yellow]OFFLINE[/]"}
+         "skip": "[dim]SKIP[/]", "incomplete": "[yellow]INCOMPLETE[/]"}
 
 
 @dataclass(slots=True)
 class CheckResult:
     file: Path
     name: str = ""
-    status: str = "pass"  # pass | fail | error | skip (cannot run live) | offline (live, incomplete)
+    # pass | fail | error | skip (cannot run live) | incomplete (live: a device offline, silent,
+    # or not on the run's clock, so not everything could be judged)
+    status: str = "pass"
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -92,11 +95,11 @@ def check_files(files: list[Path], factory: ControllerFactory, junit: Path | Non
     n_fail = sum(r.status == "fail" for r in results)
     n_err = sum(r.status == "error" for r in results)
     n_skip = sum(r.status == "skip" for r in results)
-    n_off = sum(r.status == "offline" for r in results)
+    n_off = sum(r.status == "incomplete" for r in results)
     passed = len(results) - n_fail - n_err - n_skip - n_off
     summary = f"{passed} passed, {n_fail} failed"
     if n_off:
-        summary += f", {n_off} incomplete (a device offline)"
+        summary += f", {n_off} incomplete"
     if n_skip:
         summary += f", {n_skip} skipped (cannot run live)"
     if n_err:
@@ -145,8 +148,10 @@ async def _check_live(files: list[Path], live: LiveSession, show: Callable[[Chec
             doc = build_report(run.result)
             _judge(res, doc, scenario)
             info = doc["live"]
-            if not info["complete"] and res.status == "pass":
-                res.status = "offline"
+            if not info["complete"] and doc["verdict"] == "pass":
+                # Nothing failed where the devices could be judged; what an offline device
+                # could not show (its recordings, its refusals) is no verdict on it.
+                res.status = "incomplete"
             for cam, dev in info["devices"].items():
                 if "offline" in dev:
                     spans = ", ".join(f"{a:g}-{b:g}" for a, b in dev["offline"])
@@ -170,7 +175,7 @@ def _duration(seconds: float) -> str:
 def write_junit(results: list[CheckResult], path: Path) -> None:
     suite = ET.Element(
         "testsuite", name="bwcsim check", tests=str(len(results)),
-        failures=str(sum(r.status in ("fail", "offline") for r in results)),
+        failures=str(sum(r.status in ("fail", "incomplete") for r in results)),
         errors=str(sum(r.status == "error" for r in results)),
         time=f"{sum(r.seconds for r in results):.3f}",
     )
@@ -181,7 +186,7 @@ def write_junit(results: list[CheckResult], path: Path) -> None:
         case = ET.SubElement(suite, "testcase", classname="scenarios", name=str(r.file),
                              time=f"{r.seconds:.3f}")
         if r.status != "pass":
-            tag = {"fail": "failure", "offline": "failure", "skip": "skipped"}.get(r.status, "error")
+            tag = {"fail": "failure", "incomplete": "failure", "skip": "skipped"}.get(r.status, "error")
             el = ET.SubElement(case, tag, message=r.messages[0] if r.messages else r.status)
             el.text = "\n".join(r.messages)
     ET.indent(suite)

@@ -28,6 +28,7 @@ SPEC_IDS = [
     "R-TRIG", "R-BUF", "R-LATE", "R-NOSPLIT", "R-STOP", "R-MISS", "R-DOCK", "R-POWER", "R-STORE",
     "R-ROLL", "R-SIG", "R-IDEM", "R-BAD", "R-AUDIT", "R-META",
     "P-NOMISS", "P-NOSPLIT", "P-BAD", "P-IDEM", "P-DET", "P-AUDIT",
+    "R-HIL", "R-CLOCK", "R-JITTER",
 ]  # fmt: skip
 
 

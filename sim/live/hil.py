@@ -202,6 +202,7 @@ class Sent:
     played_at: float  # when its activity happened: t - delay_s
     topic: str
     payload: bytes
+    seen_before: int  # how many device publications the harness had received when it sent this
     prompted: bool = False
 
 
@@ -434,11 +435,12 @@ async def _play_timeline(scenario: Scenario, options: HilOptions, log: RunLog, b
         if entry.event in options.prompt:
             say(f"[{_hms(entry.send_at)}] {_target(entry, log.devices)}: {entry.event.upper()} "
                 f"now{_detail(entry)}")
-            log.sent[entry.index] = Sent(now, played_at, topic, b"", prompted=True)
+            log.sent[entry.index] = Sent(now, played_at, topic, b"", len(log.seen), prompted=True)
             continue
         payload = wire.payload(entry, played_at)
+        seen_before = len(log.seen)
         await bus.publish(topic, payload, qos=1)
-        log.sent[entry.index] = Sent(now, played_at, topic, payload)
+        log.sent[entry.index] = Sent(now, played_at, topic, payload, seen_before)
 
 
 async def _close_recordings(scenario: Scenario, options: HilOptions, log: RunLog, bus: Bus,
@@ -570,6 +572,7 @@ def observe(
 
         # States: the device's word for when each change happened.
         states: list[tuple[float, int, StateReport]] = []  # (since in scenario time, order, report)
+        changes: list[tuple[float, int]] = []  # (since, order) of the reports that changed state
         prev: str | None = None
         prev_since: float | None = None
         for r in before_close:
@@ -582,9 +585,12 @@ def observe(
             # A change (a new state, or the same state entered anew) holds from when the device
             # says it happened; a refresh of the same one (a new active list) from when it was
             # published, which the harness knows only as when it arrived.
-            at = since if changed or since != prev_since else max(since, min(r.t, end))
+            fresh = changed or since != prev_since
+            at = since if fresh else max(since, min(r.t, end))
             prev_since = since
             states.append((since, r.order, r.msg))
+            if fresh:
+                changes.append((since, r.order))
             seen_cam.states.append(StatePoint(at, r.msg.state, r.msg.storage_s))
             if changed:
                 record(at, {"kind": "state", "camera": cam, "state": r.msg.state, "prev": prev,
@@ -593,6 +599,9 @@ def observe(
             prev = r.msg.state
             seen_cam.last_state = msgspec.structs.replace(r.msg, since=since)
         seen_cam.states.sort(key=lambda p: p.at)
+        clock_note = _clock_check(cam, log.devices[cam], changes, before_close, tol, clock.speed)
+        if clock_note is not None:
+            log.notes.append(clock_note)
 
         # Alerts and recordings, on the scenario clock.
         for r in items:
@@ -617,17 +626,16 @@ def observe(
                                            "buffer_s": rec.buffer_s, "reasons": list(rec.reasons),
                                            "segments": rec.segments, "final": rec.final,
                                            "open": rec.open})
-        if seen_cam.last_state is not None and seen_cam.last_state.state == "recording" and not any(
-            rec.open for rec in seen_cam.recordings.values()
-        ):
+        gone = bool(offline) and offline[-1][1] >= end - EPS  # offline at the end
+        if not gone and seen_cam.last_state is not None and seen_cam.last_state.state == "recording" \
+                and not any(rec.open for rec in seen_cam.recordings.values()):
             # The recording never got closed for us to see: judge it from the reported state.
             since = seen_cam.last_state.since
             seen_cam.recordings["(open)"] = RecordingMeta(
                 camera=cam, recording="(open)", incident="(unknown)", start=since, end=end,
                 buffer_s=0.0, reasons=list(seen_cam.last_state.active), segments=1,
                 segment_list=[(since, end)], final=False, open=True)
-        if offline and offline[-1][1] >= end - EPS and seen_cam.last_state is not None \
-                and seen_cam.last_state.state == "recording":
+        if gone and seen_cam.last_state is not None and seen_cam.last_state.state == "recording":
             # Offline to the end while recording: what it recorded since is unknown, not missed.
             offline[-1] = (min(offline[-1][0], seen_cam.last_state.since), offline[-1][1])
         seen_cam.offline = union(offline)
@@ -668,7 +676,7 @@ def observe(
                 # was offline, it arrived when the ack says.
                 at = r.t if _covered(offline, sent.t) else sent.t
                 if e.event is not None and idx in first_copy and idx not in seen_cam.delivered:
-                    prior = _prior_state(states, sent.t)
+                    prior = _prior_state(states, sent)
                     seen_cam.delivered[idx] = FirstDelivery(
                         0, at, prior.state if prior else None,
                         clock.from_device(prior.since) if prior else 0.0,
@@ -685,7 +693,7 @@ def observe(
                     or idx in taken or _covered(offline, sent.t)):
                 continue
             # Online and silent: the device had the message (R-IDEM says it must answer).
-            prior = _prior_state(states, sent.t)
+            prior = _prior_state(states, sent)
             seen_cam.delivered[idx] = FirstDelivery(
                 0, sent.t, prior.state if prior else None,
                 clock.from_device(prior.since) if prior else 0.0,
@@ -735,10 +743,33 @@ def observe(
                if j.excused}
     live["excused"] = excused
     live["excused_s"] = round(sum(m.seconds for j in result.judgements.values() for m in j.excused), 6)
-    live["complete"] = not any("offline" in d or "unacknowledged" in d for d in live_devices.values())
+    live["complete"] = not any("offline" in d or "unacknowledged" in d
+                               for d in live_devices.values()) and not any(
+        "clock disagrees" in note for note in log.notes)
     records.append((end, seq + 1, {"t": end, "kind": "end"}))
     records.sort(key=lambda r: (r[0], r[1]))
     return result, [r[2] for r in records]
+
+
+def _clock_check(cam: str, device: str, changes: list[tuple[float, int]],
+                 reports: list[_Reported], tol: float, speed: float) -> str | None:
+    """A device whose clock is not the run's: its state changes seem to happen at the wrong time.
+
+    A device publishes a change of state as it happens, so the ``since`` of a change the
+    harness receives during the run is a moment before it arrived. Ahead by more than the
+    tolerance, or far behind, the device is not on this run's clock (another ``--speed``, or a
+    clock that is not Unix time).
+    """
+    received = {r.order: r.t for r in reports}
+    offsets = sorted(since - received[order] for since, order in changes
+                     if received.get(order, -1.0) >= 0.0)
+    if not offsets:
+        return None
+    median = offsets[len(offsets) // 2]
+    if offsets[-1] > tol or median < -max(5 * tol, 10.0):
+        return (f"{cam}: device {device}'s clock disagrees with the run's by {median:+.3g} s "
+                f"(scenario time): is it on the scaled clock, {speed:g} x Unix time?")
+    return None
 
 
 def _played_scenario(scenario: Scenario, log: RunLog) -> Scenario:
@@ -759,11 +790,13 @@ def _same_id(scenario: Scenario, entry: TimelineEntry, log: RunLog, cam: str) ->
                   key=lambda i: log.sent[i].t)
 
 
-def _prior_state(states: list[tuple[float, int, StateReport]], sent_t: float) -> StateReport | None:
-    """The state in effect when a message was sent: the last report whose change came before."""
+def _prior_state(states: list[tuple[float, int, StateReport]], sent: Sent) -> StateReport | None:
+    """The state a message found: the last one reported before it was sent — received before
+    the send, or received after it but with a ``since`` before it (a report on its way). A
+    report received after the send with a ``since`` from then on is the message's own doing."""
     best: StateReport | None = None
-    for since, _order, report in states:
-        if since <= sent_t + EPS:
+    for since, order, report in states:
+        if order < sent.seen_before or since < sent.t - EPS:
             best = report
     return best
 

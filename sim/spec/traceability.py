@@ -63,6 +63,9 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",
     "P-AUDIT": "property: audit chain verifies",
+    "R-HIL": "live: devices judged like a replay",
+    "R-CLOCK": "live: scaled clock and its mapping",
+    "R-JITTER": "live: explicit timing tolerance",
 }
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
