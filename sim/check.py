@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
+import msgspec
 from rich.console import Console
 
 from controller.errors import BwcError
@@ -57,7 +58,7 @@ def _judge(res: CheckResult, doc: dict[str, Any], scenario: Scenario) -> None:
             res.messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
 
 
-def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
+def check_one(path: Path, factory: ControllerFactory, reports: Path | None = None) -> CheckResult:
     res = CheckResult(path)
     t0 = time.perf_counter()
     try:
@@ -66,17 +67,37 @@ def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
         res.status, res.messages = "error", [str(exc)]
         return res
     res.name = scenario.name
-    _judge(res, build_report(replay(scenario, factory)), scenario)
+    doc = build_report(replay(scenario, factory))
+    _judge(res, doc, scenario)
+    _keep_report(reports, path, doc)
     res.seconds = time.perf_counter() - t0
     return res
 
 
+def report_name(path: Path) -> str:
+    """The file ``--reports`` writes a scenario's report to: its path, flattened, ``.json``."""
+    parts = path.with_suffix("").parts
+    return "__".join(p for p in parts if p not in ("", "/", "..", ".")) + ".json"
+
+
+def _keep_report(folder: Path | None, path: Path, doc: dict[str, Any]) -> None:
+    if folder is not None:
+        (folder / report_name(path)).write_bytes(msgspec.json.encode(doc) + b"\n")
+
+
 def check_files(files: list[Path], factory: ControllerFactory, junit: Path | None,
-                live: LiveSession | None = None) -> int:
+                live: LiveSession | None = None, reports: Path | None = None) -> int:
     """Check every file, print one line each (stdout), return the exit code.
 
-    With ``live`` the files are played on its broker against its devices.
+    With ``live`` the files are played on its broker against its devices. With ``reports`` each
+    scenario's JSON report (SPEC §9) is written into that folder (:func:`report_name`).
     """
+    if reports is not None:
+        try:
+            reports.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"bwcsim: cannot write {reports}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
 
@@ -88,10 +109,10 @@ def check_files(files: list[Path], factory: ControllerFactory, junit: Path | Non
     if live is None:
         results = []
         for path in files:
-            results.append(check_one(path, factory))
+            results.append(check_one(path, factory, reports))
             show(results[-1])
     else:
-        results = asyncio.run(_check_live(files, live, show, console))
+        results = asyncio.run(_check_live(files, live, show, console, reports))
     n_fail = sum(r.status == "fail" for r in results)
     n_err = sum(r.status == "error" for r in results)
     n_skip = sum(r.status == "skip" for r in results)
@@ -119,7 +140,7 @@ def check_files(files: list[Path], factory: ControllerFactory, junit: Path | Non
 
 
 async def _check_live(files: list[Path], live: LiveSession, show: Callable[[CheckResult], None],
-                      console: Console) -> list[CheckResult]:
+                      console: Console, reports: Path | None) -> list[CheckResult]:
     from sim.live.hil import live_obstacles
 
     speed = live.options.speed
@@ -147,6 +168,7 @@ async def _check_live(files: list[Path], live: LiveSession, show: Callable[[Chec
         else:
             doc = build_report(run.result)
             _judge(res, doc, scenario)
+            _keep_report(reports, path, doc)
             info = doc["live"]
             if not info["complete"] and doc["verdict"] == "pass":
                 # Nothing failed where the devices could be judged; what an offline device

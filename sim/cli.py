@@ -283,6 +283,8 @@ def _no_live_options(args: _LiveArgs) -> None:
 def check(
     paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file.")] = None,
+    reports: Annotated[Path | None, typer.Option(
+        help="Write each scenario's JSON report into this folder.")] = None,
     controller: ControllerOpt = DEFAULT_FACTORY,
     live: LiveOpt = None,
     camera_map: CameraMapOpt = None,
@@ -321,7 +323,7 @@ def check(
         _fail(f"{missing[0]}: no such file or folder")
     if not files:
         _fail("no scenario files found")
-    raise typer.Exit(check_files(files, factory, junit, session))
+    raise typer.Exit(check_files(files, factory, junit, session, reports))
 
 
 @app.command()
@@ -412,8 +414,10 @@ def live(
     speed: Annotated[float, typer.Option(
         help="Scaled clock: the camera's clock reads SPEED x Unix time, its timers run SPEED times faster."
     )] = 1.0,
-    start_at: Annotated[float | None, typer.Option(
-        help="Power on (enter --initial) at this Unix time; connected but off until then."
+    start_at: Annotated[str | None, typer.Option(
+        metavar="UNIX|-",
+        help="Power on (enter --initial) at this Unix time, connected but off until then; -: say "
+             "ready on stdout, then read the time from stdin."
     )] = None,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
@@ -435,13 +439,24 @@ def live(
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
         clock=clock,  # type: ignore[arg-type]  # checked above
-        params=tuple(param or ()), speed=speed, start_at=start_at,
+        params=tuple(param or ()), speed=speed, start_at=_unix_time(start_at),
+        start_at_stdin=start_at == "-",
     )
     try:
         code = run_live(options)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+def _unix_time(text: str | None) -> float | None:
+    """``--start-at``: a Unix time, or ``-`` (read later from stdin, so ``None`` for now)."""
+    if text is None or text == "-":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        _fail(f"--start-at: {text!r} is not a Unix time (or -)")
 
 
 @app.command()

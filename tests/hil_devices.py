@@ -32,6 +32,7 @@ class RuntimeDevices:
         self.wall = wall
         self.factory = factory
         self.isolate = isolate
+        self.plan: DevicePlan
         self.runtimes: dict[str, CameraRuntime] = {}
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -39,12 +40,19 @@ class RuntimeDevices:
         return f"{base}/{tag}" if self.isolate else base
 
     async def start(self, plan: DevicePlan) -> None:
-        scenario, speed = plan.scenario, plan.clock.speed
+        self.plan = plan
+
+    async def ready(self) -> None:
+        pass
+
+    async def power_on(self, start_unix: float) -> None:
+        plan = self.plan
+        scenario, speed = plan.scenario, plan.speed
         for spec in scenario.cameras:
             device = plan.devices[spec.id]
             setup = CameraSetup(camera_id=device, policy=scenario.policy, params=spec.params,
                                 teams=spec.teams, initial=spec.initial, prefix=plan.prefix)
-            node = PowerOnAt(self.factory(setup), speed * plan.clock.start_unix)
+            node = PowerOnAt(self.factory(setup), speed * start_unix)
             runtime = CameraRuntime(
                 node, self.bus_factory(), prefix=plan.prefix, client_id=f"dev-{plan.tag}-{device}",
                 backoff=Backoff(initial_s=0.01, max_s=0.05), speed=speed,
@@ -61,6 +69,9 @@ class RuntimeDevices:
                 await asyncio.wait_for(task, 5.0)
         self.tasks.clear()
         return []
+
+    def tail(self, camera: str, lines: int = 3) -> str:
+        return ""
 
     def cut(self, hub: SimHub, camera: str) -> None:
         """Drop one device's link: the broker fires its Last Will (``offline``); it reconnects."""

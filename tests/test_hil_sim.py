@@ -147,7 +147,8 @@ async def test_connected_devices_under_other_ids_are_mapped_checked_and_closed_a
     wall = _wall()
     devices = RuntimeDevices(hub.client, wall, isolate=False)
     clock = ClockMapping(SPEED, wall() + 1.0)
-    await devices.start(DevicePlan(scenario, "lab", {"cam-1": "BWC-0042"}, clock, "t"))
+    await devices.start(DevicePlan(scenario, "lab", {"cam-1": "BWC-0042"}, SPEED, "t"))
+    await devices.power_on(clock.start_unix)
     options = HilOptions(broker="sim://hub", prefix="lab", camera_map={"cam-1": "BWC-0042"},
                          speed=SPEED, start_at=clock.start_unix)
     run = await play(scenario, options, bus=hub.client(), wall=wall)
@@ -176,7 +177,8 @@ async def test_a_prompted_dock_is_the_operators_and_the_device_says_when_it_happ
     wall = _wall()
     devices = RuntimeDevices(hub.client, wall, isolate=False)
     clock = ClockMapping(SPEED, wall() + 1.0)
-    await devices.start(DevicePlan(scenario, "bwc", {"cam-1": "cam-1"}, clock, "t"))
+    await devices.start(DevicePlan(scenario, "bwc", {"cam-1": "cam-1"}, SPEED, "t"))
+    await devices.power_on(clock.start_unix)
     said: list[str] = []
 
     def operator(text: str) -> None:

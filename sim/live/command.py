@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -88,6 +89,7 @@ class LiveOptions:
     params: tuple[str, ...] = ()  # NAME=VALUE camera parameters (SPEC §2)
     speed: float = 1.0  # the scaled clock (sim.live.clock)
     start_at: float | None = None  # Unix time to power on at; None: at once
+    start_at_stdin: bool = False  # say "ready" on stdout, then read start_at from stdin
 
 
 # ------------------------------------------------------------------------------ building
@@ -311,12 +313,25 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     return runtime
 
 
-def run_live(options: LiveOptions) -> int:
+def run_live(options: LiveOptions, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """The ``bwcsim live`` command: 0 after a clean stop, 1 if the stop was forced."""
     configure_logging(options.log_format, options.log_level)
     # Validate everything before touching the network, so bad input exits 2 at once.
     build_endpoint(options)
     build_node(options)
+    if options.start_at_stdin:
+        # A test bench starting many devices says when to power on once all of them can.
+        out, inp = stdout or sys.stdout, stdin or sys.stdin
+        out.write("ready\n")
+        out.flush()
+        line = inp.readline().strip()
+        try:
+            start_at = float(line)
+        except ValueError:
+            raise InvalidInput(f"expected a Unix time on standard input, got {line!r}",
+                               "--start-at") from None
+        options = dataclasses.replace(options, start_at=start_at, start_at_stdin=False)
+        build_node(options)
     try:
         asyncio.run(serve(options))
     except (asyncio.CancelledError, KeyboardInterrupt):

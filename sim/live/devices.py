@@ -7,10 +7,14 @@ one, a team's own through ``--controller``) run by ``bwcsim live`` on the bench'
 device in every way the harness can tell — it speaks SPEC §5 over a real network, on its own
 clock, in its own process. :class:`SpawnedDevices` starts one per camera of the scenario,
 configured as the scenario declares it (teams, initial state, every camera parameter, the
-policy), on the scaled clock and powered on at scenario second 0 (``--start-at``), so the same
-scenario sees the same cameras a replay sees. Each run gets a topic prefix and client ids of
-its own (``<prefix>/<run>/...``, ``bwcsim-<run>-<camera>``), so several scenarios can run at once
-on one broker without hearing each other.
+policy), on the scaled clock and powered on at scenario second 0, so the same scenario sees the
+same cameras a replay sees. A Python process takes about half a second of CPU to start, which
+on a busy machine can be many seconds of wall time; so each is started with ``--start-at -``:
+it says ``ready`` on its standard output once it could run, and waits for the Unix time of
+scenario second 0 on its standard input. The harness chooses that second only when every
+device of the scenario is ready, and then they only have to connect. Each run gets a topic
+prefix and client ids of its own (``<prefix>/<run>/...``, ``bwcsim-<run>-<camera>``), so several
+scenarios can run at once on one broker without hearing each other.
 
 At the end each process is stopped with SIGTERM, which makes it publish its open recording
 (``"open": true``) and ``offline`` and disconnect cleanly. A process that exits on its own before
@@ -45,9 +49,12 @@ from .bus import Bus
 from .command import PASSWORD_ENV
 from .hil import DeviceError, DevicePlan
 
-__all__ = ["SpawnOptions", "SpawnedDevices", "live_argv"]
+__all__ = ["READY", "SpawnOptions", "SpawnedDevices", "live_argv"]
 
 _STOP_WAIT_S = 15.0
+_READY_WAIT_S = 120.0
+"""How long a started device may take to be ready (a Python process on a very busy machine)."""
+READY = b"ready"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,10 +94,10 @@ def live_argv(plan: DevicePlan, spec: CameraSpec, options: SpawnOptions) -> list
         "--controller", options.controller,
         "--policy", _policy_arg(plan.scenario),
         "--initial", spec.initial,
-        "--speed", repr(plan.clock.speed),
-        "--start-at", repr(plan.clock.start_unix),
+        "--speed", repr(plan.speed),
+        "--start-at", "-",
         "--log-format", "json",
-        "--log-level", "warning",
+        "--log-level", "info",
     ]
     for team in spec.teams:
         argv += ["--team", team]
@@ -132,9 +139,40 @@ class SpawnedDevices:
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self._logs[spec.id] = log
             self.processes[spec.id] = await asyncio.create_subprocess_exec(
-                *live_argv(plan, spec, self.options), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=log, env=env,
+                *live_argv(plan, spec, self.options), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
             )
+
+    async def ready(self) -> None:
+        """Wait for each device's ``ready``; one that exits or never says it is a DeviceError."""
+        for cam, proc in self.processes.items():
+            assert proc.stdout is not None
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), _READY_WAIT_S)
+            except TimeoutError:
+                raise DeviceError(f"{cam}: bwcsim live not ready after {_READY_WAIT_S:g} s: "
+                                  f"{self.tail(cam) or 'it said nothing'}") from None
+            if line.strip() != READY:
+                code = await proc.wait()
+                raise DeviceError(self._died(cam, code, "before it was ready"))
+
+    async def power_on(self, start_unix: float) -> None:
+        for proc in self.processes.values():
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start_unix!r}\n".encode())
+            with contextlib.suppress(ConnectionError):
+                await proc.stdin.drain()
+            proc.stdin.close()
+
+    def tail(self, camera: str, lines: int = 3) -> str:
+        """The last lines the device wrote to its log (stderr), for a report of what went wrong."""
+        log = self._logs.get(camera)
+        if log is None:
+            return ""
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace").strip().splitlines()
+        log.seek(0, os.SEEK_END)
+        return " | ".join(text[-lines:])
 
     async def stop(self) -> list[str]:
         """SIGTERM every device, wait, clean the broker up; what went wrong, if anything."""
@@ -165,12 +203,7 @@ class SpawnedDevices:
         return problems
 
     def _died(self, cam: str, code: int, when: str) -> str:
-        log = self._logs.get(cam)
-        tail = ""
-        if log is not None:
-            log.seek(0)
-            lines = log.read().decode("utf-8", "replace").strip().splitlines()
-            tail = " | ".join(lines[-5:])
+        tail = self.tail(cam, 5)
         return f"{cam}: bwcsim live exited with code {code} {when}" + (f": {tail}" if tail else "")
 
     async def _clean_broker(self) -> None:

@@ -171,23 +171,39 @@ class DevicePlan:
     scenario: Scenario
     prefix: str
     devices: Mapping[str, str]  # scenario camera → device id
-    clock: ClockMapping
+    speed: float
     tag: str  # unique to the run: client ids, topic prefix
 
 
 class Devices(Protocol):
-    """Devices the harness starts for a run and stops at its end (:mod:`sim.live.devices`)."""
+    """Devices the harness starts for a run and stops at its end (:mod:`sim.live.devices`).
+
+    ``start`` them, wait until they are ``ready`` to power on, then ``power_on`` at scenario
+    second 0: each connects and enters its initial state at exactly that instant.
+    """
 
     def prefix_for(self, base: str, tag: str) -> str:
         """The topic prefix the started devices use (a run of its own, isolated)."""
         ...
 
     async def start(self, plan: DevicePlan) -> None:
-        """Start every device; return at once (they power on at ``plan.clock.start_unix``)."""
+        """Start every device."""
+        ...
+
+    async def ready(self) -> None:
+        """Return once every device is ready to power on; ``DeviceError`` if one cannot be."""
+        ...
+
+    async def power_on(self, start_unix: float) -> None:
+        """Tell every device to connect now and power on at Unix time ``start_unix``."""
         ...
 
     async def stop(self) -> list[str]:
         """Stop every device (each publishes its open recording); problems seen, if any."""
+        ...
+
+    def tail(self, camera: str, lines: int = 3) -> str:
+        """The last lines a device logged, to explain a failure ("" if none)."""
         ...
 
 
@@ -326,22 +342,36 @@ async def play(
         bus = MqttBus(options.endpoint)
 
     await bus.connect(f"bwcsim-hil-{tag}", clean_session=True)
-    start_unix = options.start_at if options.start_at is not None else wall() + options.lead_s
-    clock = ClockMapping(options.speed, start_unix)
-    log = RunLog(clock, tag, prefix, dict(mapped))
     receiver: asyncio.Task[None] | None = None
     started = False
     try:
+        if devices is not None:
+            # Started first: a process may take seconds to be ready on a busy machine, and
+            # scenario second 0 is chosen only once every device can power on at it.
+            started = True
+            await devices.start(DevicePlan(scenario, prefix, mapped, options.speed, tag))
+            await devices.ready()
+        start_unix = options.start_at if options.start_at is not None else wall() + options.lead_s
+        clock = ClockMapping(options.speed, start_unix)
+        log = RunLog(clock, tag, prefix, dict(mapped))
         for device in mapped.values():
             await bus.subscribe(f"{prefix}/{device}/+", 1)
         receiver = asyncio.create_task(_collect(bus, log, wall))
         if devices is not None:
-            await devices.start(DevicePlan(scenario, prefix, mapped, clock, tag))
-            started = True
+            await devices.power_on(start_unix)
             late = await _wait_online(log, wall, clock.unix(0.0))
             if late:
-                raise DevicesLate(f"{scenario.file}: {', '.join(late)} not online at scenario "
-                                  f"second 0 ({options.lead_s:g} s after being started)")
+                started = False
+                cams = {device: cam for cam, device in mapped.items()}
+                problems = [f"{cams[d]} said: {devices.tail(cams[d]) or 'nothing'}" for d in late]
+                try:
+                    problems += await devices.stop()
+                except DeviceError as exc:
+                    problems.append(str(exc))
+                raise DevicesLate(
+                    f"{scenario.file}: device {', '.join(late)} not online at scenario second 0 "
+                    f"({options.lead_s:g} s after it was told when)"
+                    + "".join(f"; {problem}" for problem in problems))
         else:
             await _sleep_until(wall, min(clock.unix(0.0), wall() + 1.0))
             _check_initial(scenario, log, mapped)

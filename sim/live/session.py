@@ -24,9 +24,9 @@ from .hil import DevicesLate, HilOptions, LiveRun, Say, play
 
 __all__ = ["SPAWN_LEAD_S", "STAGGER_S", "LiveSession"]
 
-SPAWN_LEAD_S = 4.0
-"""Wall seconds between starting ``bwcsim live`` processes and scenario second 0: a Python
-process starts and connects in about half a second on an idle machine, several on a busy one."""
+SPAWN_LEAD_S = 1.0
+"""Wall seconds between telling started devices when scenario second 0 is and that second: they
+are running already, and only have to connect and subscribe."""
 
 STAGGER_S = 0.5
 """Wall seconds between the starts of scenarios played at once."""
