@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from controller.errors import BwcError
+from controller.errors import BwcError, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.nodes import load_factory
 
@@ -150,8 +150,9 @@ def _live_session(args: _LiveArgs) -> LiveSession:
             broker=args.url, camera="-", username=args.username, password_file=args.password_file,
             tls=args.tls, cafile=args.cafile, certfile=args.certfile, keyfile=args.keyfile,
         ))
-    except BwcError as exc:
-        _fail(str(exc))
+    except InvalidInput as exc:
+        # The URL is --live here; the rest of the message is bwcsim live's, word for word.
+        _fail(f"--live: {exc.message}" if exc.field == "--broker" else str(exc))
     if args.spawn:
         _factory(args.controller)  # a bad controller is one line now, not one per device later
     spawn = SpawnOptions(
