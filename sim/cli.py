@@ -248,7 +248,10 @@ def run(
         from sim.views.text import render_text
 
         render_text(doc)
-    raise typer.Exit(exit_code(doc, scenario.expect))
+    code = exit_code(doc, scenario.expect)
+    if session is not None and not doc["live"]["complete"]:
+        code = max(code, 1)  # a device offline or silent: not everything could be judged
+    raise typer.Exit(code)
 
 
 def _scenario_files(paths: list[Path]) -> Iterator[Path]:

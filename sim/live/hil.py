@@ -22,8 +22,8 @@ started for the run (:mod:`sim.live.devices`). The harness
    (:class:`~sim.world.replay.ObservedCamera`) and judges it with the same oracle, so the report,
    the trace, the timeline and the JUnit file are a replay's, plus a ``live`` block.
 
-Everything the harness saw carries the wall-clock instant it was seen; all judging happens after
-the run, from that log (:func:`observe`), so it can be tested without a broker.
+Everything the harness saw carries the instant it was seen; all judging happens after the run,
+from that log (:mod:`sim.live.observe`), so it can be tested without a broker.
 
 Rules (SPEC §15, decided)
 -------------------------
@@ -32,15 +32,15 @@ Rules (SPEC §15, decided)
   says so. The oracle then compares the device with the world it was shown.
 * **Times.** The device's own times (``since``, an alert's ``at`` and ``span``, a recording's
   start, end and segments) are mapped to scenario time by the clock rule; what only the harness
-  can time — when a message reached the device — is the arrival of the device's ack for it.
-  The state a message found the device in is the last state the device reported with a
-  ``since`` before the message was sent.
+  can time — when a message reached the device — is when it was sent, if the device was online
+  (its ack may come back much later), else when its ack came. The state a message found the
+  device in is the last state the device reported with a ``since`` before it was sent.
 * **Tolerance.** Jitter between those two clocks is absorbed by an explicit ``tolerance_s``
   (default: 0.25 s of scenario time or 20 ms of wall-clock time, whichever is longer), passed
   to the oracle: controller stretches no longer than it at a moment the harness timed are
   excused (and reported), slivers that small need no alert, and alerts may be that much early
   or late. Nothing else is loosened. ``expect: missed_s`` is compared within twice the
-  tolerance per stretch of that cause.
+  tolerance (plus how late the harness itself was) per stretch of that cause.
 * **Offline.** A device whose availability is not ``online`` (its Last Will fired, or it never
   came) is *offline*; uncovered seconds then are ``bus``, not the controller's, and the run is
   reported incomplete. A device that was online and never acknowledged a message is taken to
@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import math
 import secrets
 import sys
 import time
@@ -64,16 +62,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from controller.codec import AVAILABLE, Topics, decode_outbound, split_topic
+from controller.codec import AVAILABLE, split_topic
 from controller.errors import BusError, BwcError, InvalidInput
-from controller.messages import Ack, Alert, MsgId, RecordingMeta, StateReport
-from controller.spans import EPS, union
-from sim.world.oracle import StatePoint
-from sim.world.replay import FirstDelivery, ObservedCamera, ReplayResult, judge_run
+from controller.messages import StateReport
+from sim.world.replay import ReplayResult
 from sim.world.scenario import BusSpec, Scenario, TimelineEntry
 
 from .bus import Bus, MqttBus, MqttEndpoint
 from .clock import ClockMapping
+from .observe import CLOSE_ID, RunLog, Seen, Sent, observe
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
@@ -86,10 +83,8 @@ __all__ = [
     "HilOptions",
     "LiveRun",
     "LiveUnsupported",
-    "RunLog",
     "default_tolerance",
     "live_obstacles",
-    "observe",
     "play",
 ]
 
@@ -205,46 +200,6 @@ class Devices(Protocol):
     def tail(self, camera: str, lines: int = 3) -> str:
         """The last lines a device logged, to explain a failure ("" if none)."""
         ...
-
-
-# ---------------------------------------------------------------------------------- the log
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """One timeline entry as played: when (scenario time), and what went on the wire."""
-
-    t: float
-    played_at: float  # when its activity happened: t - delay_s
-    topic: str
-    payload: bytes
-    seen_before: int  # how many device publications the harness had received when it sent this
-    prompted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """One publication received from a device, at scenario time ``t`` (harness clock)."""
-
-    t: float
-    topic: str
-    payload: bytes
-    retain: bool
-
-
-@dataclass(slots=True)
-class RunLog:
-    """Everything one live run saw, in scenario seconds of the harness's clock."""
-
-    clock: ClockMapping
-    tag: str
-    prefix: str
-    devices: dict[str, str]  # scenario camera → device id
-    sent: dict[int, Sent] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-    closed_at: float = math.inf  # when the closing phase began (after end + settle)
-    closing: dict[str, str] = field(default_factory=dict)  # camera → how its recording was closed
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -394,7 +349,13 @@ async def play(
             await asyncio.gather(receiver, return_exceptions=True)
         with contextlib.suppress(BusError):
             await bus.disconnect()
-    result, records = observe(scenario, log, options)
+    header = {
+        "broker": options.broker,
+        "tls": options.endpoint is not None and options.endpoint.tls is not None,
+        "username": options.endpoint.username if options.endpoint is not None else None,
+        "prompted": sorted(options.prompt),
+    }
+    result, records = observe(scenario, log, tolerance_s=options.tolerance, header=header)
     return LiveRun(result, records)
 
 
@@ -439,9 +400,10 @@ def _last_state(log: RunLog, device: str) -> StateReport | None:
     topic = f"{log.prefix}/{device}/state"
     for seen in reversed(log.seen):
         if seen.topic == topic:
-            decoded = _decode("state", seen.payload)
-            if isinstance(decoded, StateReport):
-                return decoded
+            try:
+                return msgspec.json.decode(seen.payload, type=StateReport)
+            except msgspec.MsgspecError:
+                continue  # a payload that breaks the schema says nothing about the state
     return None
 
 
@@ -491,7 +453,7 @@ async def _close_recordings(scenario: Scenario, options: HilOptions, log: RunLog
                 "publishes its recording")
             log.closing[cam] = "prompt"
             continue
-        body = {"id": f"{log.tag}-close", "type": "dock", "ts": log.clock.device(scenario.end)}
+        body = {"id": f"{log.tag}-{CLOSE_ID}", "type": "dock", "ts": log.clock.device(scenario.end)}
         await bus.publish(f"{log.prefix}/{device}/event", msgspec.json.encode(body), qos=1)
         log.closing[cam] = "dock"
     deadline = wall() + options.close_wait_s * (30 if "dock" in options.prompt else 1)
@@ -525,362 +487,3 @@ def _hms(t: float) -> str:
 
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-# -------------------------------------------------------------------------------- observing
-
-
-def _decode(kind: str, payload: bytes) -> object | None:
-    try:
-        return decode_outbound(kind, payload)
-    except (KeyError, msgspec.MsgspecError):
-        return None
-
-
-@dataclass(slots=True)
-class _Reported:
-    """One decoded publication of one camera, with when the harness saw it."""
-
-    t: float
-    order: int
-    msg: StateReport | Ack | Alert | RecordingMeta | bytes  # bytes: availability
-    kind: str
-    topic: str
-    payload: bytes
-
-
-def observe(
-    scenario: Scenario, log: RunLog, options: HilOptions
-) -> tuple[ReplayResult, list[dict[str, Any]]]:
-    """Turn a run's log into what a replay observes, judge it, and build its trace."""
-    clock = log.clock
-    end = scenario.end
-    tol = options.tolerance
-    by_device = {device: cam for cam, device in log.devices.items()}
-    reported: dict[str, list[_Reported]] = {cam: [] for cam in log.devices}
-    records: list[tuple[float, int, dict[str, Any]]] = []
-    seq = 0
-
-    def record(t: float, rec: dict[str, Any]) -> None:
-        nonlocal seq
-        seq += 1
-        records.append((t, seq, {"t": t, **rec}))
-
-    for order, seen in enumerate(log.seen):
-        where = split_topic(seen.topic, log.prefix)
-        if where is None or where[0] not in by_device or where[1] == "event":
-            continue
-        cam, kind = by_device[where[0]], where[1]
-        if kind == "availability":
-            if seen.payload:
-                reported[cam].append(_Reported(seen.t, order, seen.payload, kind, seen.topic,
-                                               seen.payload))
-            continue
-        msg = _decode(kind, seen.payload)
-        if isinstance(msg, StateReport | Ack | Alert | RecordingMeta):
-            reported[cam].append(_Reported(seen.t, order, msg, kind, seen.topic, seen.payload))
-
-    played = _played_scenario(scenario, log)
-    # As in a replay, a message repeated byte for byte (a redelivery) is the same message: only
-    # its first copy is a delivery the oracle counts; the device answers the others again.
-    canonical: dict[tuple[str, bytes], int] = {}
-    for e in scenario.timeline:
-        if e.fault is None:
-            canonical.setdefault(e.payload(scenario.prefix), e.index)
-    first_copy = {e.index for e in scenario.timeline
-                  if e.fault is None and canonical[e.payload(scenario.prefix)] == e.index}
-    cameras: dict[str, ObservedCamera] = {}
-    live_devices: dict[str, Any] = {}
-    for spec in scenario.cameras:
-        cam = spec.id
-        seen_cam = ObservedCamera(spec=spec, topics=Topics(cam, scenario.prefix))
-        items = reported[cam]
-        before_close = [r for r in items if r.t <= log.closed_at]
-
-        # Availability → offline spans within the run.
-        offline = _offline_spans(items, end, log.closed_at)
-
-        # States: the device's word for when each change happened.
-        states: list[tuple[float, int, StateReport]] = []  # (since in scenario time, order, report)
-        changes: list[tuple[float, int]] = []  # (since, order) of the reports that changed state
-        prev: str | None = None
-        prev_since: float | None = None
-        for r in before_close:
-            if not isinstance(r.msg, StateReport):
-                continue
-            since = clock.from_device(r.msg.since)
-            if since > end + EPS:
-                continue  # a change after the end (the closing dock)
-            changed = r.msg.state != prev
-            # A change (a new state, or the same state entered anew) holds from when the device
-            # says it happened; a refresh of the same one (a new active list) from when it was
-            # published, which the harness knows only as when it arrived.
-            fresh = changed or since != prev_since
-            at = since if fresh else max(since, min(r.t, end))
-            prev_since = since
-            states.append((since, r.order, r.msg))
-            if fresh:
-                changes.append((since, r.order))
-            seen_cam.states.append(StatePoint(at, r.msg.state, r.msg.storage_s))
-            if changed:
-                record(at, {"kind": "state", "camera": cam, "state": r.msg.state, "prev": prev,
-                            "active": list(r.msg.active), "battery_s": r.msg.battery_s,
-                            "storage_s": r.msg.storage_s})
-            prev = r.msg.state
-            seen_cam.last_state = msgspec.structs.replace(r.msg, since=since)
-        seen_cam.states.sort(key=lambda p: p.at)
-        clock_note = _clock_check(cam, log.devices[cam], changes, before_close, tol, clock.speed)
-        if clock_note is not None:
-            log.notes.append(clock_note)
-
-        # Alerts and recordings, on the scenario clock.
-        for r in items:
-            if isinstance(r.msg, Alert):
-                at = clock.from_device(r.msg.at)
-                if r.t > log.closed_at or at > end + EPS or r.t < 0:
-                    continue
-                span = r.msg.span
-                alert = msgspec.structs.replace(r.msg, at=at, span=None if span is None else
-                                            (clock.from_device(span[0]), clock.from_device(span[1])))
-                seen_cam.alerts.append(alert)
-                record(at, {"kind": "alert", "camera": cam, "alert": alert.kind, "at": at,
-                            "cause": alert.cause, "activity_id": alert.activity_id,
-                            "span": list(alert.span) if alert.span is not None else None})
-            elif isinstance(r.msg, RecordingMeta):
-                rec = _clip_recording(r.msg, clock, end)
-                if rec is not None:
-                    seen_cam.recordings[rec.recording] = rec
-                    record(min(r.t, end), {"kind": "recording", "camera": cam,
-                                           "recording": rec.recording, "incident": rec.incident,
-                                           "start": rec.start, "end": rec.end,
-                                           "buffer_s": rec.buffer_s, "reasons": list(rec.reasons),
-                                           "segments": rec.segments, "final": rec.final,
-                                           "open": rec.open})
-        gone = bool(offline) and offline[-1][1] >= end - EPS  # offline at the end
-        if not gone and seen_cam.last_state is not None and seen_cam.last_state.state == "recording" \
-                and not any(rec.open for rec in seen_cam.recordings.values()):
-            # The recording never got closed for us to see: judge it from the reported state.
-            since = seen_cam.last_state.since
-            seen_cam.recordings["(open)"] = RecordingMeta(
-                camera=cam, recording="(open)", incident="(unknown)", start=since, end=end,
-                buffer_s=0.0, reasons=list(seen_cam.last_state.active), segments=1,
-                segment_list=[(since, end)], final=False, open=True)
-        if gone and seen_cam.last_state is not None and seen_cam.last_state.state == "recording":
-            # Offline to the end while recording: what it recorded since is unknown, not missed.
-            offline[-1] = (min(offline[-1][0], seen_cam.last_state.since), offline[-1][1])
-        seen_cam.offline = union(offline)
-
-        # Deliveries: a message reached the device when its ack came back.
-        unacked: list[str] = []
-        acks = [r for r in before_close if isinstance(r.msg, Ack)]
-        wire_ids = {f"{log.tag}-{e.message_id}": e for e in scenario.timeline if e.event}
-        taken: set[int] = set()
-        raw_waiting = sorted((i for i, s in log.sent.items() if scenario.timeline[i].raw is not None
-                              and cam in scenario.targets(scenario.timeline[i])),
-                             key=lambda i: log.sent[i].t)
-        for r in acks:
-            assert isinstance(r.msg, Ack)
-            ack = r.msg
-            entry = wire_ids.get(ack.id) if isinstance(ack.id, str) else None
-            idx: int | None = None
-            scenario_id: MsgId | None
-            if entry is not None:
-                idx = next((i for i in _same_id(scenario, entry, log, cam)
-                            if i not in taken and log.sent[i].t <= r.t + EPS), None)
-                scenario_id = entry.message_id
-            else:
-                if ack.id == f"{log.tag}-close":
-                    continue
-                idx = next((i for i in raw_waiting if i not in taken and log.sent[i].t <= r.t + EPS),
-                           None)
-                scenario_id = ack.id
-            plain = Ack(id=scenario_id, ok=ack.ok, error=ack.error)
-            at = r.t
-            if idx is not None:
-                taken.add(idx)
-                e = scenario.timeline[idx]
-                sent = log.sent[idx]
-                # Sent to a device that was online, a message reaches it a hop later; its ack
-                # may come back much later (a broker's Nagle and delayed ACKs hold small
-                # packets up to ~40 ms, seconds on a scaled clock). Queued for a device that
-                # was offline, it arrived when the ack says.
-                at = r.t if _covered(offline, sent.t) else sent.t
-                if e.event is not None and idx in first_copy and idx not in seen_cam.delivered:
-                    prior = _prior_state(states, sent)
-                    seen_cam.delivered[idx] = FirstDelivery(
-                        0, at, prior.state if prior else None,
-                        clock.from_device(prior.since) if prior else 0.0,
-                        prior.storage_s if prior else math.inf, ack.ok)
-                record(at, {"kind": "deliver", "camera": cam, "topic": _scenario_topic(scenario, e),
-                            "payload": _scenario_payload(scenario, e, played, sent), "entry": idx})
-            seen_cam.acks.append(plain)
-            record(at, {"kind": "ack", "camera": cam, "id": plain.id, "ok": plain.ok,
-                        "error": plain.error, "received": r.t})
-        for idx, sent in log.sent.items():
-            e = scenario.timeline[idx]
-            if (e.event is None or sent.prompted or cam not in scenario.targets(e)
-                    or idx not in first_copy or idx in seen_cam.delivered
-                    or idx in taken or _covered(offline, sent.t)):
-                continue
-            # Online and silent: the device had the message (R-IDEM says it must answer).
-            prior = _prior_state(states, sent)
-            seen_cam.delivered[idx] = FirstDelivery(
-                0, sent.t, prior.state if prior else None,
-                clock.from_device(prior.since) if prior else 0.0,
-                prior.storage_s if prior else math.inf, None)
-            unacked.append(e.message_id)
-        for idx, sent in log.sent.items():
-            e = scenario.timeline[idx]
-            if e.event is not None and cam in scenario.targets(e) and idx in first_copy \
-                    and idx not in seen_cam.delivered and idx not in taken and not sent.prompted:
-                seen_cam.lost.add(idx)  # sent while the device was offline, never acknowledged
-        # Arrival order, as a replay counts it: by arrival, then in the order sent.
-        for arrival, (_, first) in enumerate(sorted(
-                seen_cam.delivered.items(), key=lambda kv: (kv[1].at, log.sent[kv[0]].t)), 1):
-            first.seq = arrival
-        seen_cam.timed = sorted(s.t for i, s in log.sent.items()
-                                if cam in scenario.targets(scenario.timeline[i]))
-        cameras[cam] = seen_cam
-        info: dict[str, Any] = {"device": log.devices[cam]}
-        if seen_cam.offline:
-            info["offline"] = [[a, b] for a, b in seen_cam.offline]
-        if unacked:
-            info["unacknowledged"] = unacked
-        if cam in log.closing:
-            info["closed_at_end"] = log.closing[cam]
-        live_devices[cam] = info
-
-    for idx, sent in sorted(log.sent.items(), key=lambda kv: kv[1].t):
-        record(sent.t, {"kind": "prompt" if sent.prompted else "send", "entry": idx,
-                        "topic": sent.topic, "payload": _text(sent.payload)})
-    lag = max((s.t - scenario.timeline[i].send_at for i, s in log.sent.items()), default=0.0)
-    live: dict[str, Any] = {
-        "broker": options.broker,
-        "tls": options.endpoint.tls is not None if options.endpoint is not None else False,
-        "username": options.endpoint.username if options.endpoint is not None else None,
-        "prefix": log.prefix,
-        "run": log.tag,
-        "devices": live_devices,
-        "clock": clock.describe(),
-        "tolerance_s": tol,
-        "tolerance_wall_s": tol / clock.speed,
-        "lag_s": max(0.0, round(lag, 3)),
-        "prompted": sorted(options.prompt),
-        "notes": list(log.notes),
-    }
-    result = judge_run(played, cameras, tolerance_s=tol, live=live)
-    excused = {cam: [[m.start, m.end] for m in j.excused] for cam, j in result.judgements.items()
-               if j.excused}
-    live["excused"] = excused
-    live["excused_s"] = round(sum(m.seconds for j in result.judgements.values() for m in j.excused), 6)
-    live["complete"] = not any("offline" in d or "unacknowledged" in d
-                               for d in live_devices.values()) and not any(
-        "clock disagrees" in note for note in log.notes)
-    records.append((end, seq + 1, {"t": end, "kind": "end"}))
-    records.sort(key=lambda r: (r[0], r[1]))
-    return result, [r[2] for r in records]
-
-
-def _clock_check(cam: str, device: str, changes: list[tuple[float, int]],
-                 reports: list[_Reported], tol: float, speed: float) -> str | None:
-    """A device whose clock is not the run's: its state changes seem to happen at the wrong time.
-
-    A device publishes a change of state as it happens, so the ``since`` of a change the
-    harness receives during the run is a moment before it arrived. Ahead by more than the
-    tolerance, or far behind, the device is not on this run's clock (another ``--speed``, or a
-    clock that is not Unix time).
-    """
-    received = {r.order: r.t for r in reports}
-    offsets = sorted(since - received[order] for since, order in changes
-                     if received.get(order, -1.0) >= 0.0)
-    if not offsets:
-        return None
-    median = offsets[len(offsets) // 2]
-    if offsets[-1] > tol or median < -max(5 * tol, 10.0):
-        return (f"{cam}: device {device}'s clock disagrees with the run's by {median:+.3g} s "
-                f"(scenario time): is it on the scaled clock, {speed:g} x Unix time?")
-    return None
-
-
-def _played_scenario(scenario: Scenario, log: RunLog) -> Scenario:
-    """The scenario as it was played: every entry at the time it really happened."""
-    timeline = tuple(
-        dataclasses.replace(e, at=max(0.0, log.sent[e.index].played_at)) if e.index in log.sent else e
-        for e in scenario.timeline
-    )
-    return dataclasses.replace(scenario, timeline=timeline)
-
-
-def _same_id(scenario: Scenario, entry: TimelineEntry, log: RunLog, cam: str) -> list[int]:
-    """Played entries for ``cam`` carrying ``entry``'s id, in the order they were sent."""
-    return sorted((i for i, s in log.sent.items()
-                   if scenario.timeline[i].event is not None and not s.prompted
-                   and scenario.timeline[i].message_id == entry.message_id
-                   and cam in scenario.targets(scenario.timeline[i])),
-                  key=lambda i: log.sent[i].t)
-
-
-def _prior_state(states: list[tuple[float, int, StateReport]], sent: Sent) -> StateReport | None:
-    """The state a message found: the last one reported before it was sent — received before
-    the send, or received after it but with a ``since`` before it (a report on its way). A
-    report received after the send with a ``since`` from then on is the message's own doing."""
-    best: StateReport | None = None
-    for since, order, report in states:
-        if order < sent.seen_before or since < sent.t - EPS:
-            best = report
-    return best
-
-
-def _offline_spans(items: list[_Reported], end: float, closed_at: float) -> list[tuple[float, float]]:
-    spans: list[tuple[float, float]] = []
-    down_since: float | None = 0.0  # nothing heard yet: not known to be online
-    for r in items:
-        if r.kind != "availability" or r.t > closed_at:
-            continue
-        online = r.msg == AVAILABLE
-        if online and down_since is not None:
-            spans.append((max(0.0, down_since), max(0.0, min(r.t, end))))
-            down_since = None
-        elif not online and down_since is None:
-            down_since = r.t
-    if down_since is not None:
-        spans.append((max(0.0, down_since), end))
-    return [(a, b) for a, b in spans if b > a + EPS]
-
-
-def _covered(spans: list[tuple[float, float]], t: float) -> bool:
-    return any(a - EPS <= t < b for a, b in spans)
-
-
-def _clip_recording(meta: RecordingMeta, clock: ClockMapping, end: float) -> RecordingMeta | None:
-    """A device recording on the scenario clock; one closed after ``end`` is cut there, open."""
-    start = clock.from_device(meta.start)
-    stop = clock.from_device(meta.end)
-    if start >= end - EPS or stop <= 0:
-        return None  # after the run, or left over from before it
-    segments = [(clock.from_device(a), clock.from_device(b)) for a, b in meta.segment_list]
-    segments = [(a, min(b, end)) for a, b in segments if a < end - EPS]
-    cut = stop > end + EPS
-    return msgspec.structs.replace(
-        meta, start=start, end=min(stop, end), segment_list=segments, segments=len(segments),
-        open=meta.open or cut, final=meta.final and not cut,
-    )
-
-
-def _scenario_topic(scenario: Scenario, entry: TimelineEntry) -> str:
-    return entry.payload(scenario.prefix)[0]
-
-
-def _scenario_payload(scenario: Scenario, entry: TimelineEntry, played: Scenario, sent: Sent) -> str:
-    """What the trace shows as delivered: the scenario's message, with the ``ts`` it was played at."""
-    if entry.raw is not None:
-        return _text(entry.raw.payload_bytes)
-    return _text(played.timeline[entry.index].payload(scenario.prefix)[1])
-
-
-def _text(payload: bytes) -> str:
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return "hex:" + payload.hex()
-
