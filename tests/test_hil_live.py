@@ -27,7 +27,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from brokers import BrokerAddress, spawned_mosquitto
-from live_processes import LiveCamera, need
+from live_processes import need
 
 from controller.node import ControllerFactory
 from controller.reference import make_node
@@ -170,6 +170,15 @@ def test_the_library_checked_live_agrees_with_the_simulation(
         assert any(s == "pass" for s in statuses.values())
 
 
+def _device(broker: BrokerAddress, device: str, prefix: str, *extra: str) -> subprocess.Popen[str]:
+    """A camera on the bench: ``bwcsim live`` on the scaled clock, told when to power on."""
+    args = _bwcsim("live", "--broker", broker.url, "--camera", device, "--prefix", prefix,
+                   "--client-id", f"{prefix}-{device}", "--team", "sr-1", "--speed", f"{SPEED:g}",
+                   "--start-at", "-", *extra)
+    return subprocess.Popen(args, cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
 @pytest.mark.req("R-HIL", "R-CLOCK")
 def test_devices_already_on_the_broker_are_judged_under_their_own_ids(
     bench_broker: BrokerAddress, tmp_path: Path
@@ -178,15 +187,18 @@ def test_devices_already_on_the_broker_are_judged_under_their_own_ids(
     scenario_file = LIBRARY / "trigger_on_camera_and_team_topics.yaml"
     scenario = load_scenario(scenario_file)
     prefix = f"lab{os.getpid()}"
-    start = time.time() + 3.0  # the devices power on with scenario second 0
-    common = ("--speed", f"{SPEED:g}", "--start-at", repr(start), "--team", "sr-1")
-    devices = [
-        LiveCamera(bench_broker.url, "BWC-0001", prefix, "--initial", "docked", *common),
-        LiveCamera(bench_broker.url, "BWC-0002", prefix, *common),
-    ]
+    devices = {
+        "BWC-0001": _device(bench_broker, "BWC-0001", prefix, "--initial", "docked"),
+        "BWC-0002": _device(bench_broker, "BWC-0002", prefix),
+    }
     try:
-        for device in devices:
-            device.wait_event("connected")
+        for device in devices.values():
+            assert device.stdout is not None and device.stdout.readline() == "ready\n"
+        start = time.time() + 5.0  # the devices power on with scenario second 0
+        for device in devices.values():
+            assert device.stdin is not None
+            device.stdin.write(f"{start!r}\n")
+            device.stdin.close()
         result = subprocess.run(
             _bwcsim("run", str(scenario_file), "--live", bench_broker.url, "--prefix", prefix,
                     "--camera-map", "cam-1=BWC-0001", "--camera-map", "cam-2=BWC-0002",
@@ -194,8 +206,9 @@ def test_devices_already_on_the_broker_are_judged_under_their_own_ids(
             cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
         )
     finally:
-        for device in devices:
-            device.stop()
+        for device in devices.values():
+            device.terminate()
+            device.wait(timeout=10)
     assert result.returncode == 0, result.stderr
     live = json.loads(result.stdout)
     assert live["live"]["devices"]["cam-1"]["device"] == "BWC-0001"
