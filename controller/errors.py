@@ -38,3 +38,10 @@ class ScenarioError(InvalidInput):
 
 class BusError(BwcError):
     """The MQTT bus (simulated or real) failed or refused an operation."""
+
+
+class ControllerFailure(BwcError):
+    """The controller under test broke the node contract: a child process that crashed, hung,
+    or answered garbage or out of order, or a node that raised. The message names the camera,
+    the request and what the controller said (a child's stderr tail). Not invalid input: it is
+    the finding, so commands report it as a failure (exit 1) and the search saves it."""

@@ -1,15 +1,21 @@
-"""The reference controller as a bus node: codec + :class:`~controller.camera.Camera`.
+"""The reference controller as a bus node: codec + gate + :class:`~controller.camera.Camera`.
 
 ``make_node`` is the default controller factory (``controller.reference:make_node``); a firmware
 team swaps in its own factory with the same signature to run the suites on its implementation.
+
+A delivery goes through :class:`~controller.trust.Gate` before the camera sees it: the gate
+establishes who sent it (a verified signature, or nobody in ``auth: none``) and decodes it; the
+camera answers a redelivery from its duplicate table; only a new message is checked for role
+and freshness, and only an authorized one is handled (SPEC §14).
 """
 
 from __future__ import annotations
 
 from .camera import Camera
-from .codec import DecodeError, Topics, availability, decode_event, encode, peek_id
+from .codec import Topics, availability, encode, peek_id, split_topic
 from .messages import Outbound
 from .node import CameraNode, CameraSetup, Publish
+from .trust import Gate, Refusal
 
 
 class ReferenceNode:
@@ -20,7 +26,18 @@ class ReferenceNode:
         self.camera_id = setup.camera_id
         self.topics = Topics(setup.camera_id, setup.prefix)
         self._team_topics = {self.topics.team_event(t): t for t in setup.teams}
-        self.camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial)
+        # What each subscribed topic addresses, as a signed body's ``to`` names it.
+        self._targets = {self.topics.event: setup.camera_id}
+        for topic in self._team_topics:
+            where = split_topic(topic, setup.prefix)
+            assert where is not None
+            self._targets[topic] = where[0]
+        self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
+        self.camera = self._new_camera(0.0)
+
+    def _new_camera(self, now: float, kind: type[Camera] = Camera) -> Camera:
+        s = self.setup
+        return kind(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
 
     def subscriptions(self) -> list[str]:
         return [self.topics.event, *self._team_topics]
@@ -29,20 +46,32 @@ class ReferenceNode:
         if len(self.camera.audit) == 0 and self.camera.since != now:
             # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
             # the buffer and the boot count from now, not from the epoch.
-            # Of the same class: a node built around a Camera subclass keeps it.
-            setup = self.setup
-            self.camera = type(self.camera)(setup.camera_id, setup.policy, setup.params,
-                                            setup.initial, now)
+            # Of the same class: a node built around a Camera subclass (a deliberately broken
+            # one, say) keeps it.
+            self.camera = self._new_camera(now, type(self.camera))
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
+        camera = self.camera
         try:
-            if topic != self.topics.event and topic not in self._team_topics:
-                return self._encode(self.camera.refuse(peek_id(payload), f"wrong_topic: {topic}", now))
-            event = decode_event(payload)
-            if isinstance(event, DecodeError):
-                return self._encode(self.camera.refuse(event.id, event.error, now))
-            return self._encode(self.camera.handle(event, now))
+            target = self._targets.get(topic)
+            if target is None:
+                return self._encode(camera.refuse(peek_id(payload), f"wrong_topic: {topic}", now))
+            admitted = self.gate.admit(payload)
+            if isinstance(admitted, Refusal):
+                return self._encode(camera.refuse(
+                    admitted.id, admitted.error, now, by=admitted.claimed, remember=admitted.remember,
+                ))
+            event, sender = admitted.event, admitted.sender
+            if not camera.is_duplicate(event, now, sender):  # a redelivery gets its first reply
+                error = self.gate.authorize(admitted, target, now, camera.activities)
+                if error is not None:
+                    return self._encode(camera.refuse(event.id, error, now, by=admitted.claimed,
+                                                      remember=sender is not None))
+                out = camera.handle(event, now, sender)
+                self.gate.record(admitted, camera.activities)
+                return self._encode(out)
+            return self._encode(camera.handle(event, now, sender))
         except Exception as exc:  # the handler must never raise (R-BAD)
             return self._encode(self.camera.refuse(None, f"internal_error: {type(exc).__name__}", now))
 

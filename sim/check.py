@@ -21,7 +21,7 @@ from xml.etree import ElementTree as ET
 import msgspec
 from rich.console import Console
 
-from controller.errors import BwcError
+from controller.errors import BwcError, ControllerFailure
 from controller.node import ControllerFactory
 from sim.views.report import build_report, exit_code
 from sim.world.replay import replay
@@ -56,6 +56,7 @@ def _judge(res: CheckResult, doc: dict[str, Any], scenario: Scenario) -> None:
             res.messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
         for cam, c in doc["cameras"].items():
             res.messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+            res.messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
 
 
 def check_one(path: Path, factory: ControllerFactory, reports: Path | None = None) -> CheckResult:
@@ -67,7 +68,12 @@ def check_one(path: Path, factory: ControllerFactory, reports: Path | None = Non
         res.status, res.messages = "error", [str(exc)]
         return res
     res.name = scenario.name
-    doc = build_report(replay(scenario, factory))
+    try:
+        doc = build_report(replay(scenario, factory))
+    except ControllerFailure as exc:  # the controller under test failed this scenario
+        res.status, res.messages = "fail", [str(exc)]
+        res.seconds = time.perf_counter() - t0
+        return res
     _judge(res, doc, scenario)
     _keep_report(reports, path, doc)
     res.seconds = time.perf_counter() - t0

@@ -38,6 +38,7 @@ from controller.errors import InvalidInput
 from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial
 from controller.params import PARAM_NAMES, CameraParams
 from controller.policy import load_policy
+from controller.principals import load_trust
 from sim.nodes import load_factory
 from sim.world.scenario import parse_time
 
@@ -86,6 +87,7 @@ class LiveOptions:
     backoff_max_s: float = 30.0
     seed: int = 0
     clock: Literal["unix", "run"] = "unix"
+    trust: Path | None = None
     params: tuple[str, ...] = ()  # NAME=VALUE camera parameters (SPEC §2)
     speed: float = 1.0  # the scaled clock (sim.live.clock)
     start_at: float | None = None  # Unix time to power on at; None: at once
@@ -161,6 +163,7 @@ def build_node(options: LiveOptions) -> CameraNode:
         teams=options.teams,
         initial=options.initial,
         prefix=options.prefix,
+        trust=load_trust(options.trust) if options.trust is not None else None,
     )
     return factory(setup)
 
@@ -304,7 +307,8 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     log_event(log, logging.INFO, "starting", camera=options.camera, broker=f"{endpoint.host}:{endpoint.port}",
               tls=endpoint.tls is not None, username=endpoint.username, teams=list(options.teams),
               prefix=options.prefix, policy=options.policy, controller=options.controller,
-              client_id=runtime.client_id, speed=options.speed, start_at=options.start_at)
+              client_id=runtime.client_id, auth="none" if options.trust is None else "signed",
+              speed=options.speed, start_at=options.start_at)
     try:
         await runtime.run()
     finally:

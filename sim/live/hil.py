@@ -67,6 +67,7 @@ from controller.errors import BusError, BwcError, InvalidInput
 from controller.messages import StateReport
 from sim.world.replay import ReplayResult
 from sim.world.scenario import BusSpec, Scenario, TimelineEntry
+from sim.world.senders import wire_messages
 
 from .bus import Bus, MqttBus, MqttEndpoint
 from .clock import ClockMapping
@@ -132,6 +133,13 @@ def live_obstacles(scenario: Scenario) -> list[str]:
     if scenario.bus != BusSpec():
         reasons.append("bus: the simulated bus's seeded latency, drops and duplicates cannot be "
                        "imposed on a real broker")
+    if scenario.auth != "none":
+        reasons.append(f"auth: {scenario.auth}: the harness re-addresses every message (the run's "
+                       "tag in its id, its ts on the device clock) and does not sign them again")
+    replay = next((e for e in scenario.timeline if e.replay_of is not None), None)
+    if replay is not None:
+        reasons.append(f"timeline[{replay.index}] replays a message byte for byte, which the "
+                       "harness re-addresses")
     return reasons
 
 
@@ -253,8 +261,9 @@ class _Wire:
     def payload(self, entry: TimelineEntry, played_at: float) -> bytes:
         if entry.raw is not None:
             return entry.raw.payload_bytes  # scripted bytes go out as written
-        body = {"id": self.msg_id(entry), "type": entry.event, "ts": self.clock.device(played_at),
-                **entry.fields}
+        # A ts the scenario sets (one far ahead, say) moves with the entry, as the played time does.
+        ts = (entry.ts if entry.ts is not None else entry.at) + (played_at - entry.at)
+        body = {**entry.body(), "id": self.msg_id(entry), "ts": self.clock.device(ts)}
         return msgspec.json.encode(body)
 
 
@@ -411,16 +420,16 @@ async def _play_timeline(scenario: Scenario, options: HilOptions, log: RunLog, b
                          wall: Callable[[], float], say: Say) -> None:
     clock = log.clock
     wire = _Wire(scenario, log.prefix, log.devices, log.tag, clock)
+    scripted = wire_messages(scenario)
     canonical: dict[tuple[str, bytes], int] = {}
-    for entry in scenario.timeline:
-        if entry.fault is None:
-            canonical.setdefault(entry.payload(scenario.prefix), entry.index)
+    for index in sorted(scripted):
+        canonical.setdefault(scripted[index], index)
     for entry in sorted(scenario.timeline, key=lambda e: (e.send_at, e.index)):
         if entry.fault is not None or entry.send_at > scenario.end:
             continue  # never sent, as in simulation: a message not delivered by end never is
         await _sleep_until(wall, clock.unix(entry.send_at))
         now = clock.from_unix(wall())
-        first = canonical[entry.payload(scenario.prefix)]
+        first = canonical[scripted[entry.index]]
         # A repeat of an earlier message (a redelivery) repeats its bytes, ts included.
         played_at = log.sent[first].played_at if first in log.sent else now - entry.delay_s
         topic = wire.topic(entry)

@@ -46,8 +46,9 @@ from controller.codec import AVAILABLE, Topics, decode_outbound, peek_id, split_
 from controller.messages import Ack, Alert, MsgId, RecordingMeta, StateReport
 from controller.spans import EPS, union
 from sim.world.oracle import StatePoint
-from sim.world.replay import FirstDelivery, ObservedCamera, ReplayResult, judge_run
+from sim.world.replay import FirstDelivery, ObservedCamera, Refusal, ReplayResult, judge_run
 from sim.world.scenario import CameraSpec, Scenario, TimelineEntry
+from sim.world.senders import wire_messages
 
 from .clock import ClockMapping
 
@@ -174,12 +175,15 @@ def observe(
 
 def played_scenario(scenario: Scenario, log: RunLog) -> Scenario:
     """The scenario as it was played: every entry at the moment it really happened."""
-    timeline = tuple(
-        dataclasses.replace(e, at=max(0.0, log.sent[e.index].played_at)) if e.index in log.sent
-        else e
-        for e in scenario.timeline
-    )
-    return dataclasses.replace(scenario, timeline=timeline)
+    def as_played(e: TimelineEntry) -> TimelineEntry:
+        sent = log.sent.get(e.index)
+        if sent is None:
+            return e  # never sent: as the file says
+        at = max(0.0, sent.played_at)
+        ts = None if e.ts is None else e.ts + (at - e.at)  # a set ts moves with its entry
+        return dataclasses.replace(e, at=at, ts=ts)
+
+    return dataclasses.replace(scenario, timeline=tuple(as_played(e) for e in scenario.timeline))
 
 
 class _Context:
@@ -195,10 +199,10 @@ class _Context:
         self.notes: list[str] = []
         self.incomplete = False
         # Only the first of byte-identical copies of a message is a delivery (a replay's rule).
+        scripted = wire_messages(scenario)
         first: dict[tuple[str, bytes], int] = {}
-        for e in scenario.timeline:
-            if e.fault is None:
-                first.setdefault(e.payload(scenario.prefix), e.index)
+        for index in sorted(scripted):
+            first.setdefault(scripted[index], index)
         self.first_copies = set(first.values())
         self.wire_ids = {f"{log.tag}-{e.message_id}": e for e in scenario.timeline if e.event}
         # Ids a scripted raw payload carries (None: unreadable): acks the run may see for it.
@@ -372,6 +376,11 @@ class _Camera:
                                    "payload": self._as_played(entry_), "entry": idx})
             plain = Ack(id=msg_id, ok=ack.ok, error=ack.error)
             seen.acks.append(plain)
+            if not ack.ok and idx is not None:
+                entry_ = scenario.timeline[idx]
+                topic, payload = (entry_.raw.topic, entry_.raw.payload_bytes) if entry_.raw \
+                    else ctx.played.timeline[idx].payload(scenario.prefix)
+                seen.refusals.append(Refusal(at, topic, payload, plain))
             ctx.trace.add(at, {"kind": "ack", "camera": cam, "id": plain.id, "ok": plain.ok,
                                "error": plain.error, "received": r.t})
         for idx, sent in mine.items():

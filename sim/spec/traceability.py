@@ -39,8 +39,8 @@ from pathlib import Path
 
 import yaml
 
-#: Every requirement ID of SPEC §4 (controller) and §11 (property suites), in SPEC order, with a
-#: short title for the rendered tables.
+#: Every requirement ID of SPEC §4 (controller), §11 (property suites), §14 (trust) and §15
+#: (controllers in any language), in SPEC order, with a short title for the rendered tables.
 SPEC_REQUIREMENTS: dict[str, str] = {
     "R-TRIG": "required activity starts recording",
     "R-BUF": "pre-event buffer prepended",
@@ -63,6 +63,11 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",
     "P-AUDIT": "property: audit chain verifies",
+    "P-AUTH": "property: forged, replayed, re-sequenced, skewed commands change nothing",
+    "R-AUTH": "commands only from entitled, signed principals",
+    "R-FRESH": "replayed, re-sequenced and stale commands refused",
+    "R-BOUND": "bounded resources, O(log n) per event",
+    "R-NODE": "node protocol: controllers in any language",
     "R-HIL": "live: devices judged like a replay",
     "R-CLOCK": "live: scaled clock and its mapping",
     "R-JITTER": "live: explicit timing tolerance",

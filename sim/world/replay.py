@@ -7,6 +7,11 @@ timeline message per camera (and what state the camera had reported just before)
 bus, and every publication each camera made. At ``end`` the oracle judges those observations
 against the scenario's ground truth.
 
+With ``auth: signed`` (SPEC §14) the cameras are provisioned with the scenario's trust file and
+every message goes out as its sender signed it (:mod:`sim.world.senders`). Whatever a camera
+is obliged to refuse — a forgery, a replay, a stale or re-sequenced command — is, for the
+oracle, nothing happening; a camera that acts on one anyway fails the verdict.
+
 What the oracle needs of a camera is an :class:`ObservedCamera`; :func:`judge_run` judges a set of
 them. A run on a real broker (:mod:`sim.live.hil`) observes the same things from outside the
 device and is judged by the same function, so its report, trace and timeline are a replay's.
@@ -32,6 +37,7 @@ from .broker import LossReason, Message, SimBroker
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
+from .senders import must_refuse, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -44,6 +50,16 @@ class FirstDelivery:
     prior_since: float
     prior_storage_free: float  # free storage in that report (constant while buffering)
     ok: bool | None = None  # the camera's ack, when it sent one
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One delivery the camera answered with a NACK: what arrived, when, and the answer."""
+
+    at: float
+    topic: str
+    payload: bytes
+    ack: Ack
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -59,6 +75,11 @@ class ObservedCamera:
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
+    # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
+    refusable: dict[int, str] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+    # Allowed deactivations as the oracle derived them (set when the run is judged).
+    paused: list[tuple[float, float]] = field(default_factory=list)
     # Live runs only: when the device was offline, and moments the harness timed itself.
     offline: list[tuple[float, float]] = field(default_factory=list)
     timed: list[float] = field(default_factory=list)
@@ -81,13 +102,16 @@ class ReplayResult:
     cameras: Mapping[str, ObservedCamera]
     windows: dict[str, list[Window]]
     judgements: dict[str, Judgement]
+    # Per camera: commands it acted on although it had to refuse them (SPEC §14).
+    forgeries: dict[str, list[str]] = field(default_factory=dict)
     # A run on a real broker (SPEC §15): broker, devices, clock mapping, tolerance. The report
     # carries it as its ``live`` key; ``None`` for a simulated run.
     live: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
-        return "pass" if all(j.ok for j in self.judgements.values()) else "fail"
+        ok = all(j.ok for j in self.judgements.values()) and not any(self.forgeries.values())
+        return "pass" if ok else "fail"
 
 
 class Replay:
@@ -109,6 +133,8 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        self._trust = trust_file(scenario)
+        self._wire = wire_messages(scenario)
 
     # ------------------------------------------------------------------ driving
 
@@ -129,7 +155,7 @@ class Replay:
         sc = self.scenario
         setup = CameraSetup(
             camera_id=spec.id, policy=sc.policy, params=spec.params, teams=spec.teams,
-            initial=spec.initial, prefix=sc.prefix,
+            initial=spec.initial, prefix=sc.prefix, trust=self._trust,
         )
         node = self.factory(setup)
         run = CameraRun(spec=spec, node=node, topics=Topics(spec.id, sc.prefix))
@@ -146,7 +172,7 @@ class Replay:
         if entry.fault is not None:
             self.sched.schedule(entry.at, lambda: self._fault(entry), MESSAGE)
             return
-        topic, payload = entry.payload(self.scenario.prefix)
+        topic, payload = self._wire[entry.index]
         self._entry_of.setdefault((topic, payload), entry.index)
         self.sched.schedule(entry.send_at, lambda: self._publish_entry(entry, topic, payload), MESSAGE)
 
@@ -184,6 +210,8 @@ class Replay:
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
         if first is not None and len(run.acks) > n_acks:
             first.ok = run.acks[n_acks].ok
+        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
+                            for ack in run.acks[n_acks:] if not ack.ok)
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
@@ -299,6 +327,19 @@ def judge_run(
 
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
+    forgeries: dict[str, list[str]] = {}
+    for cam, seen in cameras.items():
+        def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
+            first = seen.delivered.get(idx)
+            return first.at if first is not None else None
+
+        seen.refusable = must_refuse(scenario, cam, arrival)
+        forgeries[cam] = [
+            f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
+            f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
+            for idx, why in seen.refusable.items()
+            if (first := seen.delivered.get(idx)) is not None and first.ok
+        ]
     windows = {cam: required_windows(scenario, seen) for cam, seen in cameras.items()}
     judgements = {}
     for cam, seen in cameras.items():
@@ -314,8 +355,9 @@ def judge_run(
             timed=seen.timed,
             tolerance_s=tolerance_s,
         )
+        seen.paused = list(obs.deactivations)
         judgements[cam] = judge(obs)
-    return ReplayResult(scenario, cameras, windows, judgements, live)
+    return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 
 def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
@@ -348,6 +390,8 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
     for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
         if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
             continue
+        if e.index in run.refusable:
+            continue  # a forgery, a replay, a stale command: nothing happened
         aid = str(e.fields.get("activity_id"))
         if e.event == "activity_start":
             activity = str(e.fields.get("activity"))
@@ -392,7 +436,7 @@ def allowed_deactivations(
     limit = sc.end
     running: set[str] = set()
     for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
-        if first.ok is not True:
+        if first.ok is not True or idx in run.refusable:
             continue
         e = sc.timeline[idx]
         if start is not None and first.at >= limit:
