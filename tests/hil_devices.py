@@ -55,7 +55,8 @@ class RuntimeDevices:
             node = PowerOnAt(self.factory(setup), speed * start_unix)
             runtime = CameraRuntime(
                 node, self.bus_factory(), prefix=plan.prefix, client_id=f"dev-{plan.tag}-{device}",
-                backoff=Backoff(initial_s=0.01, max_s=0.05), speed=speed,
+                # A dropped link comes back after a few scenario seconds, never at once.
+                backoff=Backoff(initial_s=0.05, max_s=0.1, stable_s=1e9), speed=speed,
                 time_origin=lambda: speed * self.wall(),
             )
             self.runtimes[spec.id] = runtime

@@ -141,6 +141,23 @@ async def test_a_device_that_dies_mid_warrant_is_reported_offline_not_blamed() -
 
 @pytest.mark.looptime
 @pytest.mark.req("R-HIL")
+async def test_a_device_that_drops_off_and_comes_back_keeps_its_footage_and_is_reported() -> None:
+    scenario = load_scenario(LIBRARY / "conformance" / "warrant_basic.yaml")  # warrant 600-2400
+
+    async def drop(hub: SimHub, devices: RuntimeDevices) -> None:
+        await asyncio.sleep(1000 / SPEED + 2.0)  # lead (2 s) + scenario second 1000
+        devices.cut(hub, "cam-1")  # the link drops; the camera records on and reconnects
+
+    report = build_report((await _play(scenario, during=drop)).result)
+    (span,) = report["live"]["devices"]["cam-1"]["offline"]
+    assert span[0] == pytest.approx(1000.0, abs=0.1) and 1000.0 < span[1] < 1010.0
+    assert report["missed_s"]["total"] == 0 and report["verdict"] == "pass"  # nothing was lost
+    assert report["cameras"]["cam-1"]["recordings"][0]["segment_list"] == [[570.0, 2400.0]]
+    assert not report["live"]["complete"]
+
+
+@pytest.mark.looptime
+@pytest.mark.req("R-HIL")
 async def test_connected_devices_under_other_ids_are_mapped_checked_and_closed_at_the_end() -> None:
     scenario = load_scenario(LIBRARY / "deactivation_until_activity_end.yaml")  # open at end
     hub = SimHub()

@@ -217,11 +217,6 @@ class LiveRun:
     result: ReplayResult
     records: list[dict[str, Any]]
 
-    @property
-    def complete(self) -> bool:
-        live = self.result.live or {}
-        return bool(live.get("complete", False))
-
 
 # ---------------------------------------------------------------------------------- playing
 
