@@ -28,8 +28,9 @@ have recorded:
   did not send — another client on a shared bus — are no part of the run.
 
 The scenario is judged *as played* (:func:`played_scenario`): each entry at the moment it really
-went out, less its ``delay_s``. The trace is built alongside, in a replay's record kinds, plus
-``send``/``prompt`` records of what went on the wire.
+went out, less its ``delay_s``. The trace is built alongside, in a replay's record kinds: ``send``
+(or ``prompt``) with what went on the wire, ``out`` for every device publication as it arrived,
+and the decoded ``state``/``alert``/``recording``/``deliver``/``ack`` records on the scenario clock.
 """
 
 from __future__ import annotations
@@ -219,6 +220,9 @@ class _Context:
             if where is None or where[0] not in by_device or where[1] == "event":
                 continue
             cam, kind = by_device[where[0]], where[1]
+            if 0.0 <= seen.t <= log.closed_at:
+                self.trace.add(seen.t, {"kind": "out", "camera": cam, "topic": seen.topic,
+                                        "payload": _text(seen.payload), "retain": seen.retain})
             if kind == "availability":
                 if seen.payload:  # an empty payload clears a retained message: no news
                     out[cam].append(_Reported(seen.t, order, seen.payload))
