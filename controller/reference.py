@@ -36,9 +36,9 @@ class ReferenceNode:
         self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
         self.camera = self._new_camera(0.0)
 
-    def _new_camera(self, now: float) -> Camera:
+    def _new_camera(self, now: float, kind: type[Camera] = Camera) -> Camera:
         s = self.setup
-        return Camera(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
+        return kind(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
 
     def subscriptions(self) -> list[str]:
         return [self.topics.event, *self._team_topics]
@@ -47,7 +47,9 @@ class ReferenceNode:
         if len(self.camera.audit) == 0 and self.camera.since != now:
             # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
             # the buffer and the boot count from now, not from the epoch.
-            self.camera = self._new_camera(now)
+            # Of the same class: a node built around a Camera subclass (a deliberately broken
+            # one, say) keeps it.
+            self.camera = self._new_camera(now, type(self.camera))
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:

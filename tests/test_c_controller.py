@@ -37,7 +37,7 @@ from sim.nodes.stdio import ExecFactory
 from sim.search.fuzz import search
 from sim.search.strategies import load_scenario_dict, scenarios
 from sim.views.report import build_report
-from sim.world.replay import replay
+from sim.world.replay import CameraRun, replay
 from sim.world.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -486,6 +486,7 @@ def test_the_c_controllers_run_clean_under_address_and_undefined_sanitizers(
         for path in library():
             result = replay(load_scenario(path), factory)  # a sanitizer abort would raise here
             for run in result.cameras.values():
+                assert isinstance(run, CameraRun)
                 with contextlib.suppress(NoAuditTrail):
                     trail_of(run.node)  # the audit request too, after finish
         garbage = [b"\xff\xfe", b"{" * 70_000, b"[" * 40 + b"]" * 40, b'{"id":[{"a":null}],"type":9}',

@@ -39,7 +39,7 @@ from sim.search.explore import explore
 from sim.search.fuzz import search
 from sim.search.strategies import load_scenario_dict, scenarios
 from sim.views.report import build_report
-from sim.world.replay import replay
+from sim.world.replay import CameraRun, replay
 from sim.world.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +166,7 @@ def test_the_audit_log_is_read_over_the_wire_before_and_after_finish(served: Exe
 def test_a_finished_node_stays_in_the_child_until_it_is_dropped(served: ExecFactory) -> None:
     result = replay(load_scenario(WARRANT), served)
     run = next(iter(result.cameras.values()))
+    assert isinstance(run, CameraRun)
     node = run.node
     assert isinstance(node, StdioNode)
     number, child_proc = node._node, node._child
@@ -188,8 +189,10 @@ def test_a_child_without_the_audit_feature_keeps_working_and_says_so(command: st
         (child_proc,) = factory.children
         assert child_proc.features == frozenset()
         result = replay(scenario, factory)
+        run = next(iter(result.cameras.values()))
+        assert isinstance(run, CameraRun)
         with pytest.raises(NoAuditTrail, match="did not accept the audit feature"):
-            trail_of(next(iter(result.cameras.values())).node)
+            trail_of(run.node)
         del result
         gc.collect()
         assert child_proc.pending_close == []  # finish freed its nodes: nothing to close

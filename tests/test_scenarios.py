@@ -31,7 +31,7 @@ from controller.audit import NoAuditTrail, trail_of, verify
 from controller.node import ControllerFactory
 from sim.cli import app
 from sim.views.report import build_report
-from sim.world.replay import ReplayResult, replay
+from sim.world.replay import CameraRun, ReplayResult, replay
 from sim.world.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +204,7 @@ def test_audit_chains_verify_and_record_deactivations(
     checked = 0
     for path in scenario_files(SCENARIO_DIR):
         for cam, run in _replay(path, controller_factory).cameras.items():
+            assert isinstance(run, CameraRun)  # a replay drives a node per camera
             try:
                 trail = trail_of(run.node)
             except NoAuditTrail as why:
@@ -214,7 +215,9 @@ def test_audit_chains_verify_and_record_deactivations(
     assert checked >= 20
 
     result = _replay(SCENARIO_DIR / "full_shift_12h.yaml", controller_factory)
-    entries = trail_of(result.cameras["cam-1"].node).entries
+    run = result.cameras["cam-1"]
+    assert isinstance(run, CameraRun)
+    entries = trail_of(run.node).entries
     (deactivation,) = [e for e in entries if e.kind == "deactivation"]
     assert deactivation.at == 32400.0
     assert deactivation.data["reason"] == "medical_facility_privacy"

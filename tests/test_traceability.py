@@ -30,6 +30,7 @@ SPEC_IDS = [
     "P-NOMISS", "P-NOSPLIT", "P-BAD", "P-IDEM", "P-DET", "P-AUDIT", "P-AUTH",
     "R-AUTH", "R-FRESH", "R-BOUND",
     "R-NODE",
+    "R-HIL", "R-CLOCK", "R-JITTER",
 ]  # fmt: skip
 
 
@@ -229,9 +230,9 @@ def test_render_text(matrix: Matrix) -> None:
     assert "MISSING" in power
     assert any(line.startswith("SCN-EXTRA* ") for line in lines)
     assert lines[-1] == (
-        "26 SPEC requirements: 12 covered by tests, 14 missing (R-NOSPLIT, R-MISS, R-POWER, "
+        "29 SPEC requirements: 12 covered by tests, 17 missing (R-NOSPLIT, R-MISS, R-POWER, "
         "R-STORE, R-META, P-NOSPLIT, P-BAD, P-IDEM, P-AUDIT, P-AUTH, R-AUTH, R-FRESH, R-BOUND, "
-        "R-NODE)"
+        "R-NODE, R-HIL, R-CLOCK, R-JITTER)"
     )
 
 

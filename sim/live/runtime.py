@@ -15,7 +15,9 @@ synchronous and therefore atomic with respect to the others:
   the node. ``now`` is ``time_origin`` plus the loop's clock since the runtime's start: with
   origin 0 the node sees seconds since the runtime started (virtual seconds under ``looptime``);
   ``bwcsim live`` passes the Unix time at start, so the node's times — and the ``ts`` a
-  dispatcher puts on a trigger — are Unix seconds.
+  dispatcher puts on a trigger — are Unix seconds. With ``speed`` N the node's clock runs N
+  times faster than the loop's (the scaled clock of :mod:`sim.live.clock`); reconnect delays
+  and the other waits of the link stay in wall-clock seconds.
 * **Sending.** Everything the node asks to publish goes into an :class:`Outbox`, which a sender task
   drains while the link is up. A publication leaves the outbox only after the bus accepted it
   (for QoS 1: after the broker's PUBACK), so a link that dies mid-publish loses nothing; the
@@ -50,6 +52,7 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,7 +236,8 @@ class CameraRuntime:
         outbox_limit: int = 1000,
         stop_timeout_s: float = 5.0,
         logger: logging.Logger | None = None,
-        time_origin: float = 0.0,
+        time_origin: float | Callable[[], float] = 0.0,
+        speed: float = 1.0,
     ) -> None:
         self.node = node
         self.bus = bus
@@ -250,7 +254,13 @@ class CameraRuntime:
         self._t0 = 0.0
         # What the node's clock reads when the run starts: 0 (seconds since start) or the Unix
         # time, so that a trigger's ``ts`` in Unix seconds can be compared with it (R-LATE).
-        self.time_origin = time_origin
+        # A callable is read at the very moment run() starts, next to the loop's clock, so that
+        # a clock such as "speed x Unix time" is not skewed by the time spent getting there.
+        self._origin = time_origin
+        self.time_origin = 0.0 if callable(time_origin) else time_origin
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.speed = speed  # node seconds per loop second (sim.live.clock)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._wake_sender = asyncio.Event()
@@ -271,7 +281,7 @@ class CameraRuntime:
         loop's clock."""
         if self._loop is None:
             return self.time_origin
-        return self.time_origin + (self._loop.time() - self._t0)
+        return self.time_origin + self.speed * (self._loop.time() - self._t0)
 
     async def wait_connected(self) -> None:
         """Return once the runtime is connected and subscribed."""
@@ -290,6 +300,8 @@ class CameraRuntime:
         """Run the camera: connect, serve, reconnect on loss, until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
+        if callable(self._origin):
+            self.time_origin = self._origin()
         self._emit(self.node.start(self.time_origin))
         self._arm_timer()
         delay = 0.0
@@ -308,7 +320,7 @@ class CameraRuntime:
                               error=str(exc), attempt=self._attempt, retry_in_s=round(delay, 3))
                     continue
                 self.stats.connects += 1
-                started = self.now()
+                started = self._loop.time()
                 try:
                     await self._serve(present)
                 except BusError as exc:
@@ -319,7 +331,7 @@ class CameraRuntime:
                         # or every reconnect attempt would fail with "already connected".
                         with contextlib.suppress(BusError):
                             await self.bus.disconnect(clean=False)
-                    if self.now() - started >= self.backoff.stable_s:
+                    if self._loop.time() - started >= self.backoff.stable_s:
                         self._attempt, delay = 0, 0.0
                     else:
                         delay = self._next_delay()
@@ -442,7 +454,7 @@ class CameraRuntime:
         ok = self._run_timer(now)
         # A handler that raised keeps its deadline; retrying it every millisecond would spin
         # the loop and flood the log, so a failed timer is retried a second later.
-        self._arm_timer(after=now, retry_s=1e-3 if ok else _TIMER_RETRY_S)
+        self._arm_timer(after=now, retry_s=1e-3 if ok else _TIMER_RETRY_S * self.speed)
 
     def _run_timer(self, now: float) -> bool:
         """The node's ``on_timer``; ``False`` (logged and counted) if it raised."""
@@ -468,7 +480,8 @@ class CameraRuntime:
         self._cancel_timer()
         if deadline is not None and self._loop is not None:
             self._timer_at = deadline
-            self._timer = self._loop.call_at(self._t0 + (deadline - self.time_origin), self._on_timer)
+            loop_at = self._t0 + (deadline - self.time_origin) / self.speed
+            self._timer = self._loop.call_at(loop_at, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -68,6 +68,9 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-FRESH": "replayed, re-sequenced and stale commands refused",
     "R-BOUND": "bounded resources, O(log n) per event",
     "R-NODE": "node protocol: controllers in any language",
+    "R-HIL": "live: devices judged like a replay",
+    "R-CLOCK": "live: scaled clock and its mapping",
+    "R-JITTER": "live: explicit timing tolerance",
 }
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")

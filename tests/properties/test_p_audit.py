@@ -19,7 +19,7 @@ from controller.audit import NoAuditTrail, trail_of
 from controller.node import ControllerFactory
 from sim.search.invariants import audit_problems
 from sim.search.strategies import load_scenario_dict, scenarios
-from sim.world.replay import replay
+from sim.world.replay import CameraRun, replay
 
 FIELDS = ("seq", "at", "kind", "data", "prev", "hash")
 
@@ -32,6 +32,7 @@ def test_audit_chain_verifies_and_any_alteration_breaks_it(
 ) -> None:
     result = replay(load_scenario_dict(data), controller_factory)
     for cam, run in result.cameras.items():
+        assert isinstance(run, CameraRun)  # a replay drives a node per camera
         try:
             trail = trail_of(run.node)
         except NoAuditTrail as why:
