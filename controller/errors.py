@@ -38,3 +38,18 @@ class ScenarioError(InvalidInput):
 
 class BusError(BwcError):
     """The MQTT bus (simulated or real) failed or refused an operation."""
+
+
+class BusRefused(BusError):
+    """The broker answered and said no (an MQTT 5 reason code of 0x80 or above, say "not
+    authorized"): the link is fine, the operation is not allowed. Worth reporting and retrying
+    later, never worth treating as success. ``code`` is the reason code when one was given."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class BusTimeout(BusError):
+    """The broker did not answer in time. The operation may or may not have taken effect, so it
+    is retried (QoS 1 makes a second copy harmless)."""

@@ -6,6 +6,8 @@ team swaps in its own factory with the same signature to run the suites on its i
 
 from __future__ import annotations
 
+from typing import Any
+
 from .camera import Camera
 from .codec import DecodeError, Topics, availability, decode_event, encode, peek_id
 from .messages import Outbound
@@ -52,6 +54,23 @@ class ReferenceNode:
 
     def finish(self, now: float) -> list[Publish]:
         return self._encode(self.camera.finish(now))
+
+    # ------------------------------------------------------------------ restarts and audit
+
+    def dump_state(self) -> bytes:
+        return self.camera.dump_state()
+
+    def load_state(self, data: bytes) -> None:
+        setup = self.setup
+        camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial)
+        camera.load_state(data)
+        self.camera = camera
+
+    def resume(self, down_since: float, now: float) -> list[Publish]:
+        return self._encode(self.camera.resume(down_since, now))
+
+    def drain_audit(self) -> list[tuple[float, str, dict[str, Any]]]:
+        return [(e.at, e.kind, e.data) for e in self.camera.audit.drain()]
 
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
         topics = self.topics

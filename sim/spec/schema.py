@@ -123,7 +123,10 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
         "at": "When, seconds on the camera's clock.",
         "cause": "For missed_required_recording: why the camera could not record.",
         "activity_id": "The activity concerned, when there is one.",
-        "span": "For late_trigger: the uncovered [start, end] seconds.",
+        "span": "For late_trigger: the uncovered [start, end] seconds; for restarted: the seconds the "
+                "camera was not running.",
+        "detail": "For bus_fault: what the broker refused or what happened to the link, e.g. "
+                  "'subscribe_refused: bwc/team/sr-1/event (Not authorized)'.",
     },
     "RecordingMeta": {
         "camera": "Camera id.",
