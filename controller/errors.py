@@ -53,3 +53,7 @@ class BusRefused(BusError):
 class BusTimeout(BusError):
     """The broker did not answer in time. The operation may or may not have taken effect, so it
     is retried (QoS 1 makes a second copy harmless)."""
+
+
+class SessionTakenOver(BusError):
+    """The broker closed the link because another connection took over the client id."""

@@ -93,7 +93,10 @@ class World:
         if self.hub is not None:
             return self.hub.client()
         assert self.address is not None
-        return MqttBus(MqttEndpoint(self.address.host, self.address.port, timeout_s=TIMEOUT_S))
+        # MQTT 5, as `bwcsim live` speaks it, wherever the broker can (amqtt cannot).
+        protocol = "3.1.1" if self.address.kind == "amqtt" else "5"
+        return MqttBus(MqttEndpoint(self.address.host, self.address.port, timeout_s=TIMEOUT_S,
+                                    protocol=protocol))
 
     def client_id(self, name: str) -> str:
         return f"{self.prefix}-{name}"
