@@ -34,7 +34,7 @@ from controller.node import CameraNode, CameraSetup, ControllerFactory, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import make_node
-from sim.live.bus import Bus, MqttBus, MqttEndpoint, Probe, SimHub
+from sim.live.bus import Bus, MqttBus, MqttEndpoint, MqttVersion, Probe, SimHub
 from sim.live.runtime import Backoff, CameraRuntime
 from sim.world.broker import Message
 
@@ -94,7 +94,7 @@ class World:
             return self.hub.client()
         assert self.address is not None
         # MQTT 5, as `bwcsim live` speaks it, wherever the broker can (amqtt cannot).
-        protocol = "3.1.1" if self.address.kind == "amqtt" else "5"
+        protocol: MqttVersion = "3.1.1" if self.address.kind == "amqtt" else "5"
         return MqttBus(MqttEndpoint(self.address.host, self.address.port, timeout_s=TIMEOUT_S,
                                     protocol=protocol))
 
