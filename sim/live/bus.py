@@ -84,6 +84,7 @@ __all__ = [
     "MqttBus",
     "MqttEndpoint",
     "MqttVersion",
+    "OptionsBus",
     "Probe",
     "SimBus",
     "SimHub",
@@ -108,12 +109,8 @@ class Bus(Protocol):
         """Open the link as ``client_id``; returns MQTT's *session present* flag."""
         ...
 
-    async def subscribe(
-        self, topic_filter: str, qos: int = 1, *, retained: bool = True, no_local: bool = False
-    ) -> None:
-        """Subscribe and wait until the broker has granted it. ``retained=False``: send no
-        retained messages for it; ``no_local=True``: not this client's own publications (MQTT 5
-        options; a bus or protocol without them may ignore them)."""
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe and wait until the broker has granted it."""
         ...
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -129,6 +126,18 @@ class Bus(Protocol):
 
     async def disconnect(self, *, clean: bool = True) -> None:
         """Close the link; ``clean=False`` drops it without DISCONNECT so the will is published."""
+        ...
+
+
+class OptionsBus(Bus, Protocol):
+    """A bus whose subscriptions take MQTT 5's options (both buses here do; the runtime uses them
+    when a bus has them)."""
+
+    async def subscribe(
+        self, topic_filter: str, qos: int = 1, *, retained: bool = True, no_local: bool = False
+    ) -> None:
+        """Subscribe; ``retained=False``: send no retained messages for it; ``no_local=True``: not
+        this client's own publications (a protocol without these options ignores them)."""
         ...
 
 

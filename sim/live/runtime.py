@@ -96,7 +96,7 @@ import random
 import sqlite3
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -107,7 +107,7 @@ from controller.node import CameraNode, Publish
 from sim.world.broker import Message
 
 from .auditfile import AuditFile
-from .bus import Bus
+from .bus import Bus, OptionsBus
 from .limits import RateLimit, RateLimiter
 from .outbox import Entry, Kind, Outbox
 from .store import JournalRecord, StateStore
@@ -376,6 +376,7 @@ class CameraRuntime:
         """Start the node afresh, or restore it from the state directory and resume it."""
         store = self.store
         recovered = store.recover() if store is not None else None
+        self._last_snapshot = self.now()
         if recovered is None or recovered.fresh:
             for seq, pub in recovered.evidence if recovered is not None else ():
                 self.outbox.push(pub, kind="evidence", key=seq)
@@ -448,7 +449,7 @@ class CameraRuntime:
         """Subscribe; a refusal is a reported fault (``False``), a lost link raises."""
         try:
             if self._sub_options:
-                await self.bus.subscribe(topic_filter, 1, **options)
+                await cast(OptionsBus, self.bus).subscribe(topic_filter, 1, **options)
             else:
                 await self.bus.subscribe(topic_filter, 1)
         except BusRefused as exc:
@@ -669,9 +670,14 @@ class CameraRuntime:
 
     def _check_status(self, msg: Message, now: float) -> None:
         """A publication on the camera's own status topic: its own (fine) or another client's."""
-        if msg.retain or msg.payload in self._own_status[msg.topic]:
-            # A stored value that a (re)subscription brought — the camera's own fresh one is on
-            # its way — or the camera's own publication coming back (no-local is MQTT 5 only).
+        if msg.retain:
+            return  # a stored value a (re)subscription brought: the camera's own fresh one follows
+        if msg.payload in self._own_status[msg.topic]:
+            # The camera's own publication coming back (no-local is MQTT 5 only), or its Last
+            # Will queued in its session while it was away: whoever wrote it, it is not true now.
+            if msg.topic == self.topics.availability and msg.payload != b"online" and self.connected:
+                self._stage(availability(self.topics, online=True), kind="status")
+                self._batch_done()
             return
         self.stats.foreign_status += 1
         log_event(self._log, logging.WARNING, "status_overwritten", camera=self.node.camera_id,
