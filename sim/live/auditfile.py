@@ -138,8 +138,7 @@ class AuditFile:
         self._file = self.path.open("ab")
         self._size = 0
         self._append(at, SEGMENT_KIND, {"camera": self.camera_id, "segment": self.segment})
-        self.sync()
-        _fsync_dir(self.directory)
+        _fsync_dir(self.directory)  # the rename and the new file; its lines go at the next sync
 
     def head_record(self) -> AuditHead:
         """The current head, to publish (call :meth:`sync` first)."""
