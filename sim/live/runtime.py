@@ -121,6 +121,8 @@ _ack_decoder = msgspec.json.Decoder(Ack)
 _head_encoder = msgspec.json.Encoder()
 _TIMER_RETRY_S = 1.0
 """How soon a timer whose handler raised is tried again."""
+_UNSTABLE_AFTER = 3
+"""Links lost this many times in a row soon after connecting are alerted as unstable."""
 _FAULT_ALERT_EVERY_S = 60.0
 """A fault that keeps happening is alerted at most this often (it is logged every time)."""
 
@@ -314,6 +316,7 @@ class CameraRuntime:
         self._arm_timer()
         housekeeping = asyncio.create_task(self._housekeeping())
         delay = 0.0
+        short_links = 0
         try:
             while not self._stopping.is_set():
                 if delay:
@@ -345,9 +348,16 @@ class CameraRuntime:
                         with contextlib.suppress(BusError):
                             await self.bus.disconnect(clean=False)
                     if self.now() - started >= self.backoff.stable_s:
-                        self._attempt, delay = 0, 0.0
+                        self._attempt, delay, short_links = 0, 0.0, 0
                     else:
                         delay = self._next_delay()
+                        short_links += 1
+                        if short_links >= _UNSTABLE_AFTER and not isinstance(exc, SessionTakenOver):
+                            # Brokers that close a taken-over link without saying why (Mosquitto
+                            # 2.0) leave only this trace of two clients fighting over one id.
+                            self._fault("link_unstable", f"link_unstable: lost {short_links} times within "
+                                        f"{self.backoff.stable_s:g} s of connecting (another client with "
+                                        f"the client id {self.client_id!r}, or a broker dropping it)")
                     log_event(self._log, logging.WARNING, "connection_lost", camera=self.node.camera_id,
                               error=str(exc), queued=len(self.outbox), retry_in_s=round(delay, 3))
                     self._audit_note("connection_lost", {"error": str(exc)})
@@ -442,7 +452,9 @@ class CameraRuntime:
             if "+" not in topic_filter and "#" not in topic_filter:
                 self._node_topics.add(topic_filter)
                 out.append((f"{topic_filter}/+", {"retained": False}))
-        out += [(topic, {"retained": False, "no_local": True}) for topic in self._status_topics]
+        # The status topics keep the plain retain flag: a stored value arrives once, flagged, at
+        # subscribe time (and is ignored); another client's live write arrives unflagged.
+        out += [(topic, {"no_local": True}) for topic in self._status_topics]
         return out
 
     async def _subscribe(self, topic_filter: str, options: dict[str, bool]) -> bool:
@@ -793,6 +805,10 @@ class CameraRuntime:
         """Make the batch durable, then release its publications and acknowledge its input."""
         self._commit_pending = False
         self._batch = 0
+        if self.audit is not None:
+            # Before the commit: a crash between the two then repeats an audit entry (the
+            # unacknowledged message comes again) rather than losing one.
+            self.audit.flush()
         store = self.store
         if store is not None and store.pending:
             try:
@@ -800,10 +816,8 @@ class CameraRuntime:
                 self.stats.commits += 1
             except sqlite3.Error as exc:
                 self._store_failed(exc)
-        if self.audit is not None:
-            self.audit.flush()
-            if self.audit.rotations != self._rotations_seen:
-                self._publish_head(self.now())
+        if self.audit is not None and self.audit.rotations != self._rotations_seen:
+            self._publish_head(self.now())
         staged, self._staged = self._staged, []
         for pub, kind, key in staged:
             self.outbox.push(pub, kind=kind, key=key)
