@@ -135,4 +135,14 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     open: bool = False
 
 
+class AuditHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The head of a live camera's audit chain (retained on ``<prefix>/<camera>/audit``): what
+    its audit file must reach when verified (R-AUDITFILE)."""
+
+    head: str
+    seq: int
+    segment: int
+    at: float
+
+
 Outbound = Ack | StateReport | Alert | RecordingMeta

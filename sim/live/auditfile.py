@@ -43,6 +43,7 @@ import msgspec
 
 from controller.audit import entry_hash, genesis
 from controller.errors import InvalidInput
+from controller.messages import AuditHead
 
 __all__ = ["AuditFile", "AuditHead", "FileEntry", "Verdict", "audit_files", "verify_files"]
 
@@ -60,15 +61,6 @@ class FileEntry(msgspec.Struct, frozen=True):
     data: dict[str, Any]
     prev: str
     hash: str
-
-
-class AuditHead(msgspec.Struct, frozen=True):
-    """What the camera publishes (retained) so that the file can be checked against it."""
-
-    head: str
-    seq: int
-    segment: int
-    at: float
 
 
 _encode = msgspec.json.Encoder().encode
@@ -142,7 +134,7 @@ class AuditFile:
 
     def head_record(self) -> AuditHead:
         """The current head, to publish (call :meth:`sync` first)."""
-        return AuditHead(self.head, self.seq - 1, self.segment, self.at)
+        return AuditHead(head=self.head, seq=self.seq - 1, segment=self.segment, at=self.at)
 
     def close(self) -> None:
         if self._file is not None:

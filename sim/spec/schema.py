@@ -31,6 +31,7 @@ from controller.messages import (
     STATES,
     Ack,
     Alert,
+    AuditHead,
     Event,
     RecordingMeta,
     StateReport,
@@ -48,12 +49,13 @@ PAYLOADS: dict[str, Any] = {
     "StateReport": StateReport,
     "Alert": Alert,
     "RecordingMeta": RecordingMeta,
+    "AuditHead": AuditHead,
 }
 
 _TYPE_DOCS: dict[str, str] = {
     "Event": (
-        "An inbound event (topics <prefix>/<camera>/event and <prefix>/team/<team>/event, QoS 1), "
-        "tagged by `type`. UTF-8 JSON object of at most "
+        "An inbound event (topics <prefix>/<camera>/event and <prefix>/team/<team>/event, or the same "
+        "with the sender's name as one more level, QoS 1), tagged by `type`. UTF-8 JSON object of at most "
         f"{MAX_PAYLOAD} bytes. Unknown extra fields are ignored. Every event is answered on the "
         "camera's ack topic."
     ),
@@ -74,6 +76,11 @@ _TYPE_DOCS: dict[str, str] = {
         "Metadata of one recording, published on <prefix>/<camera>/recording each time one of its "
         "segments closes (R-META). `recording` is stable across segments; `final` marks the "
         "message sent when the whole recording closes."
+    ),
+    "AuditHead": (
+        "The head of the live camera's hash-chained audit file (topic <prefix>/<camera>/audit, "
+        "retained; published at least every minute and at every rotation). `bwcsim audit verify "
+        "--head` checks the file against it (R-AUDITFILE)."
     ),
     "Availability": (
         "Plain text, not JSON: `online` (retained, published on connect) or `offline` (retained; "
@@ -109,7 +116,9 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
         "error": "Present when refused: a code, then details after ': ' — invalid_utf8, invalid_json, "
                  "not_an_object, missing_field, invalid_field, unknown_type, unknown_activity, "
                  "unknown_activity_id, payload_too_large, wrong_topic, not_ready, storage_full, "
-                 "required_activity, reason_not_allowed, internal_error.",
+                 "required_activity, reason_not_allowed, internal_error; from the live edge: "
+                 "retained (a command published with the retain flag), rate_limited (the sender "
+                 "exceeded its rate).",
     },
     "StateReport": {
         "state": "The camera state (one of the state table, never a sub-state).",
@@ -127,6 +136,12 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
                 "camera was not running.",
         "detail": "For bus_fault: what the broker refused or what happened to the link, e.g. "
                   "'subscribe_refused: bwc/team/sr-1/event (Not authorized)'.",
+    },
+    "AuditHead": {
+        "head": "Hash of the newest entry written to stable storage (hex SHA-256).",
+        "seq": "Its sequence number in the chain.",
+        "segment": "The file it is in: 0 for the first audit-000000.jsonl, and so on.",
+        "at": "Its time, seconds on the camera's clock.",
     },
     "RecordingMeta": {
         "camera": "Camera id.",
@@ -251,6 +266,7 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
 
     camera_param = {"description": "Camera id (one MQTT topic level)."}
     team_param = {"description": "Team id; an event here goes to every camera of the team."}
+    sender_param = {"description": "The sending principal's user name on the broker."}
     # (channel key, address suffix, message, direction, retained, description)
     outbound = [
         ("state", "state", "StateReport", True, "The camera's state; retained, last value wins."),
@@ -259,6 +275,8 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
         ("ack", "ack", "Ack", False, "One reply per inbound message, correlated by `id`."),
         ("alert", "alert", "Alert", False, "Alerts: late trigger, missed recording, battery, storage."),
         ("recording", "recording", "RecordingMeta", False, "Recording metadata when a segment closes."),
+        ("audit", "audit", "AuditHead", True,
+         "The live camera's audit chain head; retained, at least every minute and at every rotation."),
     ]
     channels: dict[str, Any] = {
         "cameraEvent": {
@@ -273,6 +291,23 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "title": "Team events",
             "description": "Events for every camera of a team, whatever its state. QoS 1.",
             "parameters": {"team": team_param},
+            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+        },
+        "cameraEventBySender": {
+            "address": f"{prefix}/{{camera}}/event/{{sender}}",
+            "title": "Camera events, by sender",
+            "description": "The same events with the sender's name as the last level. The broker "
+                           "configuration `bwcsim broker-config` generates lets a principal write only "
+                           "under its own name and nobody on the bare event topic, so the camera knows "
+                           "who sent what (rate limits are per sender).",
+            "parameters": {"camera": dict(camera_param), "sender": dict(sender_param)},
+            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+        },
+        "teamEventBySender": {
+            "address": f"{prefix}/team/{{team}}/event/{{sender}}",
+            "title": "Team events, by sender",
+            "description": "Team events with the sender's name as the last level (see cameraEventBySender).",
+            "parameters": {"team": team_param, "sender": dict(sender_param)},
             "messages": {"event": {"$ref": "#/components/messages/Event"}},
         },
     }
@@ -300,6 +335,18 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             },
         },
     }
+    for key in ("cameraEventBySender", "teamEventBySender"):
+        operations[f"receive{key[0].upper()}{key[1:]}"] = {
+            "action": "receive",
+            "title": f"Receive a {'team' if key.startswith('team') else 'camera'} event from a named sender",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "messages": [{"$ref": f"#/channels/{key}/messages/event"}],
+            "bindings": _mqtt(1, False),
+            "reply": {
+                "channel": {"$ref": "#/channels/ack"},
+                "messages": [{"$ref": "#/channels/ack/messages/ack"}],
+            },
+        }
     for key, suffix, msg_name, retained, description in outbound:
         channels[key] = {
             "address": f"{prefix}/{{camera}}/{suffix}",
@@ -334,7 +381,7 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "local": {
                 "host": "127.0.0.1:1883",
                 "protocol": "mqtt",
-                "protocolVersion": "3.1.1",
+                "protocolVersion": "5",
                 "description": "A broker on loopback (as in the project's tests).",
                 "bindings": {
                     "mqtt": {
