@@ -367,7 +367,7 @@ def _conf(dep: Deployment, out: Path, backend: Backend, listener: Listener, tls:
         "# A camera away for a while must find every trigger queued for it: Mosquitto's default",
         "# of 1000 drops the newest beyond that. Size it for the longest outage you plan for.",
         f"max_queued_messages {max_queued}",
-        "max_inflight_messages 20",
+        "max_inflight_messages 100",
         "# Small packets answered by small packets: without it a trigger's reply can wait ~40 ms.",
         "set_tcp_nodelay true",
     ]

@@ -63,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -410,6 +411,10 @@ class MqttEndpoint:
     refuses 5). ``manual_ack``: acknowledge deliveries only on :meth:`MqttBus.acknowledge`.
     ``session_expiry_s``: how long an MQTT 5 broker keeps a persistent session of a client that
     is away. ``receive_maximum``: unacknowledged QoS 1 deliveries the broker may have in flight.
+    ``max_inflight``: unacknowledged QoS 1 publications this client may have in flight, lowered
+    to the broker's receive maximum (Mosquitto's ``max_inflight_messages``, 20 by default) when
+    the broker announces a smaller one; a broker's round trip, not the camera's CPU, then bounds
+    how fast the camera publishes.
     """
 
     host: str
@@ -423,6 +428,7 @@ class MqttEndpoint:
     manual_ack: bool = False
     session_expiry_s: int = 7 * 24 * 3600
     receive_maximum: int = 100
+    max_inflight: int = 100
 
     def __repr__(self) -> str:
         return (
@@ -462,6 +468,8 @@ class MqttBus:
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self._publishes: dict[int, asyncio.Future[int]] = {}
+        self._sent_at: dict[int, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._v5 = endpoint.protocol != "3.1.1"
         self.dropped_qos0 = 0
 
@@ -534,6 +542,7 @@ class MqttBus:
                 keepalive=endpoint.keepalive_s,
                 timeout=endpoint.timeout_s,
                 queue_type=_Forward,
+                max_inflight_messages=endpoint.max_inflight,
                 # Small packets answered by small packets: without TCP_NODELAY, Nagle's algorithm
                 # meets the peer's delayed ACK and a trigger's reply waits ~40 ms per write.
                 socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
@@ -563,10 +572,12 @@ class MqttBus:
             raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
         self._client, self._epoch, self._closing = client, epoch, False
         self._publishes = publishes
+        self._sent_at = {}
         self._inbox.yielded.clear()
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lost = lost
         self._watcher = asyncio.create_task(self._watch(client, epoch, lost))
+        self._sweeper = asyncio.create_task(self._sweep(publishes, self._sent_at))
         return session_present[0]
 
     async def subscribe(
@@ -612,14 +623,18 @@ class MqttBus:
             raise BusError(f"publish on {topic!r} failed: {paho.error_string(info.rc)}")
         if qos == 0:
             return
+        # One future per PUBACK, resolved by paho's callback, failed by the watcher when the link
+        # ends and by the sweeper when it is overdue: no task and no wait() per publication.
         future = self._publishes.get(info.mid)
         if future is None:
             future = self._publishes[info.mid] = asyncio.get_running_loop().create_future()
+        self._sent_at[info.mid] = time.monotonic()
         try:
-            code = await self._guarded(future, timeout=self.endpoint.timeout_s)
+            code = await future
         finally:
             if self._publishes.get(info.mid) is future:
                 del self._publishes[info.mid]
+            self._sent_at.pop(info.mid, None)
         if code >= 0x80:
             raise BusRefused(f"broker refused the publication on {topic!r} ({_reason_name(code)})", code)
 
@@ -695,6 +710,22 @@ class MqttBus:
             raise BusTimeout(f"no answer from the broker within {timeout} s")
         raise BusError("connection lost")
 
+    async def _sweep(self, publishes: dict[int, asyncio.Future[int]], sent_at: dict[int, float]) -> None:
+        """Fail publications whose PUBACK is overdue with ``BusTimeout``."""
+        timeout = self.endpoint.timeout_s
+        while True:
+            await asyncio.sleep(max(0.05, timeout / 4))
+            now = time.monotonic()
+            for mid, at in list(sent_at.items()):
+                future = publishes.get(mid)
+                if future is not None and not future.done() and now - at > timeout:
+                    future.set_exception(BusTimeout(f"no PUBACK from the broker within {timeout:g} s"))
+
+    def _fail_publishes(self, publishes: dict[int, asyncio.Future[int]]) -> None:
+        for future in publishes.values():
+            if not future.done():
+                future.set_exception(BusError("connection lost"))
+
     async def _watch(self, client: aiomqtt.Client, epoch: int, lost: asyncio.Future[None]) -> None:
         # The forwarding queue never fills, so this iterator only ever ends: with MqttError when
         # the link goes down (clean or not) — which is all it is here for.
@@ -713,12 +744,17 @@ class MqttBus:
             error = None
         if not lost.done():
             lost.set_result(None)
+        if self._epoch == epoch:
+            self._fail_publishes(self._publishes)
         self._inbox.end(epoch, None if self._closing else error)
 
     async def _release(self) -> None:
         """Forget the current aiomqtt client (disconnecting it cleanly if it is still up)."""
-        client, watcher = self._client, self._watcher
-        self._client = self._watcher = None
+        client, watcher, sweeper = self._client, self._watcher, self._sweeper
+        self._client = self._watcher = self._sweeper = None
+        self._fail_publishes(self._publishes)
+        if sweeper is not None:
+            sweeper.cancel()
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
                 await asyncio.wait_for(client.__aexit__(None, None, None), self.endpoint.timeout_s)
@@ -789,7 +825,9 @@ def _close_socket(client: aiomqtt.Client) -> None:
 
 
 def _capture_session_present(client: aiomqtt.Client) -> list[bool]:
-    """Record CONNACK's session-present flag, which aiomqtt does not expose."""
+    """Record CONNACK's session-present flag, which aiomqtt does not expose; and keep paho within
+    the broker's receive maximum, which it does not read (a client that sends more unacknowledged
+    publications than that is disconnected by an MQTT 5 broker)."""
     seen = [False]
     inner: paho.Client = client._client
     original: Callable[..., None] | None = inner.on_connect
@@ -797,6 +835,11 @@ def _capture_session_present(client: aiomqtt.Client) -> list[bool]:
     def on_connect(*args: Any) -> None:
         flags = args[2] if len(args) > 2 else None
         seen[0] = bool(getattr(flags, "session_present", False))
+        properties = args[4] if len(args) > 4 else None
+        receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        if isinstance(receive_maximum, int) and 0 < receive_maximum < inner._max_inflight_messages:
+            # Before the first publication; paho's setter refuses once the socket is open.
+            inner._max_inflight_messages = receive_maximum
         if original is not None:
             original(*args)
 

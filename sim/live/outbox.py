@@ -20,11 +20,13 @@ flood of garbage cannot push out the replies to real commands. What is shed is c
 (:attr:`Outbox.shed`; :attr:`Outbox.dropped` is the total) and coalesced status values in
 :attr:`Outbox.coalesced`.
 
-**Sending.** The sender takes entries in order with :meth:`Outbox.take` — several may be in
-flight at once — and reports back: :meth:`~Outbox.sent` (the broker has it), :meth:`~Outbox.release`
-(the link died: it goes back to where it was, to be sent again after the reconnect; or the broker
-refused it: it is parked and retried at ``retry_at``), :meth:`~Outbox.discard` (it can never be
-sent, e.g. an invalid topic). A retained value superseded while in flight is not sent again.
+**Sending.** The sender takes entries in order with :meth:`Outbox.take`, several in flight at
+once; a status value lets what is queued behind it go first, so that under load it is replaced
+rather than sent in every version. It then reports back: :meth:`~Outbox.sent` (the broker has
+it), :meth:`~Outbox.release` (the link died: it goes back to where it was, to be sent again after
+the reconnect; or the broker refused it: it is parked and retried at ``retry_at``),
+:meth:`~Outbox.discard` (it can never be sent, e.g. an invalid topic). A retained value
+superseded while in flight is not sent again.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ _PENDING, _FLYING, _PARKED, _DONE = 0, 1, 2, 3
 class Entry:
     """One queued publication. ``key`` is the runtime's (its row on disk, for evidence)."""
 
-    __slots__ = ("key", "kind", "pub", "retry_at", "state")
+    __slots__ = ("first", "key", "kind", "pub", "retry_at", "seq", "state")
 
-    def __init__(self, pub: Publish, kind: Kind, key: int | None) -> None:
+    def __init__(self, pub: Publish, kind: Kind, key: int | None, seq: int, first: bool = False) -> None:
         self.pub = pub
         self.kind = kind
         self.key = key
+        self.seq = seq
+        self.first = first
         self.state = _PENDING
         self.retry_at = 0.0
 
@@ -59,7 +63,14 @@ class Entry:
 
 
 class Outbox:
-    """Publications waiting for the broker (see the module docstring)."""
+    """Publications waiting for the broker (see the module docstring).
+
+    Internally every live entry is in ``_entries`` (queue order, for :meth:`pending`), those ready
+    to send also in ``_queue``, and replies and NACKs in a FIFO of their kind, for shedding. Entries
+    that were sent, shed or superseded are dropped from these lazily, and each is rebuilt once
+    stale entries outnumber live ones, so every operation is O(1) amortised, plus the handful in
+    flight or deferred that :meth:`take` and the shedding step over.
+    """
 
     def __init__(self, limit: int = 1000, cheap_limit: int | None = None) -> None:
         if limit < 1:
@@ -70,12 +81,14 @@ class Outbox:
         self.shed: Counter[str] = Counter()
         self.coalesced = 0
         self._entries: deque[Entry] = deque()
+        self._queue: deque[Entry] = deque()
         self._fifo: dict[str, deque[Entry]] = {"cheap": deque(), "reply": deque()}
         self._retained: dict[str, Entry] = {}
         self._flying: set[Entry] = set()
         self._parked: list[Entry] = []
         self._live = 0
         self._counts: Counter[str] = Counter()
+        self._seq = 0
 
     def __len__(self) -> int:
         return self._live
@@ -102,11 +115,14 @@ class Outbox:
             self._shed(("cheap",))
         if kind in ("reply", "cheap") and self._live - self._counts["evidence"] >= self.limit:
             self._shed(("cheap", "reply"))
-        entry = Entry(pub, kind, key)
+        self._seq += 1
+        entry = Entry(pub, kind, key, -self._seq if first else self._seq, first)
         if first:
             self._entries.appendleft(entry)
+            self._queue.appendleft(entry)
         else:
             self._entries.append(entry)
+            self._queue.append(entry)
         fifo = self._fifo.get(kind)
         if fifo is not None:
             fifo.append(entry)
@@ -118,17 +134,31 @@ class Outbox:
         return entry
 
     def take(self, now: float = 0.0) -> Entry | None:
-        """The oldest entry ready to send (marked in flight), or ``None``."""
+        """The oldest entry ready to send (marked in flight), or ``None``.
+
+        A retained status value gives way to what is queued behind it, unless it was pushed
+        ``first``: while it waits, a newer value can still replace it, so under load the camera
+        sends its latest state instead of every intermediate one.
+        """
         self._unpark(now)
-        entries = self._entries
-        while entries and entries[0].state in (_DONE, _PARKED):
-            entries.popleft()
-        for entry in entries:
-            if entry.state == _PENDING:
-                entry.state = _FLYING
-                self._flying.add(entry)
-                return entry
-        return None
+        queue = self._queue
+        while queue and queue[0].state != _PENDING:
+            queue.popleft()
+        deferred: Entry | None = None
+        for entry in queue:
+            if entry.state != _PENDING:
+                continue  # taken from behind a deferred status value, or gone
+            if entry.kind == "status" and not entry.first:
+                if deferred is None:
+                    deferred = entry
+                continue
+            return self._fly(entry)
+        return self._fly(deferred) if deferred is not None else None
+
+    def _fly(self, entry: Entry) -> Entry:
+        entry.state = _FLYING
+        self._flying.add(entry)
+        return entry
 
     def head(self) -> Entry | None:
         """The oldest entry not yet sent (it stays queued)."""
@@ -152,15 +182,20 @@ class Outbox:
             return  # superseded or shed meanwhile
         if retry_at is None:
             entry.state = _PENDING
+            self._queue.appendleft(entry)  # it was among the oldest: it goes again first
             return
         entry.state = _PARKED
         entry.retry_at = retry_at
         self._parked.append(entry)
 
     def release_all(self) -> None:
-        """The link is gone: everything in flight goes back to its place."""
-        for entry in list(self._flying):
-            self.release(entry)
+        """The link is gone: everything in flight goes back to its place, in order."""
+        flying = sorted(self._flying, key=lambda e: e.seq)
+        self._flying.clear()
+        for entry in reversed(flying):
+            if entry.state == _FLYING:
+                entry.state = _PENDING
+                self._queue.appendleft(entry)
 
     def next_retry(self) -> float | None:
         """When the earliest parked entry may be tried again."""
@@ -184,7 +219,7 @@ class Outbox:
         for entry in reversed(due):
             if entry.state == _PARKED:
                 entry.state = _PENDING
-                self._entries.appendleft(entry)  # refused evidence goes first when its time comes
+                self._queue.appendleft(entry)  # refused evidence goes first when its time comes
 
     def _finish(self, entry: Entry) -> None:
         self._flying.discard(entry)
@@ -198,24 +233,33 @@ class Outbox:
     def _shed(self, kinds: tuple[str, ...]) -> None:
         for kind in kinds:
             fifo = self._fifo[kind]
-            while fifo and fifo[0].state == _DONE:
-                fifo.popleft()
-            for entry in fifo:  # skips the few in flight: they are on their way already
-                if entry.state in (_PENDING, _PARKED):
+            in_flight: list[Entry] = []  # on their way already: kept, and stepped over
+            while fifo:
+                entry = fifo.popleft()
+                if entry.state == _FLYING:
+                    in_flight.append(entry)
+                elif entry.state != _DONE:
                     self._finish(entry)
                     self.dropped += 1
                     self.shed[kind] += 1
+                    fifo.extendleft(reversed(in_flight))
                     return
+            fifo.extendleft(reversed(in_flight))
 
     def _compact(self) -> None:
-        # Superseded and shed entries stay in the deques until they reach the head; while the
-        # link is down nothing sends, so during a long outage they would pile up without bound.
-        # Rebuilding once they outnumber the live ones costs O(1) per push, amortised.
+        # Sent, superseded and shed entries stay in the deques until they reach a head; while
+        # the link is down nothing sends, so during a long outage they would pile up without
+        # bound. Rebuilding once they outnumber the live ones costs O(1) per push, amortised.
         entries = self._entries
         while entries and entries[0].state in (_DONE, _PARKED):
             entries.popleft()
         if len(entries) > 2 * self._live + 1:
             self._entries = deque(e for e in entries if e.state in (_PENDING, _FLYING))
+        queue = self._queue  # holds only what is still to be taken
+        while queue and queue[0].state != _PENDING:
+            queue.popleft()
+        if len(queue) > 2 * self._live + 1:
+            self._queue = deque(e for e in queue if e.state == _PENDING)
         for kind, fifo in self._fifo.items():
             while fifo and fifo[0].state == _DONE:
                 fifo.popleft()

@@ -212,7 +212,7 @@ class CameraRuntime:
         store: StateStore | None = None,
         audit: AuditFile | None = None,
         rate_limit: RateLimit | None = None,
-        window: int = 20,
+        window: int = 100,
         batch_max: int = 256,
         heartbeat_s: float = 1.0,
         snapshot_every: int = 1000,
@@ -849,6 +849,9 @@ class CameraRuntime:
                 with contextlib.suppress(sqlite3.Error):
                     store._begin()  # the heartbeat itself: alive_at moves on
             self._commit()
+            if store is not None:
+                with contextlib.suppress(OSError):
+                    store.sync()  # the journal of the last second, on stable storage
             if self.audit is not None and now - self._last_head >= self.head_interval_s:
                 self._publish_head(now)
             self._report_overload()
