@@ -530,8 +530,8 @@ def main() -> None:
     p.add_argument("--flood", type=int, default=None, help="messages in the flood")
     p.add_argument("--broker-settings", action="store_true", help="also measure broker settings")
     args = p.parse_args()
-    args.seconds = args.seconds or (2.0 if args.quick else 30.0)
-    args.flood = args.flood or (2_000 if args.quick else 50_000)
+    args.seconds = args.seconds or (1.0 if args.quick else 30.0)
+    args.flood = args.flood or (1_000 if args.quick else 50_000)
     rows: list[measure.Row] = []
     notes: list[str] = []
     asyncio.run(run(args, rows, notes))

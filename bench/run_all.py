@@ -1,8 +1,8 @@
 """Run every benchmark and print a Markdown table of the figures (for the README).
 
 Runs ``controller_step.py``, ``replay_shift.py`` and ``fleet.py`` from this folder, plus
-``fuzz_rate.py`` and ``live_latency.py`` when they exist, each in its own process with
-``--json`` (and ``--quick`` when given). A script that does not speak ``--json`` is run plainly
+``fuzz_rate.py``, ``live_latency.py`` and ``live_load.py`` when they exist, each in its own
+process with ``--json`` (and ``--quick`` when given). A script that does not speak ``--json`` is run plainly
 and its last output line goes into the table as a note. Every ratio compares with a baseline
 measured in the same run, which is what to read on a shared machine. With ``--quick`` the
 sizes are tiny, so the targets (set for the full workloads) are shown as ``n/a (quick)``.
@@ -22,7 +22,7 @@ from typing import Any
 import measure
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency")
+SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency", "live_load")
 
 
 def run(script: Path, quick: bool) -> dict[str, Any]:
