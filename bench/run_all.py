@@ -22,7 +22,8 @@ from typing import Any
 import measure
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency", "live_load")
+SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency", "bound_activities",
+           "live_load")
 
 
 def run(script: Path, quick: bool) -> dict[str, Any]:

@@ -66,7 +66,8 @@ gap is excused for late-trigger arithmetic; the runtime announces it with a ``re
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -74,6 +75,7 @@ import msgspec
 from transitions import Machine
 
 from .audit import AuditLog
+from .bounds import Limits, Remembered, ReplyTable, bounded_add
 from .machine import CAPTURING, TRANSITIONS, State
 from .messages import (
     Ack,
@@ -93,7 +95,7 @@ from .messages import (
     Undock,
 )
 from .params import CameraParams
-from .persist import StateCodec
+from .persist import StateCodec, Via
 from .policy import Policy
 from .spans import subtract, union
 
@@ -111,12 +113,12 @@ class Recording(msgspec.Struct):
     start: float
     buffer_s: float
     seg_start: float
-    reasons: list[str] = msgspec.field(default_factory=list)
+    # An ordered set: adding a reason costs O(1) however many activities hold the recording.
+    reasons: dict[str, None] = msgspec.field(default_factory=dict)
     segments: list[tuple[float, float]] = msgspec.field(default_factory=list)
 
     def add_reason(self, reason: str) -> None:
-        if reason not in self.reasons:
-            self.reasons.append(reason)
+        self.reasons.setdefault(reason)
 
 
 class Deactivation(msgspec.Struct, frozen=True):
@@ -146,7 +148,9 @@ class Camera:
         "uploads": deque[list[float]],
         "activities": dict[str, str],
         "windows": dict[str, float | None],
-        "ended": set[str],
+        "ended": OrderedDict[str, None],
+        "_tails": list[tuple[float, str]],
+        "_windows_rev": int,
         "manual_hold": bool,
         "deactivation": Deactivation | None,
         "paused_incident": str | None,
@@ -154,8 +158,8 @@ class Camera:
         "_next_reasons": list[str],
         "incidents": int,
         "recordings": int,
-        "replies": dict[MsgId, Ack],
-        "_reported": tuple[State, float, tuple[str, ...]] | None,
+        "replies": Via(list[Remembered], ReplyTable.entries, ReplyTable.restore),
+        "_reported": tuple[State, float, int] | None,
         "_history": list[tuple[float, str | None]],
         "_footage": list[tuple[float, float]],
         "_paused": list[tuple[float, float]],
@@ -180,10 +184,14 @@ class Camera:
         params: CameraParams | None = None,
         initial: str = "pre_buffer",
         now: float = 0.0,
+        limits: Limits | None = None,
+        auth: str = "none",
     ) -> None:
         self.camera_id = camera_id
         self.policy = policy
         self.params = p = params if params is not None else CameraParams()
+        self.limits = limits if limits is not None else Limits()
+        self.auth = auth  # reported in the retained state (SPEC §14)
         self.audit = AuditLog(camera_id)
         self._now = now
         self.since = now
@@ -199,10 +207,17 @@ class Camera:
         # Closed recordings not yet offloaded: [size, uploaded so far], oldest first.
         self.uploads: deque[list[float]] = deque()
         # Activities: every accepted running activity (any kind) → its name; open required
-        # windows → tail end (None while the activity runs).
+        # windows → tail end (None while the activity runs). Both capped (R-BOUND); ended ids
+        # are remembered for the newest max_remembered only, oldest forgotten first.
         self.activities: dict[str, str] = {}
         self.windows: dict[str, float | None] = {}
-        self.ended: set[str] = set()
+        self.ended: OrderedDict[str, None] = OrderedDict()
+        # Tail ends as a heap of (end, activity id), so the next one is found in O(log n);
+        # an entry whose window no longer has that tail is stale and skipped.
+        self._tails: list[tuple[float, str]] = []
+        # Bumped whenever the set of open windows changes: the state report compares it
+        # instead of the whole set.
+        self._windows_rev = 0
         self.manual_hold = False
         self.deactivation: Deactivation | None = None
         self.paused_incident: str | None = None
@@ -210,9 +225,9 @@ class Camera:
         self._next_reasons: list[str] = []
         self.incidents = 0
         self.recordings = 0
-        self.replies: dict[MsgId, Ack] = {}
+        self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
-        self._reported: tuple[State, float, tuple[str, ...]] | None = None
+        self._reported: tuple[State, float, int] | None = None
         Machine(
             model=self,
             states=State,
@@ -246,38 +261,56 @@ class Camera:
         self._report()
         return self._flush()
 
-    def handle(self, event: Event, now: float) -> list[Outbound]:
-        """Handle one decoded inbound event at time ``now``; returns what to publish."""
+    def handle(self, event: Event, now: float, sender: str | None = None) -> list[Outbound]:
+        """Handle one decoded inbound event at time ``now``; returns what to publish.
+
+        ``sender`` is the principal whose signature the message carried (SPEC §14), ``None``
+        when the camera runs ``auth: none``: ids are recognised per sender, and the audit log
+        names who commanded.
+        """
         self._catch_up(now)
-        reply = self.replies.get(event.id)
+        key = (sender, event.id)
+        reply = self.replies.get(key, now)
         if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
-            self.audit.append(now, "duplicate", {"id": event.id})
+            self.audit.append(now, "duplicate", _origin({"id": event.id}, sender))
             self._out.append(reply)
             return self._flush()
         error = self._dispatch(event)
         ack = Ack(id=event.id, ok=error is None, error=error)
-        self.replies[event.id] = ack
+        self.replies.put(key, ack, now)
         if error is None:
-            self.audit.append(now, "accepted", {"id": event.id, "type": _type_of(event)})
+            self.audit.append(now, "accepted", _origin({"id": event.id, "type": _type_of(event)}, sender))
         else:
-            self.audit.append(now, "refused", {"id": event.id, "error": error})
+            self.audit.append(now, "refused", _origin({"id": event.id, "error": error}, sender))
         self._out.append(ack)
         self._report()
         return self._flush()
 
-    def refuse(self, msg_id: MsgId | None, error: str, now: float) -> list[Outbound]:
-        """NACK an inbound payload that could not be decoded (R-BAD); nothing else changes."""
+    def is_duplicate(self, event: Event, now: float, sender: str | None = None) -> bool:
+        """Whether :meth:`handle` would answer ``event`` as a redelivery."""
+        return self.replies.get((sender, event.id), now) is not None
+
+    def refuse(
+        self, msg_id: MsgId | None, error: str, now: float, by: str | None = None,
+        remember: bool = True,
+    ) -> list[Outbound]:
+        """NACK an inbound payload that was not handled (R-BAD, R-AUTH); nothing else changes.
+
+        ``by`` is the principal the payload named, for the audit log. ``remember`` keeps the
+        NACK as the reply to a redelivery of the id; it is false for a payload whose origin did
+        not verify, so that nobody can pre-empt a principal's message id.
+        """
         self._catch_up(now)
-        if msg_id is not None:
-            reply = self.replies.get(msg_id)
+        if msg_id is not None and remember:
+            reply = self.replies.get((by, msg_id), now)
             if reply is not None:
-                self.audit.append(now, "duplicate", {"id": msg_id})
+                self.audit.append(now, "duplicate", _origin({"id": msg_id}, by))
                 self._out.append(reply)
                 return self._flush()
         ack = Ack(id=msg_id, ok=False, error=error)
-        if msg_id is not None:
-            self.replies[msg_id] = ack
-        self.audit.append(now, "refused", {"id": msg_id, "error": error})
+        if msg_id is not None and remember:
+            self.replies.put((by, msg_id), ack, now)
+        self.audit.append(now, "refused", _origin({"id": msg_id, "error": error}, by))
         self._out.append(ack)
         return self._flush()
 
@@ -393,12 +426,16 @@ class Camera:
         aid = ev.activity_id
         if aid in self.activities:
             return None  # already running: never restarts or splits anything (R-NOSPLIT)
+        cap = self.limits.max_open_activities
+        if len(self.activities) >= cap or (aid not in self.windows and len(self.windows) >= cap):
+            return f"too_many_activities: {cap} open"  # R-BOUND: refused, nothing changes
         self.activities[aid] = ev.activity
-        self.ended.discard(aid)
+        self.ended.pop(aid, None)
         if kind != "required":
             return None  # prohibited never starts a recording; discretionary is the officer's call
         self.windows.pop(aid, None)  # a restart inside its own post_s tail reopens the window
         self.windows[aid] = None
+        self._windows_rev += 1
         if self.deactivation is not None:
             self._end_deactivation(f"activity_start:{aid}")
         if self.rec is not None:
@@ -415,13 +452,16 @@ class Camera:
         if aid not in self.activities:
             return None if aid in self.ended else f"unknown_activity_id: {aid}"
         name = self.activities.pop(aid)
-        self.ended.add(aid)
+        bounded_add(self.ended, aid, self.limits.max_remembered)
         if aid in self.windows:
             post = self.policy.post_s.get(name, 0.0)
             if post > 0:
-                self.windows[aid] = self._now + post
+                tail = self._now + post
+                self.windows[aid] = tail
+                heapq.heappush(self._tails, (tail, aid))
             else:
                 del self.windows[aid]
+                self._windows_rev += 1
             self._reconcile()
         return None
 
@@ -707,10 +747,21 @@ class Camera:
             assert rec is not None
             consider(rec.seg_start + p.segment_max_s, "rollover")
             consider(self.used_t + (p.storage_s - self.used), "storage_full")
-        for tail in self.windows.values():
-            if tail is not None:
-                consider(tail, "tail")
+        tail = self._next_tail()
+        if tail is not None:
+            consider(tail, "tail")
         return best
+
+    def _next_tail(self) -> float | None:
+        """The earliest ``post_s`` tail end still current (stale heap entries dropped)."""
+        tails = self._tails
+        windows = self.windows
+        while tails:
+            end, aid = tails[0]
+            if windows.get(aid) == end:
+                return end
+            heapq.heappop(tails)
+        return None
 
     def _run_timers(self, now: float) -> None:
         while True:
@@ -752,9 +803,12 @@ class Camera:
         self._publish_recording(self.rec, self._now, final=False, is_open=False)
 
     def _timer_tail(self) -> None:
-        for aid, tail in list(self.windows.items()):
-            if tail is not None and tail <= self._now:
+        tails = self._tails
+        while tails and tails[0][0] <= self._now:
+            end, aid = heapq.heappop(tails)
+            if self.windows.get(aid) == end:
                 del self.windows[aid]
+                self._windows_rev += 1
         self._reconcile()
 
     # ------------------------------------------------------------------ output
@@ -775,7 +829,7 @@ class Camera:
         self._out.append(alert)
 
     def _report(self) -> None:
-        key = (self.state, self.since, tuple(self.windows))
+        key = (self.state, self.since, self._windows_rev)
         if key != self._reported:
             self._reported = key
             self._out.append(
@@ -785,6 +839,7 @@ class Camera:
                     active=list(self.windows),
                     battery_s=self.charge,
                     storage_s=self.storage_free,
+                    auth=self.auth,
                 )
             )
 
@@ -794,6 +849,13 @@ class Camera:
 
 
 _STATE = StateCodec("Camera", Camera.DURABLE)
+
+
+def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:
+    """Audit data, with the principal that sent (or claimed to send) the message when known."""
+    if sender is not None:
+        data["by"] = sender
+    return data
 
 
 def _type_of(event: Event) -> str:

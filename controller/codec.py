@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from .bounds import MAX_DEPTH, MAX_FIELD_BYTES, depth_exceeds
 from .messages import EVENT_TYPES, Ack, Alert, Event, MsgId, Outbound, RecordingMeta, StateReport
 from .node import Publish
 
@@ -26,6 +27,8 @@ _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 _AT = re.compile(r"^(.*?) - at `\$\.?([^`]*)`$")
+_TOO_LONG = re.compile(r"^Expected `str` of length <= (\d+)$")
+TOO_DEEP = f"too_deep: nested more than {MAX_DEPTH} levels"
 
 
 class DecodeError(msgspec.Struct, frozen=True):
@@ -87,6 +90,8 @@ def decode_event(payload: bytes) -> Event | DecodeError:
     """Decode one inbound event payload; never raises."""
     if len(payload) > MAX_PAYLOAD:
         return DecodeError(None, f"payload_too_large: {len(payload)} bytes > {MAX_PAYLOAD}")
+    if depth_exceeds(payload):  # before any parser recurses into it (R-BOUND)
+        return DecodeError(None, TOO_DEEP)
     try:
         return _event_decoder.decode(payload)
     except (msgspec.DecodeError, ValueError):
@@ -108,12 +113,12 @@ def _explain(payload: bytes) -> DecodeError:
     if not isinstance(obj, dict):
         return DecodeError(None, f"not_an_object: got {_json_type(obj)}")
     raw_id = obj.get("id")
-    msg_id: MsgId | None = (
-        raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
-    )
+    msg_id = _short_id(raw_id)
     if "id" not in obj:
         return DecodeError(None, "missing_field: id")
     if msg_id is None:
+        if _is_id(raw_id):  # an id, but one too long to keep or to echo (R-BOUND)
+            return DecodeError(None, f"too_long: id: more than {MAX_FIELD_BYTES} bytes or 64 bits")
         return DecodeError(None, f"invalid_field: id: expected string or integer, got {_json_type(raw_id)}")
     if "type" not in obj:
         return DecodeError(msg_id, "missing_field: type")
@@ -135,8 +140,25 @@ def _field_error(text: str) -> str:
         return f"missing_field: {missing.group(1)}"
     at = _AT.match(text)
     if at:
+        too_long = _TOO_LONG.match(at.group(1))
+        if too_long:
+            return f"too_long: {at.group(2)}: more than {too_long.group(1)} characters"
         return f"invalid_field: {at.group(2)}: {at.group(1)}"
     return f"invalid_payload: {text}"
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _short_id(value: object) -> MsgId | None:
+    """``value`` if it is an id short enough to keep and echo (≤ 128 bytes, 64-bit), else None."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_FIELD_BYTES // 4 or len(value.encode("utf-8", "surrogatepass")) \
+            <= MAX_FIELD_BYTES else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**63 else None
+    return None
 
 
 def _json_type(value: object) -> str:
@@ -153,16 +175,14 @@ def _json_type(value: object) -> str:
 
 def peek_id(payload: bytes) -> MsgId | None:
     """The message id of a payload, if one can be read at all (for NACKs of misrouted input)."""
-    if len(payload) > MAX_PAYLOAD:
+    if len(payload) > MAX_PAYLOAD or depth_exceeds(payload):
         return None
     try:
         obj = _any_decoder.decode(payload)
     except (msgspec.DecodeError, ValueError):
         return None
     if isinstance(obj, dict):
-        raw = obj.get("id")
-        if isinstance(raw, (str, int)) and not isinstance(raw, bool):
-            return raw
+        return _short_id(obj.get("id"))
     return None
 
 

@@ -6,11 +6,21 @@ values only: :mod:`controller.codec` is the one place that turns them into bytes
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 MsgId = str | int
+
+# Inbound strings the camera keeps or echoes are short (R-BOUND): at most 128 characters here,
+# and at most 128 bytes of UTF-8 (checked after decoding, see controller.bounds). Integers are
+# 64-bit. The published schema shows these limits.
+FIELD_MAX = 128
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Text = Annotated[str, msgspec.Meta(max_length=FIELD_MAX)]
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+WireId = Text | Int64
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 ACTIVITY_KINDS = ("required", "prohibited", "discretionary")
 ALERT_KINDS = (
@@ -23,23 +33,29 @@ ALERT_KINDS = (
     "bus_fault",
 )
 MISS_CAUSES = ("docked", "not_ready", "battery", "storage")
+AUTH_MODES = ("signed", "none")
 STATES = ("docked", "standby", "pre_buffer", "recording", "off")
 
 # ---------------------------------------------------------------------------------- inbound
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False):
-    id: MsgId
+    id: WireId
     ts: float | None = None
+    # With signed commands (SPEC §14): the sender's sequence number and the target the body
+    # was signed for (a camera id or ``team/<team>``), so neither a replay nor a copy sent to
+    # another camera passes. Ignored when the camera runs ``auth: none``.
+    seq: Seq | None = None
+    to: Text | None = None
 
 
 class ActivityStart(_Event, tag="activity_start", frozen=True):
-    activity: str
-    activity_id: str
+    activity: Text
+    activity_id: Text
 
 
 class ActivityEnd(_Event, tag="activity_end", frozen=True):
-    activity_id: str
+    activity_id: Text
 
 
 class Dock(_Event, tag="dock", frozen=True):
@@ -55,12 +71,13 @@ class Button(_Event, tag="button", frozen=True):
 
 
 class Signal(_Event, tag="signal", frozen=True):
-    source: str
+    source: Text
 
 
 class Deactivate(_Event, tag="deactivate", frozen=True):
-    reason: str
-    actor: str
+    reason: Text
+    # Who decided: never nobody. With signed commands it must be the signing principal.
+    actor: Annotated[str, msgspec.Meta(min_length=1, max_length=FIELD_MAX)]
 
 
 class Reactivate(_Event, tag="reactivate", frozen=True):
@@ -98,6 +115,9 @@ class StateReport(msgspec.Struct, frozen=True, kw_only=True):
     active: list[str]
     battery_s: float
     storage_s: float
+    # How the camera authenticates commands (SPEC §14): ``signed`` (Ed25519, trust file) or
+    # ``none`` (anyone on the bus may command it). A controller that does not say is ``none``.
+    auth: str = "none"
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -26,8 +26,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from .bounds import Limits
 from .params import CameraParams
 from .policy import Policy
+from .principals import TrustFile
 
 Initial = Literal["docked", "standby", "pre_buffer"]
 
@@ -42,7 +44,12 @@ class Publish(msgspec.Struct, frozen=True):
 
 
 class CameraSetup(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a factory needs to build one camera's controller."""
+    """Everything a factory needs to build one camera's controller.
+
+    ``trust`` is the trust file the camera is provisioned with (SPEC §14): with one, every
+    command must be signed by a principal it names (``auth: signed``); ``None`` is
+    ``auth: none``. ``limits`` are the caps of R-BOUND.
+    """
 
     camera_id: str
     policy: Policy
@@ -50,6 +57,13 @@ class CameraSetup(msgspec.Struct, frozen=True, kw_only=True):
     teams: tuple[str, ...] = ()
     initial: Initial = "pre_buffer"
     prefix: str = "bwc"
+    trust: TrustFile | None = None
+    limits: Limits = Limits()
+
+    @property
+    def auth(self) -> str:
+        """``signed`` or ``none``: how the camera authenticates commands."""
+        return "none" if self.trust is None else "signed"
 
 
 @runtime_checkable

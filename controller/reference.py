@@ -1,17 +1,24 @@
-"""The reference controller as a bus node: codec + :class:`~controller.camera.Camera`.
+"""The reference controller as a bus node: codec + gate + :class:`~controller.camera.Camera`.
 
 ``make_node`` is the default controller factory (``controller.reference:make_node``); a firmware
 team swaps in its own factory with the same signature to run the suites on its implementation.
+
+A delivery goes through :class:`~controller.trust.Gate` before the camera sees it: the gate
+establishes who sent it (a verified signature, or nobody in ``auth: none``) and decodes it; the
+camera answers a redelivery from its duplicate table; only a new message is checked for role
+and freshness, and only an authorized one is handled (SPEC §14).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .camera import Camera
-from .codec import DecodeError, Topics, availability, decode_event, encode, peek_id
+from .codec import Topics, availability, encode, peek_id, split_topic
 from .messages import Outbound
 from .node import CameraNode, CameraSetup, Publish
+from .persist import StateCodec, Via
+from .trust import Gate, GateState, Refusal
 
 
 class ReferenceNode:
@@ -22,7 +29,18 @@ class ReferenceNode:
         self.camera_id = setup.camera_id
         self.topics = Topics(setup.camera_id, setup.prefix)
         self._team_topics = {self.topics.team_event(t): t for t in setup.teams}
-        self.camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial)
+        # What each subscribed topic addresses, as a signed body's ``to`` names it.
+        self._targets = {self.topics.event: setup.camera_id}
+        for topic in self._team_topics:
+            where = split_topic(topic, setup.prefix)
+            assert where is not None
+            self._targets[topic] = where[0]
+        self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
+        self.camera = self._new_camera(0.0)
+
+    def _new_camera(self, now: float) -> Camera:
+        s = self.setup
+        return Camera(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
 
     def subscriptions(self) -> list[str]:
         return [self.topics.event, *self._team_topics]
@@ -31,18 +49,30 @@ class ReferenceNode:
         if len(self.camera.audit) == 0 and self.camera.since != now:
             # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
             # the buffer and the boot count from now, not from the epoch.
-            setup = self.setup
-            self.camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial, now)
+            self.camera = self._new_camera(now)
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
+        camera = self.camera
         try:
-            if topic != self.topics.event and topic not in self._team_topics:
-                return self._encode(self.camera.refuse(peek_id(payload), f"wrong_topic: {topic}", now))
-            event = decode_event(payload)
-            if isinstance(event, DecodeError):
-                return self._encode(self.camera.refuse(event.id, event.error, now))
-            return self._encode(self.camera.handle(event, now))
+            target = self._targets.get(topic)
+            if target is None:
+                return self._encode(camera.refuse(peek_id(payload), f"wrong_topic: {topic}", now))
+            admitted = self.gate.admit(payload)
+            if isinstance(admitted, Refusal):
+                return self._encode(camera.refuse(
+                    admitted.id, admitted.error, now, by=admitted.claimed, remember=admitted.remember,
+                ))
+            event, sender = admitted.event, admitted.sender
+            if not camera.is_duplicate(event, now, sender):  # a redelivery gets its first reply
+                error = self.gate.authorize(admitted, target, now, camera.activities)
+                if error is not None:
+                    return self._encode(camera.refuse(event.id, error, now, by=admitted.claimed,
+                                                      remember=sender is not None))
+                out = camera.handle(event, now, sender)
+                self.gate.record(admitted, camera.activities)
+                return self._encode(out)
+            return self._encode(camera.handle(event, now, sender))
         except Exception as exc:  # the handler must never raise (R-BAD)
             return self._encode(self.camera.refuse(None, f"internal_error: {type(exc).__name__}", now))
 
@@ -57,14 +87,21 @@ class ReferenceNode:
 
     # ------------------------------------------------------------------ restarts and audit
 
+    #: The node's state across a restart: the camera's, and the gate's memory (the last
+    #: sequence number of each principal, who started each open activity). See
+    #: :mod:`controller.persist`.
+    DURABLE: ClassVar[dict[str, Any]] = {
+        "camera": Via(bytes, Camera.dump_state, Camera.load_state),
+        "gate.state": GateState,
+    }
+
     def dump_state(self) -> bytes:
-        return self.camera.dump_state()
+        return _STATE.dump(self)
 
     def load_state(self, data: bytes) -> None:
-        setup = self.setup
-        camera = Camera(setup.camera_id, setup.policy, setup.params, setup.initial)
-        camera.load_state(data)
-        self.camera = camera
+        self.camera = self._new_camera(0.0)
+        self.gate.state = GateState()
+        _STATE.load(self, data)
 
     def resume(self, down_since: float, now: float) -> list[Publish]:
         return self._encode(self.camera.resume(down_since, now))
@@ -75,6 +112,9 @@ class ReferenceNode:
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
         topics = self.topics
         return [encode(m, topics) for m in msgs]
+
+
+_STATE = StateCodec("ReferenceNode", ReferenceNode.DURABLE)
 
 
 def make_node(setup: CameraSetup) -> CameraNode:

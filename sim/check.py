@@ -44,6 +44,7 @@ def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
             res.messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
         for cam, c in doc["cameras"].items():
             res.messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+            res.messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
     res.seconds = time.perf_counter() - t0
     return res
 

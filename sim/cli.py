@@ -34,6 +34,34 @@ ControllerOpt = Annotated[
 ]
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="What if: change one field before replaying, e.g. "
+                 "'timeline[3].delay_s=15' (repeatable; a value of null removes the field)."),
+]
+ProjectorOpt = Annotated[
+    bool, typer.Option("--projector", help="Draw the --timeline for a projector (1024x768, large type).")
+]
+
+
+def _load_edited(file: Path, assignments: list[str]) -> Any:
+    """The scenario at ``file`` with each ``--set`` applied (see :mod:`sim.world.whatif`)."""
+    from controller.errors import InvalidInput
+    from sim.world.whatif import ScenarioText, parse_assignment
+
+    try:
+        text = ScenarioText.read(file)
+        if not assignments:
+            return text.scenario()
+        try:
+            text.apply(parse_assignment(a) for a in assignments)
+        except InvalidInput as exc:
+            _fail(f"--set {exc}")
+        return text.scenario()
+    except BwcError as exc:
+        _fail(str(exc) + (" (after --set)" if assignments else ""))
+
+
 class ReportFormat(StrEnum):
     json = "json"
     text = "text"
@@ -60,24 +88,22 @@ def run(
     vcd: Annotated[Path | None, typer.Option(help="Write a VCD waveform.")] = None,
     perfetto: Annotated[Path | None, typer.Option(help="Write a Perfetto/Chrome trace JSON.")] = None,
     controller: ControllerOpt = DEFAULT_FACTORY,
+    set_: SetOpt = None,
+    projector: ProjectorOpt = False,
 ) -> None:
     """Replay one scenario and report what footage was missed, and why."""
     from sim.views.files import write_outputs
     from sim.views.report import build_report, exit_code
     from sim.world.replay import replay
-    from sim.world.scenario import load_scenario
 
     factory = _factory(controller)
-    try:
-        scenario = load_scenario(file)
-    except BwcError as exc:
-        _fail(str(exc))
+    scenario = _load_edited(file, set_ or [])
     records: list[dict[str, Any]] | None = [] if (trace or timeline or vcd or perfetto) else None
     result = replay(scenario, factory, records.append if records is not None else None)
     doc = build_report(result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
-                      perfetto=perfetto)
+                      perfetto=perfetto, projector=projector)
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
     if report is ReportFormat.json:
@@ -218,6 +244,9 @@ def live(
     outbox_limit: Annotated[int, typer.Option(
         help="Publications (besides evidence) queued before the cheapest are shed."
     )] = 1000,
+    trust: Annotated[Path | None, typer.Option(
+        help="Trust file: obey only commands signed by its principals (else auth: none)."
+    )] = None,
 ) -> None:
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
@@ -244,6 +273,7 @@ def live(
         clock=clock,  # type: ignore[arg-type]  # checked above
         state_dir=state_dir, mqtt_version=mqtt_version,  # type: ignore[arg-type]  # checked above
         rate_limit=rate_limit, audit_max_bytes=audit_max_bytes, outbox_limit=outbox_limit,
+        trust=trust,
     )
     try:
         code = run_live(options)
@@ -356,6 +386,78 @@ def audit_verify(
                f"{verdict.camera!r}; head {verdict.head}{checked}")
 
 
+keys_app = typer.Typer(
+    name="keys",
+    help="Signing identities of principals, and the trust files cameras are provisioned with.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app)
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Argument(help="Principal name (e.g. dispatch, sgt-lee, officer-cam-1).")],
+    role: Annotated[str, typer.Option(help="Role the policy gives rights to: dispatch, supervisor, "
+                                           "officer, device, ...")],
+    camera: Annotated[str | None, typer.Option(help="The camera an officer or device is bound to.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Identity file to write (default NAME.key.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing identity file.")] = False,
+) -> None:
+    """Generate an Ed25519 key for a principal; write its identity file (private, mode 0600)."""
+    from sim.live.keys import new_identity, trust_yaml
+
+    target = out or Path(f"{name}.key.yaml")
+    try:
+        ident = new_identity(name, role, camera, target, force)
+    except BwcError as exc:
+        _fail(str(exc))
+    from controller.principals import Principal, TrustFile
+
+    typer.echo(f"bwcsim: wrote {target} (private key: keep it secret); its trust entry:", err=True)
+    sys.stdout.write(trust_yaml(TrustFile(version=1, principals=[
+        Principal(name=ident.name, role=ident.role, camera=ident.camera, keys=[ident.public])])))
+
+
+@keys_app.command("export")
+def keys_export(
+    files: Annotated[list[Path], typer.Argument(help="Identity files and/or trust files to merge.")],
+    out: Annotated[Path | None, typer.Option(help="Write the trust file here (default: stdout).")] = None,
+) -> None:
+    """Print the trust file (public keys only) of the given principals; several keys of one
+    principal are kept together (key rotation)."""
+    from sim.live.keys import export_trust, trust_yaml
+
+    try:
+        text = trust_yaml(export_trust(files))
+    except BwcError as exc:
+        _fail(str(exc))
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            out.write_text(text, "utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror}")
+
+
+@keys_app.command("sign")
+def keys_sign(
+    identity: Annotated[Path, typer.Argument(help="Identity file of the signing principal.")],
+    event: Annotated[str, typer.Argument(help='The event as JSON, e.g. \'{"id": "m-1", "type": "dock"}\'.')],
+    to: Annotated[str, typer.Option(help="Camera id, or team/<team>, the command is for.")],
+    seq: Annotated[int | None, typer.Option(min=0, help="Sequence number (default: microseconds "
+                                                       "since the epoch).")] = None,
+) -> None:
+    """Print EVENT in a signed envelope (SPEC §14), ready to publish on the event topic."""
+    from sim.live.keys import load_identity, sign_command
+
+    try:
+        payload = sign_command(load_identity(identity), event.encode("utf-8"), to, seq)
+    except BwcError as exc:
+        _fail(str(exc))
+    sys.stdout.write(payload.decode("utf-8") + "\n")
+
+
 @app.command()
 def schema(
     asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
@@ -411,6 +513,106 @@ def explore(
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="The original scenario.")],
+    b: Annotated[Path, typer.Argument(help="The changed scenario.")],
+    report: Annotated[ReportFormat, typer.Option(help="Comparison on stdout.")] = ReportFormat.text,
+    set_: SetOpt = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Replay two scenarios and compare them: verdicts, missed seconds by cause, per camera.
+
+    With --set, B is A with those changes (B may then be omitted by giving A twice)."""
+    from sim.views.compare import compare, render_compare_text
+    from sim.views.report import build_report
+    from sim.world.replay import replay
+
+    factory = _factory(controller)
+    reports = [build_report(replay(_load_edited(path, edits), factory))
+               for path, edits in ((a, []), (b, set_ or []))]
+    result = compare(reports[0], reports[1])
+    if report is ReportFormat.json:
+        sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    else:
+        render_compare_text(result, (str(a), str(b) + (" with --set" if set_ else "")))
+
+
+@app.command()
+def studio(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files or folders (default scenarios/).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
+    controller: ControllerOpt = DEFAULT_FACTORY,
+) -> None:
+    """Open the scenario library in a local web page: step through a replay, ask what if,
+    save the answer (written only inside the folder the studio was started in)."""
+    from sim.studio.command import serve
+
+    factory = _factory(controller)
+    try:
+        serve(paths or [], host, port, factory)
+    except BwcError as exc:
+        _fail(str(exc))
+
+
+policy_app = typer.Typer(
+    help="The words a scenario may use under a policy: activities, reasons, signals, parameters.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("list")
+def policy_list(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Folders holding component policies (default scenarios/).")
+    ] = None,
+) -> None:
+    """List the built-in policies and the component policy files found under PATHS."""
+    from controller.policy import BUILTIN, load_policy
+    from sim.views.vocabulary import policy_files
+
+    for name in BUILTIN:
+        typer.echo(f"{name}  (built in)")
+    for path in policy_files([p for p in (paths or [Path("scenarios")]) if p.exists()]):
+        try:
+            name = load_policy(str(path)).name
+        except BwcError as exc:
+            typer.echo(f"{path}  (invalid: {exc})")
+            continue
+        typer.echo(f"{path}  (policy {name})")
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="A built-in policy name or a policy file.")],
+    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+) -> None:
+    """Print a policy's vocabulary: activities and their kind, deactivation reasons, signal
+    sources, camera parameters and the event words."""
+    from controller.policy import BUILTIN, load_policy
+    from sim.views.vocabulary import render_markdown, render_text, vocabulary
+    from sim.world.scenario import nearest
+
+    if format not in ("text", "markdown", "json"):
+        _fail(f"--format: unknown format {format!r} (one of: text, markdown, json)")
+    if name not in BUILTIN and not Path(name).is_file():
+        guess = nearest(name, BUILTIN)
+        hint = f"; did you mean `{guess}`?" if guess else ""
+        _fail(f"{name}: no such policy{hint} (built in: {', '.join(BUILTIN)}; or a policy file)")
+    try:
+        vocab = vocabulary(load_policy(name), name)
+    except BwcError as exc:
+        _fail(str(exc))
+    if format == "json":
+        sys.stdout.write(msgspec.json.encode(vocab).decode() + "\n")
+    else:
+        sys.stdout.write((render_text if format == "text" else render_markdown)(vocab))
 
 
 def main() -> None:

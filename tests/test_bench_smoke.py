@@ -27,7 +27,9 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("script", ["controller_step.py", "replay_shift.py", "fleet.py"])
+@pytest.mark.parametrize(
+    "script", ["controller_step.py", "replay_shift.py", "fleet.py", "bound_activities.py"]
+)
 def test_script_reports_figures_and_a_ratio_to_a_same_run_baseline(script: str) -> None:
     proc = _run(script, "--quick", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -203,10 +203,13 @@ def test_alert_payload_carries_only_the_fields_that_apply() -> None:
         "kind": "low_battery", "at": 1.0}
 
 
-@pytest.mark.req("R-META")
+@pytest.mark.req("R-META", "R-AUTH")
 def test_state_payload_has_the_spec_fields() -> None:
+    # auth says how the camera authenticates commands: an unsigned camera says so (SPEC §14).
+    assert json.loads(encode(STATE, TOPICS).payload) | {"auth": "none"} == json.loads(
+        encode(STATE, TOPICS).payload)
     assert set(json.loads(encode(STATE, TOPICS).payload)) == {
-        "state", "since", "active", "battery_s", "storage_s"}
+        "state", "since", "active", "battery_s", "storage_s", "auth"}
 
 
 @pytest.mark.req("BUS-RETAIN")

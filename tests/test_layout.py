@@ -1,8 +1,8 @@
 """The layout is the architecture: imports point down, the core is pure, old import paths work.
 
 Layers, lowest first: ``controller`` → ``sim.world`` / ``sim.nodes`` / ``sim.spec`` → ``sim.views`` →
-``sim.search`` / ``sim.fleet`` / ``sim.live`` → ``sim.check`` / ``sim.cli``. A module may import
-its own layer or a lower one, never a higher one, and no set of modules imports itself in a
+``sim.search`` / ``sim.fleet`` / ``sim.live`` / ``sim.studio`` → ``sim.check`` / ``sim.cli``. A
+module may import its own layer or a lower one, never a higher one, and no set of modules imports itself in a
 circle. Read statically with :mod:`ast` (lazy imports inside functions included), so a test
 fails on the import that breaks the picture, not on a symptom of it.
 """
@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "sim.search": 3,
     "sim.fleet": 3,
     "sim.live": 3,
+    "sim.studio": 3,
     "sim.check": 4,
     "sim.cli": 5,
     "sim.__main__": 6,

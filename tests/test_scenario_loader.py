@@ -145,9 +145,9 @@ def test_optional_top_level_keys() -> None:
         (2.5, 2.5),
         ("00:10:00", 600.0),
         ("01:00:00", 3600.0),
-        ("12:30", 750.0),
+        ("00:12:30", 750.0),
         ("00:00:01.25", 1.25),
-        ("90:00", 5400.0),  # MM:SS may run past an hour
+        ("90:00:00", 324000.0),
         ("25:00:00", 90000.0),
     ],
 )
@@ -158,7 +158,7 @@ def test_parse_time_accepts(value: object, seconds: float) -> None:
 @pytest.mark.req("SCN-FORMAT")
 @pytest.mark.parametrize(
     "value", ["10 minutes", "", "1:2:3:4", "00:60:00", "00:00:60", "-5", -1, True, None,
-              [1], float("nan"), float("inf"), "600"],
+              [1], float("nan"), float("inf"), "600", "12:30", "00:20", "90:00"],
 )
 def test_parse_time_rejects(value: object) -> None:
     with pytest.raises(InvalidInput):
@@ -199,7 +199,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timelines: []\n", 7, "timelines",
-        "unknown key 'timelines' (allowed here: version, name,", id="unknown-top-level-key",
+        "unknown key 'timelines'; did you mean `timeline`? (allowed here: version, name,",
+        id="unknown-top-level-key",
     ),
     pytest.param(
         HEAD + "  - {id: cam-3, prebufer_s: 30}\n", 7, "cameras[2].prebufer_s",
@@ -208,7 +209,8 @@ BAD_INPUTS = [
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock}\n"
         "  - {at: 4000, camera: cam-1, event: undock}\n",
-        9, "timeline[1].at", "4000.0 is after end (3600.0)", id="at-after-end",
+        9, "timeline[1].at", "4000.0 is after end (3600.0, line 3): move this entry earlier or "
+        "raise end", id="at-after-end",
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-9, event: dock}\n", 8, "timeline[0].camera",
@@ -220,13 +222,14 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: explode}\n", 8,
-        "timeline[0].event", "'explode' is not one of activity_start, activity_end, dock,",
+        "timeline[0].event", "'explode' is not an event (one of: activity_start, activity_end, dock,",
         id="unknown-event",
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: activity_start,\n"
         "     activity: patrol}\n",
-        8, "timeline[0].activity_id", "missing (activity_start needs activity, activity_id)",
+        8, "timeline[0].activity_id",
+        "missing (activity_start needs activity and activity_id): add e.g. activity_id: w-1",
         id="missing-activity-id",
     ),
     pytest.param(
@@ -237,7 +240,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: button, action: pause}\n", 8,
-        "timeline[0].action", "'pause' is not one of start, stop", id="bad-button-action",
+        "timeline[0].action", "'pause' is not a button action (one of: start, stop)",
+        id="bad-button-action",
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, team: sr-1, event: dock}\n", 8,
@@ -245,7 +249,7 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock, raw: {topic: a, payload: b}}\n",
-        8, "timeline[0]", "exactly one of event, raw, fault (has event and raw)",
+        8, "timeline[0]", "exactly one of event, raw, fault, replay (has event and raw)",
         id="event-and-raw",
     ),
     pytest.param(
@@ -261,8 +265,8 @@ BAD_INPUTS = [
         "timeline[0].delay_s", "-2 is negative", id="negative-delay",
     ),
     pytest.param(
-        HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock\n", 9, None, "YAML syntax",
-        id="bad-yaml-syntax",
+        HEAD + "timeline:\n  - {at: 10, camera: cam-1, event: dock\n", 8, "timeline[0]",
+        "YAML syntax: did not find expected ',' or '}': close every {", id="bad-yaml-syntax",
     ),
     pytest.param(
         HEAD + "  - {id: cam-1, team: sr-2}\n", 7, "cameras[2].id",
@@ -338,7 +342,7 @@ BAD_INPUTS = [
     ),
     pytest.param(
         HEAD + "expect:\n  missed_s: {controler: 0}\n", 8, "expect.missed_s.controler",
-        "unknown key 'controler' (a miss cause) (allowed here: total, controller,",
+        "unknown key 'controler' (a miss cause); did you mean `controller`? (allowed here: total,",
         id="expect-unknown-cause",
     ),
     pytest.param(
@@ -388,7 +392,10 @@ def test_error_text_is_one_line_with_file_line_field() -> None:
     text += "  - {at: 4000.0, camera: cam-1, event: undock}\n"
     with pytest.raises(ScenarioError) as caught:
         parse(text, "scenarios/x.yaml")
-    assert str(caught.value) == "scenarios/x.yaml:11: timeline[3].at: 4000.0 is after end (3600.0)"
+    assert str(caught.value) == (
+        "scenarios/x.yaml:11: timeline[3].at: 4000.0 is after end (3600.0, line 3): move this "
+        "entry earlier or raise end"
+    )
 
 
 @pytest.mark.req("SCN-FORMAT")
@@ -563,3 +570,85 @@ def test_entries_are_immutable() -> None:
     assert isinstance(entry, TimelineEntry)
     with pytest.raises(AttributeError):
         entry.at = 2.0  # type: ignore[misc]
+
+
+# ------------------------------------------------------------- the five authoring mistakes
+
+#: The mistakes a trainer writing a scenario by hand makes most, each with the line, field and
+#: the words of the fix its one-line error must carry.
+GOOD = """\
+version: 1
+name: warrant
+end: "01:00:00"
+cameras:
+  - {id: cam-1, team: sr-1}
+  - {id: cam-2, team: sr-1}
+timeline:
+  - {at: "00:10:00", team: sr-1, event: activity_start, activity: arrest_warrant, activity_id: w-1}
+  - {at: "00:20:00", camera: cam-1, event: dock}
+  - {at: "00:30:00", camera: cam-1, event: undock}
+"""
+
+AUTHORING_MISTAKES = [
+    pytest.param(
+        GOOD.replace("  - {at: \"00:30:00\"", "   - {at: \"00:30:00\""), 10, "timeline[2]",
+        "check the indentation", id="bad-indentation",
+    ),
+    pytest.param(
+        GOOD.replace("event: undock", "event: undok"), 10, "timeline[2].event",
+        "did you mean `undock`?", id="wrong-event-word",
+    ),
+    pytest.param(
+        GOOD.replace('at: "00:20:00"', 'at: "00:20"'), 9, "timeline[1].at",
+        'write "00:20:00" or "00:00:20"', id="two-part-time",
+    ),
+    pytest.param(
+        GOOD.replace(", activity_id: w-1", ""), 8, "timeline[0].activity_id",
+        "add e.g. activity_id: w-1", id="missing-field",
+    ),
+    pytest.param(
+        GOOD.replace("camera: cam-1, event: dock", "camera: cam-3, event: dock"), 9,
+        "timeline[1].camera", "declare it under cameras: as - {id: cam-3}",
+        id="undeclared-camera",
+    ),
+]
+
+
+@pytest.mark.req("SCN-FORMAT")
+@pytest.mark.parametrize(("text", "line", "field", "fix"), AUTHORING_MISTAKES)
+def test_each_authoring_mistake_is_one_line_naming_file_line_field_and_fix(
+    tmp_path: Path, text: str, line: int, field: str, fix: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+
+    parse(GOOD)  # the file is good before the mistake
+    path = tmp_path / "mine.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"bwcsim: {path}:{line}: {field}: "), lines[0]
+    assert fix in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.req("SCN-FORMAT")
+def test_an_unquoted_clock_time_is_read_as_the_clock_it_shows() -> None:
+    # YAML 1.1 reads 00:20 as base-60 (20) and 01:00:00 as 3600: the same numbers by luck for
+    # three parts, a silent misreading for two. Both are taken as the text written.
+    assert parse(HEAD.replace('"01:00:00"', "01:00:00")).end == 3600.0
+    with pytest.raises(ScenarioError, match="has two parts"):
+        parse(HEAD.replace('"01:00:00"', "01:00"))
+
+
+@pytest.mark.req("SCN-FORMAT")
+def test_a_guessed_word_gets_the_nearest_valid_one() -> None:
+    with pytest.raises(ScenarioError, match="did you mean `arrest_warrant`"):
+        parse(GOOD.replace("activity: arrest_warrant", "activity: arrest_warant"))
+    with pytest.raises(ScenarioError, match="did you mean `delay_s`"):
+        parse(GOOD.replace("event: dock}", "event: dock, dealy_s: 5}"))
+    with pytest.raises(ScenarioError, match="did you mean `sr-1`"):
+        parse(GOOD.replace("team: sr-1, event", "team: sr1, event"))

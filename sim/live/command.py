@@ -37,6 +37,7 @@ from controller.errors import InvalidInput
 from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
+from controller.principals import load_trust
 from sim.nodes import load_factory
 
 from .auditfile import AuditFile
@@ -90,6 +91,7 @@ class LiveOptions:
     rate_limit: float = 2000.0
     audit_max_bytes: int = 16 * 1024 * 1024
     outbox_limit: int = 1000
+    trust: Path | None = None
 
 
 # ------------------------------------------------------------------------------ building
@@ -164,6 +166,7 @@ def build_node(options: LiveOptions) -> CameraNode:
         teams=options.teams,
         initial=options.initial,
         prefix=options.prefix,
+        trust=load_trust(options.trust) if options.trust is not None else None,
     )
     return factory(setup)
 
@@ -279,7 +282,8 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     log_event(log, logging.INFO, "starting", camera=options.camera, broker=f"{endpoint.host}:{endpoint.port}",
               tls=endpoint.tls is not None, username=endpoint.username, teams=list(options.teams),
               prefix=options.prefix, policy=options.policy, controller=options.controller,
-              client_id=runtime.client_id, state_dir=str(directory), mqtt=options.mqtt_version)
+              client_id=runtime.client_id, state_dir=str(directory), mqtt=options.mqtt_version,
+              auth="none" if options.trust is None else "signed")
     try:
         await runtime.run()
     finally:

@@ -152,10 +152,12 @@ def deliveries_by_camera(records: Iterable[dict[str, Any]]) -> dict[str, list[De
 
 def camera_setup(scenario: Scenario, camera_id: str) -> CameraSetup:
     """The :class:`CameraSetup` the replay harness gives ``camera_id`` of ``scenario``."""
+    from sim.world.senders import trust_file
+
     spec = scenario.camera(camera_id)
     return CameraSetup(
         camera_id=spec.id, policy=scenario.policy, params=spec.params, teams=spec.teams,
-        initial=spec.initial, prefix=scenario.prefix,
+        initial=spec.initial, prefix=scenario.prefix, trust=trust_file(scenario),
     )
 
 

@@ -24,9 +24,11 @@ from typing import Any
 
 import msgspec
 
+from controller.bounds import MAX_DEPTH
 from controller.codec import MAX_PAYLOAD
 from controller.messages import (
     ALERT_KINDS,
+    AUTH_MODES,
     MISS_CAUSES,
     STATES,
     Ack,
@@ -36,6 +38,7 @@ from controller.messages import (
     RecordingMeta,
     StateReport,
 )
+from controller.trust import Signed
 
 __all__ = ["PAYLOADS", "SCHEMA_ID", "asyncapi_document", "json_schema", "payload_schema", "render"]
 
@@ -45,6 +48,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 #: Named payloads → the msgspec type that defines each.
 PAYLOADS: dict[str, Any] = {
     "Event": Event,
+    "Signed": Signed,
     "Ack": Ack,
     "StateReport": StateReport,
     "Alert": Alert,
@@ -56,8 +60,19 @@ _TYPE_DOCS: dict[str, str] = {
     "Event": (
         "An inbound event (topics <prefix>/<camera>/event and <prefix>/team/<team>/event, or the same "
         "with the sender's name as one more level, QoS 1), tagged by `type`. UTF-8 JSON object of at most "
-        f"{MAX_PAYLOAD} bytes. Unknown extra fields are ignored. Every event is answered on the "
-        "camera's ack topic."
+        f"{MAX_PAYLOAD} bytes, nested at most {MAX_DEPTH} levels; strings at most 128 bytes of "
+        "UTF-8, integers 64-bit. Unknown extra fields are ignored. Every event is answered on the "
+        "camera's ack topic. A camera provisioned with a trust file (auth: signed) takes events "
+        "only inside a Signed envelope; one without (auth: none) takes them bare."
+    ),
+    "Signed": (
+        "A signed command (SPEC §14), sent instead of a bare Event to a camera with auth: signed. "
+        "`body` is the Event as JSON text, with `seq` and `to` set; `sig` is the Ed25519 signature "
+        "of the exact UTF-8 bytes of `body` by a key of principal `by` in the camera's trust file. "
+        "The camera verifies before it parses the body. Refusals: unauthorized (unsigned, unknown "
+        "principal, bad signature, role may not send the type, not its own camera, signed for "
+        "another target, actor not the signer, not the starter of the activity it ends), replayed "
+        "(seq not above the principal's last), stale (ts more than max_skew_s ahead)."
     ),
     "ActivityStart": "A policy activity begins. A required one starts (or extends) a recording (R-TRIG).",
     "ActivityEnd": "The activity named by `activity_id` ended; unknown ids are refused.",
@@ -92,8 +107,16 @@ _EVENT_FIELDS = {
     "type": "Event type; selects the payload variant.",
     "id": "Message id (string or integer). A repeated id (QoS 1 redelivery) is acknowledged again "
           "with the first reply and has no second effect (R-IDEM).",
-    "ts": "When the activity really began, in seconds on the camera's clock. Only used to detect a "
-          "trigger the pre-event buffer cannot reach back to (late_trigger alert, R-LATE).",
+    "ts": "When the activity really began, in seconds on the camera's clock. Used to detect a "
+          "trigger the pre-event buffer cannot reach back to (late_trigger alert, R-LATE); a ts more "
+          "than the policy's max_skew_s (default 300) ahead of the camera's clock is refused as "
+          "stale (R-FRESH).",
+    "seq": "Signed commands: the sender's sequence number, rising with every command it sends (gaps "
+           "allowed); one at or below the last the camera accepted from that principal is refused "
+           "as replayed, whatever its id (R-FRESH). Ignored by a camera with auth: none.",
+    "to": "Signed commands: what the command was signed for, the camera id or team/<team> of the "
+          "topic it is published on; a copy delivered elsewhere is refused (R-AUTH). Ignored by a "
+          "camera with auth: none.",
 }
 
 _FIELD_DOCS: dict[str, dict[str, str]] = {
@@ -108,14 +131,22 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
     "Signal": {"source": "The device that signalled."},
     "Deactivate": {
         "reason": "Why recording pauses; must be one the policy allows (else reason_not_allowed).",
-        "actor": "Who decided, for the audit log.",
+        "actor": "Who decided, for the audit log; never empty. With auth: signed it must be the "
+                 "signing principal.",
+    },
+    "Signed": {
+        "by": "The principal that signed (its name in the camera's trust file).",
+        "sig": "Ed25519 signature of the UTF-8 bytes of `body`, base64url without padding (86 "
+               "characters).",
+        "body": "The signed Event, as JSON text: the exact bytes the signature covers.",
     },
     "Ack": {
         "id": "The inbound message's id; null when no id could be read from the payload.",
         "ok": "true: accepted (or a harmless no-op); false: refused, nothing changed.",
         "error": "Present when refused: a code, then details after ': ' — invalid_utf8, invalid_json, "
                  "not_an_object, missing_field, invalid_field, unknown_type, unknown_activity, "
-                 "unknown_activity_id, payload_too_large, wrong_topic, not_ready, storage_full, "
+                 "unknown_activity_id, payload_too_large, too_deep, too_long, too_many_activities, "
+                 "unauthorized, replayed, stale, wrong_topic, not_ready, storage_full, "
                  "required_activity, reason_not_allowed, internal_error; from the live edge: "
                  "retained (a command published with the retain flag), rate_limited (the sender "
                  "exceeded its rate).",
@@ -126,6 +157,8 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
         "active": "Ids of the required activities currently open (start seen, end + post_s not passed).",
         "battery_s": "Remaining charge, in seconds of buffering.",
         "storage_s": "Free storage, in seconds of footage.",
+        "auth": "How the camera authenticates commands: signed (Ed25519 against its trust file) or "
+                "none (anyone who can publish on its event topics commands it).",
     },
     "Alert": {
         "kind": "What happened.",
@@ -162,6 +195,7 @@ _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("StateReport", "state"): STATES,
     ("Alert", "kind"): ALERT_KINDS,
     ("Alert", "cause"): MISS_CAUSES,
+    ("StateReport", "auth"): AUTH_MODES,
 }
 
 
@@ -209,7 +243,8 @@ def json_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "bwcsim camera MQTT payloads",
         "description": (
-            "Payloads of the body-worn camera's MQTT interface. Inbound: Event. Outbound: Ack, "
+            "Payloads of the body-worn camera's MQTT interface. Inbound: Event (bare, or inside a "
+            "Signed envelope). Outbound: Ack, "
             "StateReport, Alert, RecordingMeta (JSON objects) and Availability (plain text). "
             "Validate one payload kind against $defs/<Name>."
         ),
@@ -284,14 +319,16 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "title": "Camera events",
             "description": "Events for one camera. QoS 1; the camera answers each on its ack channel.",
             "parameters": {"camera": dict(camera_param)},
-            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
         },
         "teamEvent": {
             "address": f"{prefix}/team/{{team}}/event",
             "title": "Team events",
             "description": "Events for every camera of a team, whatever its state. QoS 1.",
             "parameters": {"team": team_param},
-            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
         },
         "cameraEventBySender": {
             "address": f"{prefix}/{{camera}}/event/{{sender}}",
@@ -301,14 +338,16 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
                            "under its own name and nobody on the bare event topic, so the camera knows "
                            "who sent what (rate limits are per sender).",
             "parameters": {"camera": dict(camera_param), "sender": dict(sender_param)},
-            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
         },
         "teamEventBySender": {
             "address": f"{prefix}/team/{{team}}/event/{{sender}}",
             "title": "Team events, by sender",
             "description": "Team events with the sender's name as the last level (see cameraEventBySender).",
             "parameters": {"team": team_param, "sender": dict(sender_param)},
-            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
         },
     }
     operations: dict[str, Any] = {
@@ -316,7 +355,8 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "action": "receive",
             "title": "Receive a camera event",
             "channel": {"$ref": "#/channels/cameraEvent"},
-            "messages": [{"$ref": "#/channels/cameraEvent/messages/event"}],
+            "messages": [{"$ref": "#/channels/cameraEvent/messages/event"},
+                         {"$ref": "#/channels/cameraEvent/messages/signed"}],
             "bindings": _mqtt(1, False),
             "reply": {
                 "channel": {"$ref": "#/channels/ack"},
@@ -327,7 +367,8 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "action": "receive",
             "title": "Receive a team event",
             "channel": {"$ref": "#/channels/teamEvent"},
-            "messages": [{"$ref": "#/channels/teamEvent/messages/event"}],
+            "messages": [{"$ref": "#/channels/teamEvent/messages/event"},
+                         {"$ref": "#/channels/teamEvent/messages/signed"}],
             "bindings": _mqtt(1, False),
             "reply": {
                 "channel": {"$ref": "#/channels/ack"},
@@ -340,7 +381,8 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "action": "receive",
             "title": f"Receive a {'team' if key.startswith('team') else 'camera'} event from a named sender",
             "channel": {"$ref": f"#/channels/{key}"},
-            "messages": [{"$ref": f"#/channels/{key}/messages/event"}],
+            "messages": [{"$ref": f"#/channels/{key}/messages/event"},
+                         {"$ref": f"#/channels/{key}/messages/signed"}],
             "bindings": _mqtt(1, False),
             "reply": {
                 "channel": {"$ref": "#/channels/ack"},

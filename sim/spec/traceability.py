@@ -40,7 +40,7 @@ from pathlib import Path
 import yaml
 
 #: Every requirement ID of SPEC §4 (controller), §11 (property suites) and §14 (the live camera on a
-#: shared bus), in SPEC order, with a
+#: shared bus: trust, isolation, durability, bounds, audit file), in SPEC order, with a
 #: short title for the rendered tables.
 SPEC_REQUIREMENTS: dict[str, str] = {
     "R-TRIG": "required activity starts recording",
@@ -64,10 +64,13 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",
     "P-AUDIT": "property: audit chain verifies",
+    "P-AUTH": "property: forged, replayed, re-sequenced, skewed commands change nothing",
+    "R-AUTH": "commands only from entitled, signed principals",
+    "R-FRESH": "replayed, re-sequenced and stale commands refused",
     "R-ISOLATE": "retained commands, foreign status, refusals reported",
     "R-NODROP": "evidence never dropped",
     "R-DURABLE": "state survives a restart",
-    "R-BOUND": "bounded resources",
+    "R-BOUND": "bounded resources, O(log n) per event",
     "R-AUDITFILE": "audit file, head published, verify",
 }
 

@@ -37,6 +37,7 @@ def write_outputs(
     timeline: Path | None = None,
     vcd: Path | None = None,
     perfetto: Path | None = None,
+    projector: bool = False,
 ) -> None:
     """Write each requested file; ``records`` are the trace records of the same run."""
     if trace is not None:
@@ -46,9 +47,11 @@ def write_outputs(
     view = run_view(result, report, records)
     # Imported here so that writing only a trace never imports the renderers.
     if timeline is not None:
-        from .timeline import render_timeline
-
-        timeline.write_text(render_timeline(view), encoding="utf-8")
+        if projector:  # drawn for a room (sim.views.projector), else for a desk
+            from .projector import render_projector as render
+        else:
+            from .timeline import render_timeline as render
+        timeline.write_text(render(view), encoding="utf-8")
     if vcd is not None:
         from .waveform import write_vcd
 

@@ -26,18 +26,23 @@ byte-identical for the same scenario and seed (P-DET).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.policy import Policy
 from controller.spans import EPS
 from sim.world.oracle import Window
 from sim.world.replay import CameraRun, ReplayResult
 
+from .words import describe_refusal
+
 __all__ = [
     "AlertMark",
     "CameraView",
+    "DeactivationSpan",
     "FootageSpan",
     "Inbound",
     "MissSpan",
@@ -141,10 +146,25 @@ class Inbound:
     error: str | None = None
     repeat: bool = False
     ts: float | None = None
+    # For a refusal: what it means in plain words, and the words that would have been taken.
+    meaning: str = ""
+    allowed: tuple[str, ...] = ()
+    nearest: str | None = None
+    actor: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.event} {self.detail}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class DeactivationSpan:
+    """An allowed deactivation: recording paused from ``start`` to ``end`` by ``actor``."""
+
+    start: float
+    end: float
+    reason: str
+    actor: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +205,7 @@ class CameraView:
     inbound: list[Inbound] = field(default_factory=list)
     alerts: list[AlertMark] = field(default_factory=list)
     unannounced: list[str] = field(default_factory=list)
+    deactivations: list[DeactivationSpan] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -273,6 +294,30 @@ def _decode_delivery(rec: dict[str, Any], seen: set[str]) -> Inbound:
                    ts=float(ts) if isinstance(ts, (int, float)) else None)
 
 
+def _explained(msg: Inbound, policy: Policy) -> Inbound:
+    """A refused delivery with its meaning and the allowed words (see :mod:`.words`)."""
+    if msg.ok is not False:
+        return msg
+    why = describe_refusal(msg.event, msg.fields, msg.error or "", policy)
+    actor = msg.fields.get("actor")
+    return dataclasses.replace(
+        msg, meaning=why["meaning"], allowed=tuple(why.get("allowed", ())),
+        nearest=why.get("nearest"), actor=actor if isinstance(actor, str) else None,
+    )
+
+
+def _deactivations(run: CameraRun, inbound: list[Inbound]) -> list[DeactivationSpan]:
+    """The oracle's allowed pauses, each with the reason and actor of the accepted message."""
+    out = []
+    for start, end in run.paused:
+        msg = next((m for m in inbound if m.event == "deactivate" and m.ok
+                    and abs(m.t - start) <= EPS), None)
+        reason = str(msg.fields.get("reason", "?")) if msg else "?"
+        actor = str(msg.fields.get("actor", "?")) if msg else "?"
+        out.append(DeactivationSpan(start, end, reason, actor))
+    return out
+
+
 def run_view(
     result: ReplayResult, report: dict[str, Any], records: list[dict[str, Any]]
 ) -> RunView:
@@ -299,9 +344,10 @@ def run_view(
             windows=list(windows),
             footage=_footage(run),
             misses=misses,
-            inbound=inbound.get(cam, []),
+            inbound=[_explained(m, sc.policy) for m in inbound.get(cam, [])],
             alerts=[AlertMark(a.at, a.kind, a.cause, a.activity_id, a.span) for a in run.alerts],
             unannounced=list(judgement.unannounced),
+            deactivations=_deactivations(run, inbound.get(cam, [])),
         ))
     return RunView(
         name=sc.name, description=sc.description, policy=report["policy"], seed=sc.seed,

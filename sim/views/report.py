@@ -8,6 +8,8 @@ from sim.world.oracle import REPORT_KEYS, empty_missed
 from sim.world.replay import CameraRun, ReplayResult
 from sim.world.scenario import Expect
 
+from .words import refusals
+
 MISSED_TOLERANCE = 0.01
 
 
@@ -84,13 +86,19 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
             "recordings": _recordings(run),
             "alerts": [_alert(a) for a in run.alerts],
             "refused": refused_count(run),
+            "refusals": refusals(run, sc.policy),
             "missed_s": _missed(j.missed_s),
         }
         if j.unannounced:
             cameras[cam]["unannounced"] = list(j.unannounced)
+        if result.forgeries.get(cam):
+            cameras[cam]["accepted_forgeries"] = list(result.forgeries[cam])
     report: dict[str, Any] = {
         "scenario": sc.name,
         "policy": sc.policy.name,
+        # How the cameras authenticated commands: "none" means anyone on the bus could
+        # command them, which every report says (SPEC §14).
+        "auth": sc.auth,
         "seed": sc.seed,
         "end": float(sc.end),
         "verdict": result.verdict,

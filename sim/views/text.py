@@ -1,8 +1,12 @@
 """``run --report text``: the SPEC §9 report for people, sized for an 80-column terminal.
 
-Layout: a verdict banner (scenario, PASS/FAIL, why), the missed totals by cause, then per
-camera a table of required windows (coverage and misses by cause), its recordings and its
-alerts, and finally the ``expect:`` outcome. Times are ``HH:MM:SS``.
+Layout: a verdict banner (scenario, PASS/FAIL, why), the missed totals by cause and what each
+of those causes means, then per camera a table of required windows (coverage and misses by
+cause), its recordings, its alerts and the messages it refused (with the reason in plain words
+and, for a word the policy does not know, the allowed ones), and finally the ``expect:``
+outcome — or a warning that there is none, with the block that would pin this run down. Times
+are ``HH:MM:SS``. The report speaks to a trainer, so no code word (``not_ready``,
+``reason_not_allowed``) appears without its meaning beside it.
 
 Column rules: what a reader matches by eye or greps for never wraps — times, numbers, and the
 closed vocabulary of activity names, alert kinds and causes (the longest,
@@ -26,6 +30,8 @@ from rich.text import Text
 from sim.world.oracle import CAUSES
 
 from .model import fmt_duration, fmt_hms, miss_tone
+from .timeline import CAUSE_MEANING
+from .words import refusal_sentence
 
 __all__ = ["render_text", "window_coverage"]
 
@@ -72,13 +78,20 @@ def _banner(report: dict[str, Any]) -> Panel:
     colour = "green" if ok else "red"
     missed = report["missed_s"]
     total = missed["total"]
+    auth = report.get("auth", "none")
     lines = [
         Text(report["scenario"], style="bold"),
         Text(f"policy {report['policy']} · seed {report['seed']} · "
              f"duration {fmt_hms(report['end'])} · {len(report['cameras'])} camera(s)"),
+        Text("auth signed: commands verified against the trust file") if auth == "signed" else
+        Text("auth none: commands are not signed, anyone on the bus can command the cameras",
+             style="yellow"),
     ]
+    forged = sum(len(c.get("accepted_forgeries", [])) for c in report["cameras"].values())
     if ok:
         why = "no second lost through the controller's fault; every other miss announced"
+    elif forged:
+        why = f"a camera acted on {forged} command(s) it had to refuse"
     elif missed["controller"] > 0:
         why = f"the controller failed to record {fmt_duration(missed['controller'])}"
     else:
@@ -87,8 +100,15 @@ def _banner(report: dict[str, Any]) -> Panel:
     if total > 0:
         causes = ", ".join(f"{c} {fmt_duration(missed[c])}" for c in CAUSES if missed[c] > 0)
         lines.append(Text(f"missed {fmt_duration(total)}: {causes}"))
+        for c in CAUSES:
+            if missed[c] > 0:
+                lines.append(Text(f"  {c}: {CAUSE_MEANING.get(c, '')}", style="dim"))
     else:
         lines.append(Text("no required footage missed"))
+    refused = sum(len(cam.get("refusals", [])) for cam in report["cameras"].values())
+    if refused:
+        lines.append(Text(f"{refused} message(s) refused by the camera: they changed nothing "
+                          "(listed under each camera)", style="yellow"))
     return Panel(Group(*lines), title=f"[bold]{'PASS' if ok else 'FAIL'}[/]",
                  border_style=colour, expand=False)
 
@@ -129,9 +149,30 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
                        a.get("activity_id") or "",
                        f"{fmt_hms(span[0])} - {fmt_hms(span[1])}" if span else "")
     parts.append(alerts if cam["alerts"] else Text("  no alert", style="dim"))
+    if cam.get("refusals"):
+        refused = _table("Refused messages (they changed nothing)", ("at", _TIME),
+                         ("message and why", _FREE))
+        for item in cam["refusals"]:
+            refused.add_row(fmt_hms(item["at"]), refusal_sentence(item))
+        parts.append(refused)
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))
+    for problem in cam.get("accepted_forgeries", []):
+        parts.append(Text(f"  accepted forgery: {problem}", style="red"))
     return parts
+
+
+def _expect_suggestion(report: dict[str, Any]) -> str:
+    """The ``expect:`` block this run meets, as YAML to paste under the scenario."""
+    missed = report["missed_s"]
+    causes = ", ".join(f"{k}: {missed[k]:g}" for k in missed if k == "total" or missed[k] > 0)
+    lines = ["expect:", f"  verdict: {report['verdict']}", f"  missed_s: {{{causes}}}"]
+    recs = ", ".join(f"{cam}: {len(c['recordings'])}" for cam, c in report["cameras"].items())
+    lines.append(f"  recordings: {{{recs}}}")
+    refused = {cam: c["refused"] for cam, c in report["cameras"].items() if c["refused"]}
+    if refused:
+        lines.append("  refused: {" + ", ".join(f"{k}: {v}" for k, v in refused.items()) + "}")
+    return "\n".join(lines)
 
 
 def render_text(report: dict[str, Any], console: Console | None = None) -> None:
@@ -144,7 +185,10 @@ def render_text(report: dict[str, Any], console: Console | None = None) -> None:
     exp = report.get("expect")
     con.print()
     if exp is None:
-        con.print("expect: none (the scenario states no expectations)")
+        con.print(Text("warning: this scenario has no expect: block, so nothing checks that it "
+                       "still shows what it was written to show. To pin this run down, add:",
+                       style="yellow"))
+        con.print(Text(_expect_suggestion(report), style="yellow"))
     elif exp["ok"]:
         con.print("expect: [green bold]met[/]")
     else:

@@ -43,7 +43,7 @@ from html import escape
 
 from sim.world.oracle import CAUSES
 
-from .model import CameraView, RunView, fmt_duration, fmt_hms, miss_tone
+from .model import CameraView, Inbound, RunView, fmt_duration, fmt_hms, miss_tone
 
 __all__ = [
     "CAUSE_COLOURS",
@@ -352,7 +352,7 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
     for msg in cam.inbound:
         x = scale.x(msg.t)
         refused = msg.ok is False
-        answer = ("refused: " + (msg.error or "?")) if refused else (
+        answer = ("refused: " + (msg.error or "?") + _why(msg)) if refused else (
             "accepted" if msg.ok else "no answer")
         late = f", happened {fmt_hms(msg.ts)}" if msg.ts is not None and msg.ts < msg.t - 0.5 \
             else ""
@@ -516,7 +516,7 @@ def _tables(view: RunView) -> str:
                          escape(fmt_duration(f.buffer_end - f.start)), str(len(f.segments)),
                          escape(", ".join(f.reasons)), "yes" if f.open else ""])
         for msg in cam.inbound:
-            answer = "refused: " + escape(msg.error or "?") if msg.ok is False else (
+            answer = "refused: " + escape((msg.error or "?") + _why(msg)) if msg.ok is False else (
                 "accepted" if msg.ok else "")
             msgs.append([cid, fmt_hms(msg.t), escape(msg.label), escape(msg.msg_id or ""),
                          "repeat" if msg.repeat else "", answer])
@@ -574,6 +574,14 @@ th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f1f3f5}
 .none{color:#555}
 """
+
+
+def _why(msg: Inbound) -> str:
+    """A refusal's meaning and the allowed words, after its code."""
+    text = f" — {msg.meaning}" if msg.meaning else ""
+    if msg.allowed:
+        text += f"; allowed: {', '.join(msg.allowed)}"
+    return text
 
 
 def render_timeline(view: RunView) -> str:

@@ -6,6 +6,11 @@ and wakes each node at its own deadline. While it does so it *observes*: first d
 timeline message per camera (and what state the camera had reported just before), losses on the
 bus, and every publication each camera made. At ``end`` the oracle judges those observations
 against the scenario's ground truth.
+
+With ``auth: signed`` (SPEC §14) the cameras are provisioned with the scenario's trust file and
+every message goes out as its sender signed it (:mod:`sim.world.senders`). Whatever a camera
+is obliged to refuse — a forgery, a replay, a stale or re-sequenced command — is, for the
+oracle, nothing happening; a camera that acts on one anyway fails the verdict.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .broker import LossReason, Message, SimBroker
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
+from .senders import must_refuse, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -40,6 +46,16 @@ class FirstDelivery:
     prior_since: float
     prior_storage_free: float  # free storage in that report (constant while buffering)
     ok: bool | None = None  # the camera's ack, when it sent one
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One delivery the camera answered with a NACK: what arrived, when, and the answer."""
+
+    at: float
+    topic: str
+    payload: bytes
+    ack: Ack
 
 
 @dataclass(eq=False, slots=True)
@@ -57,6 +73,11 @@ class CameraRun:
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
+    # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
+    refusable: dict[int, str] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+    # Allowed deactivations as the oracle derived them (set when the run is judged).
+    paused: list[tuple[float, float]] = field(default_factory=list)
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -68,10 +89,13 @@ class ReplayResult:
     cameras: dict[str, CameraRun]
     windows: dict[str, list[Window]]
     judgements: dict[str, Judgement]
+    # Per camera: commands it acted on although it had to refuse them (SPEC §14).
+    forgeries: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
-        return "pass" if all(j.ok for j in self.judgements.values()) else "fail"
+        ok = all(j.ok for j in self.judgements.values()) and not any(self.forgeries.values())
+        return "pass" if ok else "fail"
 
 
 class Replay:
@@ -93,6 +117,8 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        self._trust = trust_file(scenario)
+        self._wire = wire_messages(scenario)
 
     # ------------------------------------------------------------------ driving
 
@@ -113,7 +139,7 @@ class Replay:
         sc = self.scenario
         setup = CameraSetup(
             camera_id=spec.id, policy=sc.policy, params=spec.params, teams=spec.teams,
-            initial=spec.initial, prefix=sc.prefix,
+            initial=spec.initial, prefix=sc.prefix, trust=self._trust,
         )
         node = self.factory(setup)
         run = CameraRun(spec=spec, node=node, topics=Topics(spec.id, sc.prefix))
@@ -130,7 +156,7 @@ class Replay:
         if entry.fault is not None:
             self.sched.schedule(entry.at, lambda: self._fault(entry), MESSAGE)
             return
-        topic, payload = entry.payload(self.scenario.prefix)
+        topic, payload = self._wire[entry.index]
         self._entry_of.setdefault((topic, payload), entry.index)
         self.sched.schedule(entry.send_at, lambda: self._publish_entry(entry, topic, payload), MESSAGE)
 
@@ -168,6 +194,8 @@ class Replay:
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
         if first is not None and len(run.acks) > n_acks:
             first.ok = run.acks[n_acks].ok
+        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
+                            for ack in run.acks[n_acks:] if not ack.ok)
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
@@ -269,6 +297,20 @@ class Replay:
     # ------------------------------------------------------------------ judging
 
     def _judge(self) -> ReplayResult:
+        sc = self.scenario
+        forgeries: dict[str, list[str]] = {}
+        for cam, run in self.runs.items():
+            def arrival(idx: int, run: CameraRun = run) -> float | None:
+                first = run.delivered.get(idx)
+                return first.at if first is not None else None
+
+            run.refusable = must_refuse(sc, cam, arrival)
+            forgeries[cam] = [
+                f"timeline[{idx}] ({sc.timeline[idx].event or 'replay'}, line {sc.timeline[idx].line}) "
+                f"was acted on although the camera had to refuse it: {why}"
+                for idx, why in run.refusable.items()
+                if (first := run.delivered.get(idx)) is not None and first.ok
+            ]
         windows = {cam: self._windows(run) for cam, run in self.runs.items()}
         judgements = {}
         for cam, run in self.runs.items():
@@ -281,8 +323,9 @@ class Replay:
                 deactivations=self._deactivations(run, windows[cam]),
                 alerts=run.alerts,
             )
+            run.paused = list(obs.deactivations)
             judgements[cam] = judge(obs)
-        return ReplayResult(self.scenario, self.runs, windows, judgements)
+        return ReplayResult(self.scenario, self.runs, windows, judgements, forgeries)
 
     def _windows(self, run: CameraRun) -> list[Window]:
         """Ground truth: the camera's required windows, from the scenario alone."""
@@ -314,6 +357,8 @@ class Replay:
         for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
             if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
                 continue
+            if e.index in run.refusable:
+                continue  # a forgery, a replay, a stale command: nothing happened
             aid = str(e.fields.get("activity_id"))
             if e.event == "activity_start":
                 activity = str(e.fields.get("activity"))
@@ -356,7 +401,7 @@ class Replay:
         limit = sc.end
         running: set[str] = set()
         for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
-            if first.ok is not True:
+            if first.ok is not True or idx in run.refusable:
                 continue
             e = sc.timeline[idx]
             if start is not None and first.at >= limit:

@@ -20,13 +20,38 @@ key and item; each check below raises :meth:`SourceDoc.error` with the path of t
 rejects, so the line is the line of that key. Unknown keys are errors everywhere: a misspelt
 ``delay_s`` silently ignored would turn a late-trigger scenario into a passing one.
 
+Errors are written for a trainer fixing a file by hand: each is one line that names the
+file, the line and the field, says what is wrong and how to put it right. A word that is not
+in the vocabulary (an event, an activity, a camera, a key) comes with the nearest valid word
+("did you mean `undock`?") and the words allowed there; a missing field comes with an example
+of what to add; an entry after ``end`` says where ``end`` is.
+
 Camera parameters come from three layers, later ones winning: the defaults of
 :class:`~controller.params.CameraParams`, the policy's ``camera:`` overrides, then the camera
 entry's own keys. Any key ending in ``_s`` that holds seconds also accepts ``"HH:MM:SS"``.
+
+Senders (SPEC §14)
+------------------
+Every event entry has a sender: the principal named by ``as:``, else the one whose role the
+event belongs to (``dispatch`` for activities, ``supervisor`` for deactivations, the camera's
+own ``officer-<cam>`` for the button and ``device-<cam>`` for signals and the dock). Those, and
+an untrusted ``intruder``, exist in every scenario; ``principals:`` declares more. With
+``auth: signed`` the replay signs each message with the sender's deterministic test key
+(:mod:`sim.world.senders`) and provisions the cameras with the trusted principals' public
+keys; with ``auth: none`` (the default) messages go unsigned, as before. ``claims:`` forges a
+signature (the sender's key, another principal's name), ``seq:`` and ``ts:`` set what a message
+says of its order and time, and a ``replay`` entry republishes an earlier message's exact bytes
+(optionally with a fresh ``id``, which breaks its signature).
+
+A two-part time such as ``"00:20"`` is refused: read as ``HH:MM`` it is twenty minutes, as
+``MM:SS`` twenty seconds, and a scenario that silently took the other reading would judge a
+different incident.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -37,13 +62,15 @@ from typing import Literal, cast, get_args
 import msgspec
 
 from controller.errors import InvalidInput, ScenarioError
-from controller.messages import ALERT_KINDS, EVENT_TYPES, STATES
+from controller.messages import ALERT_KINDS, AUTH_MODES, EVENT_TYPES, STATES
 from controller.params import CameraParams
 from controller.policy import BUILTIN, DEVICE_SOURCES, Policy, load_policy
 from controller.yamlsrc import Path as DocPath
 from controller.yamlsrc import SourceDoc, load_yaml
 
 __all__ = [
+    "AUTH_MODES",
+    "EVENT_FIELDS",
     "FAULT_KINDS",
     "INITIAL_STATES",
     "LATENCY_MODELS",
@@ -51,6 +78,7 @@ __all__ = [
     "BusSpec",
     "CameraSpec",
     "Expect",
+    "PrincipalSpec",
     "RawSpec",
     "Scenario",
     "TimelineEntry",
@@ -80,28 +108,41 @@ MISSED_KEYS: tuple[str, ...] = (
 # a wildcard; the rest is kept permissive (letters, digits, '-', '_', '.').
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REQUIREMENT_RE = re.compile(r"^[RP]-[A-Z]+$")
-_TIME_RE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+_TIME_RE = re.compile(r"^(\d+):(\d+):(\d+(?:\.\d*)?)$")
+_TWO_PART_RE = re.compile(r"^(\d+):(\d+(?:\.\d*)?)$")
 
 _TOP_KEYS = (
-    "version", "name", "description", "policy", "seed", "end", "prefix", "cameras", "bus",
-    "timeline", "expect", "requirements",
+    "version", "name", "description", "policy", "seed", "end", "prefix", "auth", "principals",
+    "cameras", "bus", "timeline", "expect", "requirements",
 )
+_PRINCIPAL_KEYS = ("name", "role", "camera", "trusted")
+_SENDER_KEYS = ("as", "claims", "seq", "ts")
+INTRUDER = "intruder"
+# The role each event type belongs to: who sends it when an entry names no sender.
+_DEFAULT_ROLE = {
+    "activity_start": "dispatch", "activity_end": "dispatch", "deactivate": "supervisor",
+    "reactivate": "supervisor", "button": "officer", "signal": "device", "dock": "device",
+    "undock": "device",
+}
 _CAMERA_PARAM_TYPES: dict[str, type] = {
     f.name: cast(type, f.type) for f in msgspec.structs.fields(CameraParams)
 }
 _CAMERA_KEYS = ("id", "team", "teams", "initial", *_CAMERA_PARAM_TYPES)
 _BUS_KEYS = ("latency_s", "jitter_s", "latency", "drop", "duplicate")
 _EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused")
-_ENTRY_KINDS = ("event", "raw", "fault")
+_ENTRY_KINDS = ("event", "raw", "fault", "replay")
+_REPLAY_KEYS = ("of", "id")
 _RAW_KEYS = ("topic", "payload", "payload_hex")
 
 # The event's own fields (everything but the envelope ``id``/``type``/``ts``), derived from the
 # wire types so the scenario format cannot drift from the codec's.
-_ENVELOPE = frozenset({"id", "type", "ts"})
+_ENVELOPE = frozenset({"id", "type", "ts", "seq", "to"})
 _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(f for f in typ.__struct_fields__ if f not in _ENVELOPE)
     for name, typ in EVENT_TYPES.items()
 }
+#: Public name of the same table: event word → its own fields, in wire order.
+EVENT_FIELDS = _EVENT_FIELDS
 _BUTTON_ACTIONS = ("start", "stop")
 
 
@@ -148,8 +189,25 @@ class RawSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PrincipalSpec:
+    """A sender of commands: its role, the camera it is bound to, whether cameras trust it."""
+
+    name: str
+    role: str
+    camera: str | None = None
+    trusted: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimelineEntry:
-    """One scripted happening. Exactly one of ``event``, ``raw`` and ``fault`` is set."""
+    """One scripted happening. Exactly one of ``event``, ``raw``, ``fault`` and ``replay_of``
+    is set.
+
+    ``sender`` is the principal that sends an event (``as:``, or the default for its type);
+    ``claims`` the principal its signature names when that is another one (a forgery);
+    ``seq`` and ``ts`` what the message says of its order and time when the file sets them.
+    A replay entry republishes the message ``replay_of`` names, with ``id`` as a fresh id.
+    """
 
     index: int
     line: int
@@ -163,6 +221,11 @@ class TimelineEntry:
     fault: FaultKind | None = None
     for_s: float = 0.0
     id: str | None = None
+    sender: str | None = None
+    claims: str | None = None
+    seq: int | None = None
+    ts: float | None = None
+    replay_of: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -184,15 +247,27 @@ class TimelineEntry:
         if self.raw is not None:
             return self.raw.topic, self.raw.payload_bytes
         if self.event is None:
-            raise ValueError(
-                f"timeline[{self.index}] is a {self.fault} fault: it publishes nothing"
-            )
-        topic = (
+            what = f"a {self.fault} fault: it publishes nothing" if self.fault is not None else (
+                "a replay: its bytes are the original's (sim.world.senders)")
+            raise ValueError(f"timeline[{self.index}] is {what}")
+        return self.topic(prefix), msgspec.json.encode(self.body())
+
+    def topic(self, prefix: str = DEFAULT_PREFIX) -> str:
+        """The event topic the entry targets (its camera's, or its team's)."""
+        return (
             f"{prefix}/{self.camera}/event" if self.camera is not None
             else f"{prefix}/team/{self.team}/event"
         )
-        body = {"id": self.message_id, "type": self.event, "ts": self.at, **self.fields}
-        return topic, msgspec.json.encode(body)
+
+    @property
+    def target(self) -> str:
+        """What the entry addresses, as a signed body's ``to`` says it: camera id or ``team/T``."""
+        return self.camera if self.camera is not None else f"team/{self.team}"
+
+    def body(self) -> dict[str, object]:
+        """The event object: ``id``, ``type``, ``ts`` (``at`` unless set), then its fields."""
+        ts = self.ts if self.ts is not None else self.at
+        return {"id": self.message_id, "type": self.event, "ts": ts, **self.fields}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,6 +300,8 @@ class Scenario:
     expect: Expect | None = None
     requirements: tuple[str, ...] = ()
     prefix: str = DEFAULT_PREFIX
+    auth: str = "none"
+    principals: tuple[PrincipalSpec, ...] = ()
     # Look-up tables for the harness's per-message calls; derived, so kept out of eq/repr.
     _by_id: dict[str, CameraSpec] = field(init=False, repr=False, compare=False)
     _by_team: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -253,6 +330,13 @@ class Scenario:
         """Ids of the cameras in ``team``, in declaration order (empty for an unknown team)."""
         return self._by_team.get(team, ())
 
+    def principal(self, name: str) -> PrincipalSpec:
+        """The principal called ``name`` (``KeyError`` if none)."""
+        for p in self.principals:
+            if p.name == name:
+                return p
+        raise KeyError(f"no principal {name!r} in {self.file}")
+
     def targets(self, entry: TimelineEntry) -> tuple[str, ...]:
         """Camera ids an entry addresses: its camera, or every camera of its team.
 
@@ -267,25 +351,35 @@ class Scenario:
 
 
 def parse_time(value: object) -> float:
-    """Seconds from a number or a ``"HH:MM:SS"`` / ``"MM:SS"`` string (fractional seconds ok).
+    """Seconds from a number or a ``"HH:MM:SS"`` string (fractional seconds ok).
 
-    Raises :class:`~controller.errors.InvalidInput` for anything else, and for negative or
-    non-finite values: no time in a scenario is negative.
+    Raises :class:`~controller.errors.InvalidInput` for anything else, for negative or
+    non-finite values (no time in a scenario is negative) and for a two-part ``"MM:SS"`` or
+    ``"HH:MM"``, which could mean either.
     """
     if isinstance(value, bool):
         raise InvalidInput(f"expected seconds or \"HH:MM:SS\", got a boolean ({value})")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
+        two = _TWO_PART_RE.match(value.strip())
+        if two is not None:
+            first, second = two.groups()
+            raise InvalidInput(
+                f"{value!r} has two parts, so it could be {int(first)} h {second} min or "
+                f"{int(first)} min {second} s: write \"{int(first):02d}:{second}:00\" or "
+                f"\"00:{value.strip()}\" (\"HH:MM:SS\"), or the seconds as a number"
+            )
         match = _TIME_RE.match(value.strip())
         if match is None:
             raise InvalidInput(
-                f"bad time {value!r} (seconds as a number, or \"HH:MM:SS\" or \"MM:SS\")"
+                f"bad time {value!r}: write seconds as a number (90) or \"HH:MM:SS\" "
+                "(\"00:01:30\")"
             )
         hours, minutes, secs = match.groups()
-        if float(secs) >= 60 or (hours is not None and int(minutes) >= 60):
+        if float(secs) >= 60 or int(minutes) >= 60:
             raise InvalidInput(f"bad time {value!r}: minutes and seconds must be below 60")
-        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
     else:
         raise InvalidInput(f"expected seconds or \"HH:MM:SS\", got {_kind(value)}")
     if not math.isfinite(seconds):
@@ -312,6 +406,27 @@ def _one_of(options: Iterable[str]) -> str:
     return ", ".join(options)
 
 
+def nearest(word: object, options: Iterable[str]) -> str | None:
+    """The valid word closest to ``word`` (a misspelling, a guess), if one is close enough."""
+    if not isinstance(word, str):
+        return None
+    options = list(options)
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not found:  # a guess that shares a leading word: victim_privacy -> victim_or_witness_...
+        head = re.split(r"[_\-. ]", word, maxsplit=1)[0]
+        found = [o for o in options if head and len(head) >= 3 and o.startswith(head)][:1]
+    return found[0] if found else None
+
+
+def not_a_word(value: object, what: str, options: Iterable[str]) -> str:
+    """``'undok' is not an event; did you mean `undock`? (events: ...)``."""
+    options = tuple(options)
+    guess = nearest(value, options)
+    hint = f"; did you mean `{guess}`?" if guess is not None else ""
+    shown = repr(value) if isinstance(value, str) else _kind(value)
+    return f"{shown} is not {what}{hint} (one of: {_one_of(options)})"
+
+
 _MISSING = object()
 
 
@@ -333,8 +448,10 @@ class _Mapping:
         for key in self.data:
             if key not in allowed:
                 name = key if isinstance(key, str | int) else str(key)
+                guess = nearest(key, allowed)
+                fix = f"; did you mean `{guess}`?" if guess is not None else ""
                 raise self.error(
-                    name, f"unknown key {key!r}{hint} (allowed here: {_one_of(allowed)})"
+                    name, f"unknown key {key!r}{hint}{fix} (allowed here: {_one_of(allowed)})"
                 )
 
     def has(self, key: str) -> bool:
@@ -365,10 +482,15 @@ class _Mapping:
             )
         return value
 
-    def choice(self, key: str, options: tuple[str, ...], default: str | object = _MISSING) -> str:
+    def choice(self, key: str, options: tuple[str, ...], default: str | object = _MISSING,
+               what: str = "") -> str:
         value = self.get(key, default)
         if value not in options:
-            raise self.error(key, f"{value!r} is not one of {_one_of(options)}")
+            if what:
+                raise self.error(key, not_a_word(value, what, options))
+            guess = nearest(value, options)
+            hint = f"; did you mean `{guess}`?" if guess is not None else ""
+            raise self.error(key, f"{value!r} is not one of {_one_of(options)}{hint}")
         return value
 
     def time(self, key: str, default: float | object = _MISSING, need: str = "") -> float:
@@ -422,6 +544,8 @@ class _Loader:
     def __init__(self, doc: SourceDoc, base_dir: Path) -> None:
         self.doc = doc
         self.base_dir = base_dir
+        self.auth = "none"
+        self.senders: dict[str, PrincipalSpec] = {}
 
     def scenario(self) -> Scenario:
         top = _Mapping(self.doc, self.doc.data, (), "a scenario")
@@ -445,9 +569,11 @@ class _Loader:
             )
         policy_ref = top.string("policy", DEFAULT_POLICY)
         policy = self.policy(top, policy_ref)
+        auth = self.auth = top.choice("auth", AUTH_MODES, "none")
         cameras = self.cameras(top, policy)
         by_id = {cam.id: cam for cam in cameras}
         teams = {team for cam in cameras for team in cam.teams}
+        self.senders = {p.name: p for p in self.principals(top, policy, by_id)}
         description = top.get("description", "")
         if not isinstance(description, str):
             raise top.error("description", f"expected a string, got {_kind(description)}")
@@ -466,6 +592,8 @@ class _Loader:
             requirements=self.requirements(top),
             file=self.doc.file,
             prefix=prefix,
+            auth=auth,
+            principals=tuple(self.senders.values()),
         )
 
     def policy(self, top: _Mapping, ref: str) -> Policy:
@@ -542,6 +670,65 @@ class _Loader:
                 f"{exc} (with the policy's overrides)", entry.path
             ) from None
 
+    def principals(
+        self, top: _Mapping, policy: Policy, cameras: Mapping[str, CameraSpec]
+    ) -> list[PrincipalSpec]:
+        """The built-in senders, then the file's own ``principals:`` (which may redefine them)."""
+        out: dict[str, PrincipalSpec] = {
+            "dispatch": PrincipalSpec(name="dispatch", role="dispatch"),
+            "supervisor": PrincipalSpec(name="supervisor", role="supervisor"),
+        }
+        for cam in cameras:
+            out[f"officer-{cam}"] = PrincipalSpec(name=f"officer-{cam}", role="officer", camera=cam)
+            out[f"device-{cam}"] = PrincipalSpec(name=f"device-{cam}", role="device", camera=cam)
+        out[INTRUDER] = PrincipalSpec(name=INTRUDER, role="dispatch", trusted=False)
+        for path, data in top.items("principals", "principals"):
+            entry = _Mapping(self.doc, data, path, "a principal")
+            entry.only(_PRINCIPAL_KEYS)
+            name = entry.ident("name", "principal name")
+            role = entry.string("role")
+            if role not in policy.roles:
+                raise entry.error("role", f"role {role!r} is not in policy {policy.name} (roles: "
+                                  f"{_one_of(policy.roles)})")
+            camera = self.camera_ref(entry, cameras) if entry.has("camera") else None
+            if role in policy.own_camera_roles and camera is None:
+                raise entry.error("camera", f"missing (a {role} is bound to one camera)")
+            trusted = entry.boolean("trusted") if entry.has("trusted") else True
+            out[name] = PrincipalSpec(name=name, role=role, camera=camera, trusted=trusted)
+        return list(out.values())
+
+    def claimed_ts(self, entry: _Mapping) -> float:
+        """An explicit ``ts``: seconds as a number, ``"1e300"`` (YAML reads that as text) or
+        ``"HH:MM:SS"``; it may lie far ahead, which is what it is for."""
+        value = entry.get("ts")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return entry.time("ts")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise entry.error("ts", f"expected seconds (a finite number), got {_kind(value)}")
+        return float(value)
+
+    def sender_ref(self, entry: _Mapping, key: str) -> str:
+        name = entry.string(key)
+        if name not in self.senders:
+            raise entry.error(key, f"unknown principal {name!r} (known: {_one_of(self.senders)})")
+        return name
+
+    def default_sender(self, entry: _Mapping, event: str, camera: str | None) -> str | None:
+        role = _DEFAULT_ROLE[event]
+        if role in ("dispatch", "supervisor"):
+            return role
+        if camera is None:
+            if self.auth == "none":
+                return None  # nobody in particular: an unsigned bus cannot tell anyway
+            raise self.doc.error(
+                f"a {event} on a team topic has no default sender (officer and device keys "
+                "belong to one camera): name one with as:", entry.path,
+            )
+        return f"{role}-{camera}"
+
     def bus(self, top: _Mapping) -> BusSpec:
         if top.get("bus", None) is None:
             return BusSpec()
@@ -576,6 +763,13 @@ class _Loader:
                         "(line {}) for a different message; a scripted redelivery repeats the same "
                         "at, target and fields, anything else needs its own id".format(first.line),
                     )
+            if built.replay_of is not None:
+                original = first_with_id.get(built.replay_of)
+                if original is None:
+                    raise self.doc.error(f"no earlier event entry has id {built.replay_of!r}",
+                                         (*entry.path, "replay", "of"))
+                if built.camera is None and built.team is None:  # to where the original went
+                    built = dataclasses.replace(built, camera=original.camera, team=original.team)
             out.append(built)
         return tuple(out)
 
@@ -591,14 +785,14 @@ class _Loader:
                 entry.path,
             )
         kind = kinds[0]
-        at = entry.time("at", need=" (when it happens: seconds or \"HH:MM:SS\")")
+        at = entry.time("at", need=" (when it happens): add e.g. at: \"00:10:00\"")
         line = self.doc.line_of(entry.path) or 0
         camera = self.camera_ref(entry, cameras) if entry.has("camera") else None
         if kind == "event":
-            event = entry.choice("event", tuple(EVENT_TYPES))
+            event = entry.choice("event", tuple(EVENT_TYPES), what="an event")
             own = _EVENT_FIELDS[event]
             entry.only(
-                ("at", "camera", "team", "delay_s", "id", "event", *own),
+                ("at", "camera", "team", "delay_s", "id", "event", *own, *_SENDER_KEYS),
                 f" for event {event}" + (f" (it takes {_one_of(own)})" if own else ""),
             )
             team = self.team_ref(entry, teams) if entry.has("team") else None
@@ -606,11 +800,31 @@ class _Loader:
                 raise self.doc.error(
                     "an event entry needs exactly one of camera or team", entry.path
                 )
+            seq = entry.integer("seq") if entry.has("seq") else None
+            if seq is not None and not 0 <= seq < 2**63:
+                raise entry.error("seq", f"{seq} is not a sequence number (0 to 2**63 - 1)")
             result = TimelineEntry(
                 index=index, line=line, at=at, camera=camera, team=team,
                 delay_s=entry.time("delay_s", 0.0), event=event,
                 fields=self.event_fields(entry, event, own, policy),
                 id=entry.optional_string("id"),
+                sender=(self.sender_ref(entry, "as") if entry.has("as")
+                        else self.default_sender(entry, event, camera)),
+                claims=self.sender_ref(entry, "claims") if entry.has("claims") else None,
+                seq=seq,
+                ts=self.claimed_ts(entry) if entry.has("ts") else None,
+            )
+        elif kind == "replay":
+            entry.only(("at", "camera", "team", "delay_s", "replay"), " for a replay entry")
+            team = self.team_ref(entry, teams) if entry.has("team") else None
+            if camera is not None and team is not None:
+                raise self.doc.error("a replay entry takes camera or team, not both", entry.path)
+            replay = entry.sub("replay", "replay")
+            replay.only(_REPLAY_KEYS)
+            result = TimelineEntry(
+                index=index, line=line, at=at, camera=camera, team=team,
+                delay_s=entry.time("delay_s", 0.0), replay_of=replay.string("of"),
+                id=replay.optional_string("id"),
             )
         elif kind == "raw":
             entry.only(("at", "camera", "delay_s", "raw"), " for a raw entry")
@@ -631,14 +845,21 @@ class _Loader:
                 index=index, line=line, at=at, camera=camera, fault=fault, for_s=for_s
             )
         if at > end:
-            raise entry.error("at", f"{at} is after end ({end})")
+            end_line = self.doc.line_of(("end",))
+            raise entry.error(
+                "at", f"{at} is after end ({end}{f', line {end_line}' if end_line else ''}): "
+                "move this entry earlier or raise end",
+            )
         return result
 
     def camera_ref(self, entry: _Mapping, cameras: Mapping[str, CameraSpec]) -> str:
         camera = entry.string("camera")
         if camera not in cameras:
+            guess = nearest(camera, cameras)
+            fix = f"did you mean `{guess}`? Or declare" if guess is not None else "declare"
             raise entry.error(
-                "camera", f"unknown camera {camera!r} (declared: {_one_of(cameras)})"
+                "camera", f"unknown camera {camera!r} (declared: {_one_of(cameras)}); {fix} it "
+                f"under cameras: as - {{id: {camera}}}",
             )
         return camera
 
@@ -646,29 +867,37 @@ class _Loader:
         team = entry.string("team")
         if team not in teams:
             declared = _one_of(sorted(teams)) if teams else "none"
-            raise entry.error("team", f"unknown team {team!r} (declared: {declared})")
+            guess = nearest(team, teams)
+            fix = f"; did you mean `{guess}`?" if guess is not None else (
+                "; give a camera `team: " + team + "` to declare it")
+            raise entry.error("team", f"unknown team {team!r} (declared: {declared}){fix}")
         return team
 
     def event_fields(
         self, entry: _Mapping, event: str, own: tuple[str, ...], policy: Policy
     ) -> dict[str, object]:
-        need = f" ({event} needs {_one_of(own)})"
-        fields: dict[str, object] = {name: entry.string(name, need=need) for name in own}
+        examples = _field_examples(policy)
+        fields: dict[str, object] = {
+            name: entry.string(name, need=f" ({event} needs {' and '.join(own)}): add e.g. "
+                                           f"{name}: {examples.get(name, 'x')}")
+            for name in own
+        }
         activity = fields.get("activity")
         if activity is not None and policy.kind(cast(str, activity)) is None:
+            guess = nearest(activity, policy.activities)
+            fix = f"did you mean `{guess}`? " if guess is not None else ""
             raise entry.error(
                 "activity",
-                f"activity {activity!r} is not in policy {policy.name} (known: "
+                f"activity {activity!r} is not in policy {policy.name}; {fix}(known: "
                 f"{_one_of(policy.activities)}); send unknown activities as a raw entry",
             )
         if event == "button" and fields["action"] not in _BUTTON_ACTIONS:
-            raise entry.error(
-                "action", f"{fields['action']!r} is not one of {_one_of(_BUTTON_ACTIONS)}"
-            )
+            raise entry.error("action", not_a_word(fields["action"], "a button action",
+                                                   _BUTTON_ACTIONS))
         if event == "signal" and fields["source"] not in DEVICE_SOURCES:
             raise entry.error(
-                "source", f"{fields['source']!r} is not a device source (one of "
-                f"{_one_of(DEVICE_SOURCES)}); send anything else as a raw entry",
+                "source", not_a_word(fields["source"], "a device source", DEVICE_SOURCES)
+                + "; send anything else as a raw entry",
             )
         # Keep the file's key order so the payload reads like the scenario line.
         return {key: fields[key] for key in entry.data if isinstance(key, str) and key in fields}
@@ -765,11 +994,24 @@ class _Loader:
         return tuple(out)
 
 
+def _field_examples(policy: Policy) -> dict[str, str]:
+    """A plausible value for each event field, for the "add e.g. ..." of a missing one."""
+    return {
+        "activity": next(iter(policy.activities), "patrol"),
+        "activity_id": "w-1",
+        "action": "start",
+        "source": next(iter(sorted(policy.signals)), "holster"),
+        "reason": next(iter(sorted(policy.deactivation_reasons)), "supervisor_order"),
+        "actor": "officer-1",
+    }
+
+
 # ------------------------------------------------------------------------------ public API
 
 
 def _message_key(e: TimelineEntry) -> tuple[object, ...]:
-    return (e.at, e.camera, e.team, e.event, sorted(e.fields.items(), key=lambda kv: kv[0]))
+    return (e.at, e.camera, e.team, e.event, sorted(e.fields.items(), key=lambda kv: kv[0]),
+            e.sender, e.claims, e.seq, e.ts)
 
 
 def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenario:
