@@ -221,3 +221,34 @@ def test_every_durable_attribute_exists_on_a_fresh_camera() -> None:
         for part in path.split("."):
             assert hasattr(obj, part), path
             obj = getattr(obj, part)
+
+
+@pytest.mark.req("R-DURABLE", "R-FRESH", "R-AUTH")
+def test_sequence_numbers_and_who_started_what_survive_a_restart() -> None:
+    from signing import EVENT as SIGNED_EVENT
+    from signing import Sender, ack, signed_node
+
+    dispatch, officer = Sender("dispatch"), Sender("officer-cam-1")
+    node = signed_node()
+    held_back = dispatch.body("late-1", "activity_start", activity="search_warrant", activity_id="s-9")
+    first = dispatch.command("m-1", "activity_start", activity="arrest_warrant", activity_id="w-1")
+    out = node.on_message(SIGNED_EVENT, first, 10.0)
+    assert ack(out).ok
+    out = node.on_message(SIGNED_EVENT, officer.command("b-1", "button", action="start"), 11.0)
+    assert ack(out).ok
+    last = dict(node.gate.state.last_seq)
+
+    back = signed_node()
+    back.load_state(node.dump_state())
+    assert back.gate.state.last_seq == last and back.gate.state.starters == node.gate.state.starters
+    # Signed before the restart, held back and sent after it: its sequence number is spent.
+    out = back.on_message(SIGNED_EVENT, dispatch.signed(held_back), 20.0)
+    assert ack(out).error is not None and ack(out).error.startswith("replayed")
+    # The officer did not start the warrant: ending it is still refused after the restart.
+    out = back.on_message(SIGNED_EVENT, officer.command("e-1", "activity_end", activity_id="w-1"), 21.0)
+    assert ack(out).error is not None and ack(out).error.startswith("unauthorized")
+    # A redelivery of the first command is answered from the restored duplicate table.
+    out = back.on_message(SIGNED_EVENT, first, 22.0)
+    assert ack(out).ok and back.camera.snapshot()["active"] == ["w-1"]
+    out = back.on_message(SIGNED_EVENT, dispatch.command("e-2", "activity_end", activity_id="w-1"), 23.0)
+    assert ack(out).ok and back.camera.snapshot()["active"] == []

@@ -33,6 +33,7 @@ from controller.errors import BusRefused
 from controller.node import CameraSetup
 from controller.params import CameraParams
 from controller.policy import load_policy
+from controller.principals import TrustFile
 from controller.reference import make_node
 from sim.live.bus import Message, MqttBus, Probe
 from sim.live.limits import RateLimit
@@ -52,11 +53,11 @@ def _json(msg: Message) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def _camera(broker: SecuredBroker, camera: str = "cam-1", *, teams: tuple[str, ...] = ("sr-1",),
-                  params: CameraParams | None = None, timeout_s: float = 5.0, **options: Any
-                  ) -> AsyncIterator[CameraRuntime]:
+                  params: CameraParams | None = None, timeout_s: float = 5.0, trust: TrustFile | None = None,
+                  **options: Any) -> AsyncIterator[CameraRuntime]:
     policy = load_policy("dhs-2023")
     setup = CameraSetup(camera_id=camera, policy=policy, params=params or policy.apply(CameraParams()),
-                        teams=teams, prefix="bwc")
+                        teams=teams, prefix="bwc", trust=trust)
     runtime = CameraRuntime(
         make_node(setup), MqttBus(broker.endpoint(camera, manual_ack=True, timeout_s=timeout_s)),
         prefix="bwc", client_id=camera, backoff=Backoff(initial_s=0.2, max_s=1.0), time_origin=time.time(),
@@ -249,3 +250,60 @@ async def test_publications_that_time_out_while_the_broker_hangs_are_sent_again(
             counts = sorted({_json(m)["segments"] for m in seen.received})
             assert counts == list(range(counts[0], counts[-1] + 1)), f"a segment's metadata is lost: {counts}"
             assert counts[-1] >= 8
+
+
+# --------------------------------------------------------------------- signed commands (R-AUTH)
+
+
+@pytest.mark.req("R-AUTH", "R-FRESH")
+async def test_forged_and_replayed_commands_over_the_broker_are_refused_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    """The commands' own attacks, through the real broker: broker accounts let these senders
+    publish on the camera's topic; only the signatures decide what the camera obeys."""
+    from signing import Sender, trust
+
+    dispatch, supervisor, device = Sender("dispatch"), Sender("supervisor"), Sender("device-cam-1")
+    with secured_broker(tmp_path) as broker:
+        async with _observer(broker) as seen, _camera(broker, trust=trust()) as cam:
+            node: Any = cam.node
+            async with _client(broker, "cad-1") as cad, _client(broker, "holster-17") as holster, \
+                    _client(broker, "sgt-ray") as sgt:
+
+                async def send(bus: MqttBus, user: str, payload: bytes, msg_id: str) -> dict[str, Any]:
+                    mark = seen.mark()
+                    await bus.publish(f"bwc/cam-1/event/{user}", payload, qos=1)
+                    reply = await seen.wait_for(_on("bwc/cam-1/ack", b'"%s"' % msg_id.encode()), since=mark,
+                                                timeout=WAIT_S)
+                    return _json(reply)
+
+                start = dispatch.command("s-1", "activity_start", activity="arrest_warrant",
+                                         activity_id="w-1")
+                assert (await send(cad, "cad-1", start, "s-1"))["ok"] is True
+                held_back = dispatch.command("s-9", "activity_start", activity="patrol", activity_id="p-9")
+                recording = node.camera.snapshot()
+
+                # activity_end from the device's account: unsigned, then signed with its own key
+                # in dispatch's name, then signed as itself (a device may not end activities).
+                unsigned = b'{"id":"f-1","type":"activity_end","activity_id":"w-1"}'
+                forged = device.command("f-2", "activity_end", activity_id="w-1", claims="dispatch")
+                own = device.command("f-3", "activity_end", activity_id="w-1")
+                for payload, msg_id in ((unsigned, "f-1"), (forged, "f-2"), (own, "f-3")):
+                    reply = await send(holster, "holster-17", payload, msg_id)
+                    assert reply["ok"] is False and reply["error"].startswith("unauthorized"), reply
+                # deactivate by the supervisor's account naming someone else as the actor.
+                pause = supervisor.command("d-1", "deactivate", reason="victim_or_witness_request",
+                                           actor="sgt-lee")
+                reply = await send(sgt, "sgt-ray", pause, "d-1")
+                assert reply["ok"] is False and reply["error"].startswith("unauthorized"), reply
+                # A genuine command replayed later: its first answer again, no second effect.
+                assert (await send(cad, "cad-1", start, "s-1"))["ok"] is True
+                # Re-sequenced: signed before the last one, delivered after it.
+                later = dispatch.command("s-2", "activity_start", activity="patrol", activity_id="p-2")
+                assert (await send(cad, "cad-1", later, "s-2"))["ok"] is True
+                reply = await send(cad, "cad-1", held_back, "s-9")
+                assert reply["ok"] is False and reply["error"].startswith("replayed"), reply
+
+                after = node.camera.snapshot()
+                assert recording["active"] == ["w-1"] and after["active"] == ["w-1", "p-2"]
+                assert after["state"] == "recording" and not after["deactivated"]

@@ -119,3 +119,68 @@ async def test_kill_9_mid_warrant_then_restart_resumes_it_and_loses_no_evidence(
                 restarted_camera.stop()
     verdict = verify_files(audit_files(state), camera="cam-1")
     assert verdict.ok, verdict.problem
+
+
+@pytest.mark.req("R-FRESH", "R-AUTH")
+async def test_after_kill_9_a_held_back_command_is_still_a_replay_and_a_forgery_still_refused(
+    tmp_path: Path,
+) -> None:
+    """The signers' sequence numbers and who started what are part of the state that survives."""
+    from signing import Sender, trust
+
+    from sim.live.keys import trust_yaml
+
+    need("mosquitto")
+    dispatch, device = Sender("dispatch"), Sender("device-cam-1")
+    trust_file = tmp_path / "trust.yaml"
+    trust_file.write_text(trust_yaml(trust()))
+    state = tmp_path / "state"
+    with secured_broker(tmp_path) as broker:
+        observer = Probe(MqttBus(broker.endpoint("evidence")))
+        await observer.start("evidence", ["bwc/cam-1/ack", "bwc/cam-1/state", "bwc/cam-1/alert"])
+        cad, holster = MqttBus(broker.endpoint("cad-1")), MqttBus(broker.endpoint("holster-17"))
+        await cad.connect("cad-1", clean_session=True)
+        await holster.connect("holster-17", clean_session=True)
+
+        async def send(bus: MqttBus, user: str, payload: bytes, msg_id: str) -> dict[str, Any]:
+            mark = observer.mark()
+            await bus.publish(f"bwc/cam-1/event/{user}", payload, qos=1)
+            reply = await observer.wait_for(_on("ack", b'"%s"' % msg_id.encode()), since=mark, timeout=15)
+            return _json(reply)
+
+        def camera() -> LiveCamera:
+            return LiveCamera(broker.url, "cam-1", "bwc", "--username", "cam-1", "--password-file",
+                              str(broker.password_file("cam-1")), "--mqtt-version", "5", "--trust",
+                              str(trust_file), state_dir=state)
+
+        first = camera()
+        second: LiveCamera | None = None
+        try:
+            first.wait_event("connected")
+            start = dispatch.command("s-1", "activity_start", activity="arrest_warrant", activity_id="w-1")
+            assert (await send(cad, "cad-1", start, "s-1"))["ok"] is True
+            held_back = dispatch.command("s-9", "activity_start", activity="patrol", activity_id="p-9")
+            later = dispatch.command("s-2", "activity_start", activity="patrol", activity_id="p-2")
+            assert (await send(cad, "cad-1", later, "s-2"))["ok"] is True
+            first.signal(signal.SIGKILL)
+            first.process.wait(timeout=10)
+
+            second = camera()
+            await observer.wait_for(_on("alert", b'"restarted"'), timeout=15)
+            reply = await send(cad, "cad-1", held_back, "s-9")
+            assert reply["ok"] is False and reply["error"].startswith("replayed"), reply
+            forged = device.command("f-1", "activity_end", activity_id="w-1", claims="dispatch")
+            reply = await send(holster, "holster-17", forged, "f-1")
+            assert reply["ok"] is False and reply["error"].startswith("unauthorized"), reply
+            end = dispatch.command("e-1", "activity_end", activity_id="w-1")
+            assert (await send(cad, "cad-1", end, "e-1"))["ok"] is True
+            state_msg = await observer.wait_for(_on("state", b'"active":["p-2"]'), timeout=10)
+            assert _json(state_msg)["auth"] == "signed" and _json(state_msg)["state"] == "recording"
+        finally:
+            for bus in (cad, holster):
+                with contextlib.suppress(Exception):
+                    await bus.disconnect()
+            await observer.stop()
+            first.stop()
+            if second is not None:
+                second.stop()
