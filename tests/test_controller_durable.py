@@ -88,7 +88,7 @@ steps_strategy = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(steps_strategy, st.data())
 def test_a_restored_snapshot_behaves_exactly_like_the_camera_it_was_taken_from(
     raw: list[tuple[float, int, bool]], data: st.DataObject

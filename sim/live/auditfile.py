@@ -45,7 +45,7 @@ from controller.audit import entry_hash, genesis
 from controller.errors import InvalidInput
 from controller.messages import AuditHead
 
-__all__ = ["AuditFile", "AuditHead", "FileEntry", "Verdict", "audit_files", "verify_files"]
+__all__ = ["AuditFile", "AuditHead", "FileEntry", "Verdict", "audit_files", "verify_contents", "verify_files"]
 
 CURRENT = "audit.jsonl"
 SEGMENT_KIND = "audit_segment"
@@ -254,11 +254,11 @@ class _Broken(Exception):
     pass
 
 
-def _lines(paths: Iterable[Path]) -> Iterator[tuple[Path, int, bytes]]:
+def _file_lines(paths: Iterable[Path]) -> Iterator[tuple[str, int, bytes]]:
     for path in paths:
         with path.open("rb") as f:
             for number, line in enumerate(f, start=1):
-                yield path, number, line
+                yield str(path), number, line
 
 
 def verify_files(paths: list[Path], head: str | None = None, camera: str | None = None) -> Verdict:
@@ -270,13 +270,25 @@ def verify_files(paths: list[Path], head: str | None = None, camera: str | None 
     must reach that hash (the log may have grown beyond it). ``camera`` pins the camera id.
     Raises :class:`~controller.errors.InvalidInput` for a file that cannot be read.
     """
+    return _verify(_file_lines(paths), head, camera)
+
+
+def verify_contents(files: list[tuple[str, bytes]], head: str | None = None,
+                    camera: str | None = None) -> Verdict:
+    """:func:`verify_files` on contents already read: ``(name, bytes)`` per file, oldest first."""
+    lines = ((name, number, line) for name, data in files
+             for number, line in enumerate(data.splitlines(keepends=True), start=1))
+    return _verify(lines, head, camera)
+
+
+def _verify(lines: Iterator[tuple[str, int, bytes]], head: str | None, camera: str | None) -> Verdict:
     verdict = Verdict(ok=False, camera=camera)
     prev: str | None = None
     seq: int | None = None
     head_seen = head is None
-    current: Path | None = None
+    current: str | None = None
     try:
-        for path, number, raw in _lines(paths):
+        for path, number, raw in lines:
             where = f"{path}:{number}"
             if not raw.endswith(b"\n"):
                 raise _Broken(f"{where}: the last line is incomplete (torn or cut)")
