@@ -307,3 +307,26 @@ async def test_forged_and_replayed_commands_over_the_broker_are_refused_and_chan
                 after = node.camera.snapshot()
                 assert recording["active"] == ["w-1"] and after["active"] == ["w-1", "p-2"]
                 assert after["state"] == "recording" and not after["deactivated"]
+
+
+@pytest.mark.req("R-NODROP", "R-BOUND")
+async def test_a_backlog_of_real_commands_waits_at_the_broker_instead_of_losing_its_acks(
+    tmp_path: Path,
+) -> None:
+    """Triggers queued while the camera was away arrive in a rush; the camera holds back its
+    acknowledgements while its replies pile up, so the broker paces them and none is shed."""
+    with secured_broker(tmp_path) as broker:
+        async with _camera(broker):
+            pass  # the session exists now; the camera is away
+        async with _client(broker, "cad-1") as cad:
+            topic = "bwc/cam-1/event/cad-1"
+            await asyncio.gather(*[cad.publish(topic, b'{"id":"q%d","type":"reactivate"}' % i, qos=1)
+                                   for i in range(600)])
+        async with _observer(broker, "bwc/cam-1/ack") as seen, _camera(broker, outbox_limit=300) as cam:
+            for _ in range(300):
+                if len({_json(m)["id"] for m in seen.received}) >= 600:
+                    break
+                await asyncio.sleep(0.1)
+            acked = {_json(m)["id"] for m in seen.received if _json(m)["ok"]}
+            assert cam.outbox.shed["reply"] == 0 and cam.stats.input_holds >= 1, (cam.outbox.shed, cam.stats)
+            assert acked == {f"q{i}" for i in range(600)}, f"{600 - len(acked)} not acked"

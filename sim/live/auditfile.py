@@ -119,6 +119,11 @@ class AuditFile:
             self._file.flush()
             os.fsync(self._file.fileno())
 
+    def fileno(self) -> int:
+        """The descriptor of the current file (to fsync it elsewhere; flush first)."""
+        assert self._file is not None
+        return self._file.fileno()
+
     def rotate(self, at: float) -> None:
         """Close the current file under its segment name and start the next segment."""
         assert self._file is not None

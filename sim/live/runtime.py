@@ -92,9 +92,11 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import random
 import sqlite3
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -121,6 +123,8 @@ _ack_decoder = msgspec.json.Decoder(Ack)
 _head_encoder = msgspec.json.Encoder()
 _TIMER_RETRY_S = 1.0
 """How soon a timer whose handler raised is tried again."""
+_HOLD_HIGH, _HOLD_LOW = 0.8, 0.5
+"""Replies queued (share of the outbox limit) at which input is held back; resumed at half that."""
 _UNSTABLE_AFTER = 3
 """Links lost this many times in a row soon after connecting are alerted as unstable."""
 _FAULT_ALERT_EVERY_S = 60.0
@@ -191,6 +195,8 @@ class RuntimeStats:
     store_errors: int = 0
     restored: bool = False
     replayed: int = 0
+    input_holds: int = 0
+    """Times the camera held back its acknowledgements because replies were piling up."""
 
 
 class CameraRuntime:
@@ -275,6 +281,15 @@ class CameraRuntime:
         self._last_head = float("-inf")
         self._rotations_seen = 0
         self._reported_counts: Counter[str] = Counter()
+        self._releases: deque[tuple[asyncio.Future[None] | None, list[tuple[Publish, Kind, int | None]]]] = \
+            deque()
+        self._waiting_on: asyncio.Future[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._holding_input = False
+        self._input_resumed = asyncio.Event()
+        self._unreleased_replies = 0
+        # How many unacknowledged deliveries the broker may push (MQTT 5 receive maximum).
+        self._in_window = int(getattr(getattr(bus, "endpoint", None), "receive_maximum", 0) or 0)
 
     # ------------------------------------------------------------------------ public API
 
@@ -366,6 +381,9 @@ class CameraRuntime:
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)  # no fsync may outlive the store it syncs
+                self._pool = None
             self._connected.clear()
             self._cancel_timer()
             if self.bus.is_connected:
@@ -613,6 +631,8 @@ class CameraRuntime:
         else:
             self.outbox.sent(entry)
             self.stats.published += 1
+            if self._holding_input:
+                self._acknowledge_input()
             if entry.key is not None and self.store is not None:
                 self.store.delivered(entry.key)
             self._fault_alerted.pop(f"publish:{pub.topic}", None)
@@ -621,6 +641,13 @@ class CameraRuntime:
 
     async def _receive_loop(self) -> None:
         async for msg in self.bus.messages():
+            if self._acknowledge is not None and self._replies_queued() >= self._hold_mark():
+                self._commit()  # decides the hold now, not after the whole burst
+            if self._holding_input:
+                # Replies are piling up: this message waits (in order) until they drain, rather
+                # than having its own ack shed. Brokers that honour the receive maximum stop
+                # sending meanwhile; others fill the inbox, bounded by their own queue.
+                await self._input_resumed.wait()
             self._handle(msg)
 
     def _route(self, topic: str) -> tuple[str, str] | None:
@@ -786,6 +813,8 @@ class CameraRuntime:
                 self._store_failed(exc)
         if pub.retain and pub.topic in self._own_status:
             self._note_status(pub)
+        if kind == "reply":
+            self._unreleased_replies += 1
         self._staged.append((pub, kind, key))
 
     def _note_status(self, pub: Publish) -> None:
@@ -802,7 +831,13 @@ class CameraRuntime:
             self._loop.call_soon(self._commit)
 
     def _commit(self) -> None:
-        """Make the batch durable, then release its publications and acknowledge its input."""
+        """Make the batch durable, then release its publications and acknowledge its input.
+
+        The commit itself is quick (the log is written, not fsynced). A batch that holds evidence
+        must also reach stable storage before it is released: that fsync runs in a worker
+        thread, so the loop goes on receiving meanwhile, and batches are released in order, each
+        once its own fsync (if any) is done.
+        """
         self._commit_pending = False
         self._batch = 0
         if self.audit is not None:
@@ -810,22 +845,93 @@ class CameraRuntime:
             # unacknowledged message comes again) rather than losing one.
             self.audit.flush()
         store = self.store
+        synced: asyncio.Future[None] | None = None
         if store is not None and store.pending:
             try:
-                store.commit(alive_at=self.now())
+                if store.commit(alive_at=self.now(), sync=False):
+                    synced = self._fsync_store()
                 self.stats.commits += 1
             except sqlite3.Error as exc:
                 self._store_failed(exc)
-        if self.audit is not None and self.audit.rotations != self._rotations_seen:
-            self._publish_head(self.now())
         staged, self._staged = self._staged, []
-        for pub, kind, key in staged:
-            self.outbox.push(pub, kind=kind, key=key)
-        if self._acknowledge is not None and self.bus.is_connected:
-            self._acknowledge()
-        if staged:
+        if staged or synced is not None:
+            self._releases.append((synced, staged))
+        self._release_ready()
+        self._acknowledge_input()
+
+    def _fsync_store(self) -> asyncio.Future[None] | None:
+        """Fsync what the store committed so far, off the loop; ``None`` if there is nothing."""
+        assert self.store is not None and self._loop is not None
+        fd = self.store.sync_target()
+        if fd is None:
+            return None
+        return self._loop.run_in_executor(self._fsync_pool(), _fsync_quietly, fd)
+
+    def _fsync_pool(self) -> ThreadPoolExecutor:
+        # One thread: fsyncs are done in the order they were asked for.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bwcsim-fsync")
+        return self._pool
+
+    def _release_ready(self) -> None:
+        """Hand the committed batches to the sender, in order, as far as their fsyncs allow."""
+        released = False
+        while self._releases:
+            synced, staged = self._releases[0]
+            if synced is not None and not synced.done():
+                if self._waiting_on is not synced:
+                    self._waiting_on = synced
+                    synced.add_done_callback(lambda _done: self._release_ready())
+                break
+            self._releases.popleft()
+            for pub, kind, key in staged:
+                if kind == "reply":
+                    self._unreleased_replies -= 1
+                self.outbox.push(pub, kind=kind, key=key)
+            released = released or bool(staged)
+        if released:
             self._flushed.clear()
             self._wake_sender.set()
+
+    def _replies_queued(self) -> int:
+        """Replies to real commands not yet sent: in the outbox, or staged and not released."""
+        return self.outbox.count("reply") + self._unreleased_replies
+
+    def _hold_mark(self) -> float:
+        # Up to the broker's window of unacknowledged deliveries may still arrive after the
+        # hold begins: the high water mark leaves room for it below the outbox limit.
+        return max(1.0, min(self.outbox.limit * _HOLD_HIGH, self.outbox.limit - self._in_window))
+
+    async def _settle(self) -> None:
+        """Wait until every committed batch has been released."""
+        while self._releases:
+            synced = self._releases[-1][0]
+            if synced is not None:
+                with contextlib.suppress(Exception):
+                    await synced
+            self._release_ready()
+            await asyncio.sleep(0)
+
+    def _acknowledge_input(self) -> None:
+        """Acknowledge what was handled to the broker — unless the replies to earlier messages
+        are piling up: then the camera holds its acknowledgements (between the high and the low
+        water mark of the outbox), the broker stops sending at its receive maximum, and a
+        backlog of real commands waits at the broker instead of having its acks shed here."""
+        if self._acknowledge is None or not self.bus.is_connected:
+            return
+        replies = self._replies_queued()
+        high = self._hold_mark()
+        if self._holding_input:
+            if replies > high * _HOLD_LOW:
+                return
+            self._holding_input = False
+            self._input_resumed.set()
+        elif replies >= high:
+            self._holding_input = True
+            self._input_resumed.clear()
+            self.stats.input_holds += 1
+            return
+        self._acknowledge()
 
     def _store_failed(self, exc: sqlite3.Error) -> None:
         # A full disk must not stop the camera recording: it goes on, undurably, and says so.
@@ -835,8 +941,9 @@ class CameraRuntime:
     # ---------------------------------------------------------------------- housekeeping
 
     async def _housekeeping(self) -> None:
-        """Every ``heartbeat_s``: keep ``alive_at`` fresh, snapshot when due, publish the audit
-        head when due, and report what was shed or refused since the last time."""
+        """Every ``heartbeat_s``: keep ``alive_at`` fresh and the journal on stable storage,
+        snapshot when due, publish the audit head when due (and after a rotation), and report
+        what was shed or refused since the last time."""
         while True:
             await asyncio.sleep(self.heartbeat_s)
             now = self.now()
@@ -850,10 +957,13 @@ class CameraRuntime:
                     store._begin()  # the heartbeat itself: alive_at moves on
             self._commit()
             if store is not None:
-                with contextlib.suppress(OSError):
-                    store.sync()  # the journal of the last second, on stable storage
-            if self.audit is not None and now - self._last_head >= self.head_interval_s:
-                self._publish_head(now)
+                synced = self._fsync_store()  # the journal of the last second, on stable storage
+                if synced is not None:
+                    await synced
+            audit = self.audit
+            if audit is not None and (now - self._last_head >= self.head_interval_s
+                                      or audit.rotations != self._rotations_seen):
+                await self._publish_head(now)
             self._report_overload()
 
     def _snapshot(self, now: float) -> None:
@@ -865,13 +975,18 @@ class CameraRuntime:
         except sqlite3.Error as exc:
             self._store_failed(exc)
 
-    def _publish_head(self, now: float) -> None:
+    async def _publish_head(self, now: float) -> None:
+        """Publish the audit chain's head — only once it is on stable storage."""
         audit = self.audit
-        assert audit is not None
-        audit.sync()  # a head is published only once it is on disk
-        self._rotations_seen = audit.rotations
+        assert audit is not None and self._loop is not None
+        audit.flush()
+        record, rotations = audit.head_record(), audit.rotations
+        await self._loop.run_in_executor(self._fsync_pool(), _fsync_quietly, audit.fileno())
+        if audit.rotations != rotations:
+            return  # rotated meanwhile (and synced by the rotation): the next heartbeat publishes
+        self._rotations_seen = rotations
         self._last_head = now
-        pub = Publish(self.topics.audit, _head_encoder.encode(audit.head_record()), True, 1)
+        pub = Publish(self.topics.audit, _head_encoder.encode(record), True, 1)
         self.outbox.push(pub, kind="status")
         self._wake_sender.set()
 
@@ -935,6 +1050,7 @@ class CameraRuntime:
         self._note_status(offline)
         self._stage(offline, kind="status")
         self._commit()
+        await self._settle()
         if self.store is not None:
             with contextlib.suppress(sqlite3.Error):
                 self.store.mark_stopped(now)
@@ -956,6 +1072,12 @@ class CameraRuntime:
         if self.audit is not None:
             self.audit.sync()
         log_event(self._log, logging.INFO, "stopped", camera=self.node.camera_id, unsent=len(self.outbox))
+
+
+def _fsync_quietly(fd: int) -> None:
+    """fsync in a worker thread; a descriptor closed meanwhile (the camera stopping) is no error."""
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
 
 
 def _is_ok(payload: bytes) -> bool:

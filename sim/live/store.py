@@ -249,9 +249,11 @@ class StateStore:
         """Whether there is anything to commit."""
         return self._dirty or bool(self._delivered)
 
-    def commit(self, alive_at: float) -> None:
-        """Commit the open batch (and any delivered evidence to forget); fsync it at once if it
-        holds evidence or a snapshot (see the module docstring)."""
+    def commit(self, alive_at: float, *, sync: bool = True) -> bool:
+        """Commit the open batch (and any delivered evidence to forget). A batch holding evidence
+        or a snapshot must reach stable storage before what it holds is released: with
+        ``sync=True`` it is fsynced here; with ``sync=False`` the caller does it (off the event
+        loop, :meth:`sync_target`). Returns whether the batch needs that fsync."""
         db = self._begin()
         if self._delivered:
             db.executemany("DELETE FROM evidence WHERE seq = ?", [(s,) for s in self._delivered])
@@ -262,20 +264,28 @@ class StateStore:
         self._dirty = False
         self._unsynced = True
         self.commits += 1
-        if self._must_sync:
+        needed = self._must_sync
+        if needed and sync:
             self.sync()
+        return needed
 
-    def sync(self) -> None:
-        """Put every commit so far on stable storage (the heartbeat calls this)."""
+    def sync_target(self) -> int | None:
+        """The file descriptor whose fsync puts every commit so far on stable storage, or
+        ``None`` when they are there already; the caller fsyncs it (in a worker thread, say)."""
         if not self._unsynced:
-            return
+            return None
         if self._wal is None:
             with contextlib.suppress(OSError):
                 self._wal = os.open(self.directory / "state.db-wal", os.O_RDONLY)
-        if self._wal is not None:
-            os.fsync(self._wal)
         self._unsynced = self._must_sync = False
         self.syncs += 1
+        return self._wal
+
+    def sync(self) -> None:
+        """Put every commit so far on stable storage, here and now."""
+        fd = self.sync_target()
+        if fd is not None:
+            os.fsync(fd)
 
     def mark_stopped(self, at: float) -> None:
         """A clean stop at ``at`` (still restored on the next start, with the gap announced)."""
