@@ -287,7 +287,7 @@ def sustained_payloads(count: int) -> list[bytes]:
     """
     out = [b'{"id":"anchor","type":"activity_start","activity":"search_warrant","activity_id":"anchor"}']
     i = 0
-    while len(out) < count - 1:
+    while len(out) < count - 2:
         block = i // 100
         k = i % 100
         if k == 0:
@@ -306,6 +306,7 @@ def sustained_payloads(count: int) -> list[bytes]:
             out.append(b'{"id":"g%d","type":"signal","source":"holster"}' % i)
         i += 1
     out.append(b'{"id":"anchor-end","type":"activity_end","activity_id":"anchor"}')
+    out.append(b'{"id":"release","type":"button","action":"stop"}')  # the signals' manual hold
     return out
 
 
@@ -330,7 +331,7 @@ def flood_plan(total: int) -> tuple[list[bytes], list[bytes]]:
         b'{"id":%d,"type":"activity_start"}',
         b'{"id":%d,"type":"button","action":"explode"}',
         b"[1,2,3]",
-        b'{"id":%d,"type":"dock","pad":"' + b"x" * 8000 + b'"}',
+        b'{"id":%d,"type":"zap","pad":"' + b"x" * 8000 + b'"}',  # large, and no such type
     ]
     valid_count = total // 10
     garbage = []
@@ -339,16 +340,25 @@ def flood_plan(total: int) -> tuple[list[bytes], list[bytes]]:
         garbage.append(template % i if b"%d" in template else template)
     valid: list[bytes] = []
     n = 0
-    while len(valid) < valid_count:
+    booting = max(10, valid_count // 20)  # pairs sent while the camera boots after an undock
+    while len(valid) < valid_count - 2 * booting - 5:
         w = f"w{n}".encode()
-        valid.append(b'{"id":"%s-s","type":"activity_start","activity":"arrest_warrant","activity_id":"%s"}'
-                     % (w, w))
-        if n % 500 == 0:  # a dock mid-warrant: missed_required_recording alerts, a recording closed
-            valid.append(b'{"id":"%s-d","type":"dock"}' % w)
-            valid.append(b'{"id":"%s-u","type":"undock"}' % w)
-        valid.append(b'{"id":"%s-e","type":"activity_end","activity_id":"%s"}' % (w, w))
+        late = b',"ts":%.3f' % (time.time() - 120) if n % 100 == 0 else b""  # a late_trigger alert
+        valid.append(b'{"id":"%s-s","type":"activity_start","activity":"arrest_warrant","activity_id":"%s"%s}'
+                     % (w, w, late))
+        valid.append(b'{"id":"%s-e","type":"activity_end","activity_id":"%s"}' % (w, w))  # recording closes
         n += 1
-    return garbage, valid[:valid_count]
+    # Docked and undocked: every activity started while the camera boots is alerted not_ready.
+    valid += [b'{"id":"dock-1","type":"dock"}', b'{"id":"undock-1","type":"undock"}']
+    for i in range(booting):
+        valid.append(b'{"id":"b%d-s","type":"activity_start","activity":"arrest_warrant","activity_id":"b%d"}'
+                     % (i, i))
+        valid.append(b'{"id":"b%d-e","type":"activity_end","activity_id":"b%d"}' % (i, i))
+    # A dock mid-warrant at the end: missed_required_recording, and the recording closes.
+    valid.append(b'{"id":"last-s","type":"activity_start","activity":"arrest_warrant","activity_id":"last"}')
+    valid.append(b'{"id":"last-d","type":"dock"}')
+    valid.append(b'{"id":"last-e","type":"activity_end","activity_id":"last"}')
+    return garbage, valid
 
 
 async def flood(b: Broker, obs: Observer, cam: Camera, total: int) -> dict[str, Any]:
