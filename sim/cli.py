@@ -243,7 +243,7 @@ def live(
     audit_max_bytes: Annotated[int, typer.Option(help="Rotate audit.jsonl at this size.")] = 16 * 1024 * 1024,
     outbox_limit: Annotated[int, typer.Option(
         help="Publications (besides evidence) queued before the cheapest are shed."
-    )] = 1000,
+    )] = 5000,
     trust: Annotated[Path | None, typer.Option(
         help="Trust file: obey only commands signed by its principals (else auth: none)."
     )] = None,

@@ -90,7 +90,7 @@ class LiveOptions:
     mqtt_version: MqttVersion = "auto"
     rate_limit: float = 2000.0
     audit_max_bytes: int = 16 * 1024 * 1024
-    outbox_limit: int = 1000
+    outbox_limit: int = 5000
     trust: Path | None = None
 
 

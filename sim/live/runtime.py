@@ -123,8 +123,11 @@ _ack_decoder = msgspec.json.Decoder(Ack)
 _head_encoder = msgspec.json.Encoder()
 _TIMER_RETRY_S = 1.0
 """How soon a timer whose handler raised is tried again."""
-_HOLD_HIGH, _HOLD_LOW = 0.8, 0.5
-"""Replies queued (share of the outbox limit) at which input is held back; resumed at half that."""
+_HOLD_HIGH, _HOLD_LOW = 1.0, 0.5
+"""Input is held back when the replies queued leave no room below the outbox limit for the
+broker's window of deliveries still on their way (a share of that room: 1.0), and resumed once
+they are down to half of it. The hold is for a backlog the outbox cannot take; in normal
+operation it never engages, since holding adds the wait of the whole queue to every command."""
 _UNSTABLE_AFTER = 3
 """Links lost this many times in a row soon after connecting are alerted as unstable."""
 _FAULT_ALERT_EVERY_S = 60.0
@@ -211,7 +214,7 @@ class CameraRuntime:
         client_id: str | None = None,
         backoff: Backoff | None = None,
         seed: int = 0,
-        outbox_limit: int = 1000,
+        outbox_limit: int = 5000,
         stop_timeout_s: float = 5.0,
         logger: logging.Logger | None = None,
         time_origin: float = 0.0,
