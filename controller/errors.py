@@ -57,3 +57,10 @@ class BusTimeout(BusError):
 
 class SessionTakenOver(BusError):
     """The broker closed the link because another connection took over the client id."""
+
+
+class ControllerFailure(BwcError):
+    """The controller under test broke the node contract: a child process that crashed, hung,
+    or answered garbage or out of order, or a node that raised. The message names the camera,
+    the request and what the controller said (a child's stderr tail). Not invalid input: it is
+    the finding, so commands report it as a failure (exit 1) and the search saves it."""

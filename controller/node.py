@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from .audit import AuditTrail
 from .bounds import Limits
 from .params import CameraParams
 from .policy import Policy
@@ -122,6 +123,19 @@ class AuditSource(Protocol):
 
     def drain_audit(self) -> list[tuple[float, str, dict[str, Any]]]:
         """The audit entries ``(at, kind, data)`` since the last call, oldest first."""
+        ...
+
+
+@runtime_checkable
+class AuditedNode(Protocol):
+    """A node whose audit log (R-AUDIT) the bench can read: optional, and checked by P-AUDIT.
+
+    The reference node has it; so has a node in a child process that accepted the ``audit``
+    feature of the node protocol. It may be asked after :meth:`CameraNode.finish` too.
+    """
+
+    def audit_trail(self) -> AuditTrail:
+        """The log as it stands; :class:`~controller.audit.NoAuditTrail` if there is none."""
         ...
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from .audit import AuditTrail
 from .camera import Camera
 from .codec import Topics, availability, encode, peek_id, split_topic
 from .messages import Outbound
@@ -108,6 +109,11 @@ class ReferenceNode:
 
     def drain_audit(self) -> list[tuple[float, str, dict[str, Any]]]:
         return [(e.at, e.kind, e.data) for e in self.camera.audit.drain()]
+
+
+    def audit_trail(self) -> AuditTrail:
+        """The camera's hash-chained audit log (R-AUDIT), as it stands."""
+        return self.camera.audit.trail()
 
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
         topics = self.topics

@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 
 from rich.console import Console
 
-from controller.errors import BwcError
+from controller.errors import BwcError, ControllerFailure
 from controller.node import ControllerFactory
 from sim.views.report import build_report, exit_code
 from sim.world.replay import replay
@@ -35,7 +35,12 @@ def check_one(path: Path, factory: ControllerFactory) -> CheckResult:
         res.status, res.messages = "error", [str(exc)]
         return res
     res.name = scenario.name
-    doc = build_report(replay(scenario, factory))
+    try:
+        doc = build_report(replay(scenario, factory))
+    except ControllerFailure as exc:  # the controller under test failed this scenario
+        res.status, res.messages = "fail", [str(exc)]
+        res.seconds = time.perf_counter() - t0
+        return res
     if exit_code(doc, scenario.expect) != 0:
         res.status = "fail"
         exp = doc["expect"]

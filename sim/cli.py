@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from controller.errors import BwcError
+from controller.errors import BwcError, ControllerFailure
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.nodes import load_factory
 
@@ -30,7 +30,13 @@ app = typer.Typer(
 
 ControllerOpt = Annotated[
     str,
-    typer.Option("--controller", help="Controller factory as module:factory (your own firmware model)."),
+    typer.Option(
+        "--controller",
+        help=(
+            "Controller under test: module:factory (a Python factory) or exec:COMMAND (a program "
+            "in any language speaking the node protocol on stdin/stdout; docs/node-protocol.md)."
+        ),
+    ),
 ]
 
 
@@ -99,7 +105,10 @@ def run(
     factory = _factory(controller)
     scenario = _load_edited(file, set_ or [])
     records: list[dict[str, Any]] | None = [] if (trace or timeline or vcd or perfetto) else None
-    result = replay(scenario, factory, records.append if records is not None else None)
+    try:
+        result = replay(scenario, factory, records.append if records is not None else None)
+    except ControllerFailure as exc:  # the controller under test failed: no report to give
+        _fail(str(exc), 1)
     doc = build_report(result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
@@ -465,6 +474,9 @@ def schema(
         str | None, typer.Option("--format", help="json or yaml (default: json; yaml with --asyncapi).")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
+    node_protocol: Annotated[bool, typer.Option(
+        "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
+    )] = False,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
     from sim.spec.schema import asyncapi_document, json_schema, render
@@ -472,7 +484,14 @@ def schema(
     chosen = format or ("yaml" if asyncapi else "json")
     if chosen not in ("json", "yaml"):
         _fail(f"--format: unknown format {chosen!r} (one of: json, yaml)")
-    doc = asyncapi_document(prefix) if asyncapi else json_schema()
+    if asyncapi and node_protocol:
+        _fail("--asyncapi and --node-protocol: choose one")
+    if node_protocol:
+        from sim.spec.node_protocol import node_protocol_schema
+
+        doc = node_protocol_schema()
+    else:
+        doc = asyncapi_document(prefix) if asyncapi else json_schema()
     sys.stdout.write(render(doc, chosen))
 
 
@@ -619,6 +638,9 @@ def main() -> None:
     """Console entry point."""
     try:
         app()
+    except ControllerFailure as exc:  # the controller under test broke the node contract
+        typer.echo(f"bwcsim: {exc}", err=True)
+        sys.exit(1)
     except BwcError as exc:  # last line of defence: input errors never show a traceback
         typer.echo(f"bwcsim: {exc}", err=True)
         sys.exit(2)

@@ -28,7 +28,8 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "script", ["controller_step.py", "replay_shift.py", "fleet.py", "bound_activities.py"]
+    "script",
+    ["controller_step.py", "replay_shift.py", "fleet.py", "bound_activities.py", "node_stdio.py"],
 )
 def test_script_reports_figures_and_a_ratio_to_a_same_run_baseline(script: str) -> None:
     proc = _run(script, "--quick", "--json")
@@ -60,7 +61,7 @@ def test_run_all_prints_a_markdown_table(run_all_quick: subprocess.CompletedProc
     assert lines[0].startswith("Machine:")
     assert "| benchmark | figure | value | baseline (same run) | ratio | target | met |" in lines
     benches = {line.split("|")[1].strip() for line in lines if line.startswith("| ")}
-    assert {"controller_step", "replay_shift", "fleet"} <= benches
+    assert {"controller_step", "replay_shift", "fleet", "node_stdio"} <= benches
 
 
 def test_run_all_quick_does_not_judge_targets(run_all_quick: subprocess.CompletedProcess[str]) -> None:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.errors import InvalidInput
+from controller.errors import ControllerFailure, InvalidInput
 from controller.node import ControllerFactory
 from controller.params import CameraParams
 from controller.policy import Policy, load_policy
@@ -218,6 +218,8 @@ def explore(
         try:
             run = replay(_scenario(seq, step_s, policy, camera), factory)
             problems = no_miss(run) + no_split(run)
+        except ControllerFailure as exc:  # a child that crashed, hung or spoke garbage
+            problems = [f"controller failed: {exc}"]
         except Exception as exc:  # a controller that raises is a finding
             problems = [f"replay raised {type(exc).__name__}: {exc}"]
         result.checked += 1

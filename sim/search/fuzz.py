@@ -17,8 +17,9 @@ only pins down what makes a search *reproducible* and *useful*:
   whose description names the property, the seed and the problems, with ``expect: {verdict:
   pass}`` — so ``bwcsim run`` on it exits 1 for the broken controller and 0 once it is fixed.
 
-A controller that raises out of its handler is a failure like any other (its message becomes
-the problem), never a crash of the search.
+A controller that raises out of its handler, or a child process (``exec:``) that crashes, hangs
+or answers garbage, is a failure like any other (its message becomes the problem, and the
+scenario that provokes it is shrunk and saved), never a crash of the search.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from controller.errors import BwcError, InvalidInput
+from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.world.replay import ReplayResult, replay
 
@@ -102,6 +103,8 @@ def check_scenario(
     scenario = load_scenario_dict(data)
     try:
         result = replay(scenario, factory)
+    except ControllerFailure as exc:  # a child that crashed, hung or spoke garbage: a finding
+        return [f"controller failed: {exc}"]
     except Exception as exc:  # a controller that raises is a finding, not a crash of the search
         return [f"replay raised {type(exc).__name__}: {exc}"]
     return PROPERTIES[prop](result)
