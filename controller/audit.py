@@ -7,6 +7,11 @@ so logs of two cameras cannot be swapped unnoticed either. Cutting entries off t
 rewriting the chain from an edit onwards, leaves a chain that is consistent with itself: that is
 caught by comparing its end with the head recorded elsewhere (``verify(..., head=...)``).
 
+In the simulator the log keeps every entry, so a report or a property can check the whole
+chain. A live camera runs for weeks: there the runtime drains the new entries
+(:meth:`AuditLog.drain`) after every call into the controller and writes them to an append-only file
+(:mod:`sim.live.auditfile`), so the log in memory holds only its head and its length.
+
 The canonical form
 ------------------
 An entry's hash is the SHA-256 (lowercase hex) of the compact JSON array
@@ -80,21 +85,24 @@ def entry_hash(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) 
 class AuditLog:
     """The log itself. Entries are immutable; the list is only ever appended to."""
 
-    __slots__ = ("_entries", "_head", "camera_id")
+    __slots__ = ("_count", "_entries", "_head", "camera_id")
 
     def __init__(self, camera_id: str) -> None:
         self.camera_id = camera_id
         self._entries: list[AuditEntry] = []
         self._head = genesis(camera_id)
+        self._count = 0
 
     def append(self, at: float, kind: str, data: dict[str, Any]) -> None:
-        seq = len(self._entries)
+        seq = self._count
         h = entry_hash(self._head, seq, at, kind, data)
         self._entries.append(AuditEntry(seq, at, kind, data, self._head, h))
         self._head = h
+        self._count = seq + 1
 
     @property
     def entries(self) -> tuple[AuditEntry, ...]:
+        """The entries still held (all of them, unless some were drained)."""
         return tuple(self._entries)
 
     @property
@@ -102,7 +110,20 @@ class AuditLog:
         return self._head
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """How many entries were ever appended (drained ones included)."""
+        return self._count
+
+    def drain(self) -> list[AuditEntry]:
+        """Hand over the entries appended since the last drain and forget them; the head and the
+        count stay, so the chain goes on where it was."""
+        out, self._entries = self._entries, []
+        return out
+
+    def resume(self, head: str, count: int) -> None:
+        """Continue a chain kept elsewhere (a camera restored after a restart)."""
+        self._entries = []
+        self._head = head
+        self._count = count
 
     def trail(self) -> AuditTrail:
         return AuditTrail(self.camera_id, tuple(self._entries), self._head)

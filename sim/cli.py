@@ -458,6 +458,20 @@ def live(
         help="Power on (enter --initial) at this Unix time, connected but off until then; -: say "
              "ready on stdout, then read the time from stdin."
     )] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Durable state (journal, evidence, audit file); default: a folder per camera in the user's "
+             "state directory."
+    )] = None,
+    mqtt_version: Annotated[str, typer.Option(
+        help="5, 3.1.1, or auto (5, falling back to 3.1.1 for a broker that refuses 5)."
+    )] = "auto",
+    rate_limit: Annotated[float, typer.Option(
+        help="Messages per second per sender before rate_limited NACKs (0: no limit)."
+    )] = 2000.0,
+    audit_max_bytes: Annotated[int, typer.Option(help="Rotate audit.jsonl at this size.")] = 16 * 1024 * 1024,
+    outbox_limit: Annotated[int, typer.Option(
+        help="Publications (besides evidence) queued before the cheapest are shed."
+    )] = 5000,
     trust: Annotated[Path | None, typer.Option(
         help="Trust file: obey only commands signed by its principals (else auth: none)."
     )] = None,
@@ -465,6 +479,10 @@ def live(
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
 
+    if mqtt_version not in ("5", "3.1.1", "auto"):
+        _fail(f"--mqtt-version: unknown version {mqtt_version!r} (one of: 5, 3.1.1, auto)")
+    if rate_limit < 0 or outbox_limit < 1 or audit_max_bytes < 4096:
+        _fail("--rate-limit >= 0, --outbox-limit >= 1 and --audit-max-bytes >= 4096, please")
     if log_format not in ("text", "json"):
         _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
     if initial not in ("docked", "standby", "pre_buffer"):
@@ -483,6 +501,8 @@ def live(
         clock=clock,  # type: ignore[arg-type]  # checked above
         params=tuple(param or ()), speed=speed, start_at=_unix_time(start_at),
         start_at_stdin=start_at == "-",
+        state_dir=state_dir, mqtt_version=mqtt_version,  # type: ignore[arg-type]  # checked above
+        rate_limit=rate_limit, audit_max_bytes=audit_max_bytes, outbox_limit=outbox_limit,
         trust=trust,
     )
     try:
@@ -500,6 +520,110 @@ def _unix_time(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         _fail(f"--start-at: {text!r} is not a Unix time (or -)")
+
+
+@app.command("broker-config")
+def broker_config(
+    deployment: Annotated[Path, typer.Argument(
+        help="Deployment file: prefix, cameras (with teams), principals."
+    )],
+    out: Annotated[Path, typer.Option(help="Folder to write mosquitto.conf and its files into.")],
+    backend: Annotated[str, typer.Option(
+        help="dynsec (dynamic-security plugin: refuses forbidden subscriptions) or acl (password + ACL file)."
+    )] = "dynsec",
+    port: Annotated[int, typer.Option(help="Plain MQTT listener port.")] = 1883,
+    bind: Annotated[str, typer.Option(help="Address the listeners bind to.")] = "127.0.0.1",
+    tls_port: Annotated[int | None, typer.Option(help="Also a TLS listener on this port.")] = None,
+    cafile: Annotated[Path | None, typer.Option(help="TLS: CA certificate (PEM).")] = None,
+    certfile: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate (PEM).")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS: the broker's key (PEM).")] = None,
+    client_certs: Annotated[bool, typer.Option(
+        "--client-certs", help="TLS: require client certificates; the common name is the user name."
+    )] = False,
+    plugin: Annotated[str | None, typer.Option(help="Path of mosquitto_dynamic_security.so.")] = None,
+    run_as: Annotated[str | None, typer.Option(
+        help="User the broker switches to (its `user` option)."
+    )] = None,
+    max_queued: Annotated[int, typer.Option(
+        help="max_queued_messages: triggers a broker keeps per offline client."
+    )] = 100_000,
+) -> None:
+    """Generate a Mosquitto configuration from a deployment file: who may publish and subscribe what."""
+    from sim.live.brokerconfig import Listener, TlsListener, dynsec_plugin_path, load_deployment, write_config
+
+    if backend not in ("dynsec", "acl"):
+        _fail(f"--backend: unknown backend {backend!r} (one of: dynsec, acl)")
+    if max_queued < 0 or not 0 < port < 65536:
+        _fail("--max-queued must be >= 0 and --port a TCP port")
+    tls = None
+    if tls_port is not None:
+        if cafile is None or certfile is None or keyfile is None:
+            _fail("--tls-port needs --cafile, --certfile and --keyfile")
+        tls = TlsListener(tls_port, cafile, certfile, keyfile, client_certs)
+    try:
+        dep = load_deployment(deployment)
+        chosen = plugin or (dynsec_plugin_path() if backend == "dynsec" else None)
+        if backend == "dynsec" and chosen is None:
+            typer.echo("bwcsim: warning: mosquitto_dynamic_security.so not found; "
+                       "set its path with --plugin before starting the broker", err=True)
+        files = write_config(dep, out, backend=backend,  # type: ignore[arg-type]  # checked above
+                             listener=Listener(port, bind), tls=tls, plugin=chosen, run_as=run_as,
+                             max_queued=max_queued, source=str(deployment))
+    except BwcError as exc:
+        _fail(str(exc))
+    for path in files:
+        typer.echo(f"wrote {path}", err=True)
+    typer.echo(f"passwords: {out / 'credentials'}/<user> (give each its own: --password-file)", err=True)
+    typer.echo(f"start it:  mosquitto -c {out / 'mosquitto.conf'}", err=True)
+
+
+audit_app = typer.Typer(help="The live camera's audit file.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    files: Annotated[list[Path], typer.Argument(
+        help="audit files oldest first (audit-NNNNNN.jsonl ..., audit.jsonl) or a state directory."
+    )],
+    head: Annotated[str | None, typer.Option(
+        help="The published head (the hash, or the retained audit message's JSON): the chain must reach it."
+    )] = None,
+    camera: Annotated[str | None, typer.Option(help="The camera the log must belong to.")] = None,
+) -> None:
+    """Check an audit log's hash chain: edited, removed, reordered or (with --head) cut-off entries."""
+    import json as _json
+
+    from sim.live.auditfile import audit_files, verify_files
+
+    paths: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            found = audit_files(f)
+            if not found:
+                _fail(f"{f}: no audit files in this directory")
+            paths += found
+        elif f.is_file():
+            paths.append(f)
+        else:
+            _fail(f"{f}: no such file or directory")
+    if head is not None and head.lstrip().startswith("{"):
+        try:
+            head = str(_json.loads(head)["head"])
+        except (ValueError, KeyError, TypeError):
+            _fail("--head: not a hash, nor the JSON of an audit head message")
+    try:
+        verdict = verify_files(paths, head=head, camera=camera)
+    except BwcError as exc:
+        _fail(str(exc))
+    for note in verdict.notes:
+        typer.echo(f"note: {note}", err=True)
+    if not verdict.ok:
+        typer.echo(f"TAMPERED: {verdict.problem}")
+        raise typer.Exit(1)
+    checked = " against the published head" if head else " (give --head to detect a cut-off end)"
+    typer.echo(f"ok: {verdict.entries} entries, seq {verdict.first_seq}..{verdict.last_seq} of camera "
+               f"{verdict.camera!r}; head {verdict.head}{checked}")
 
 
 keys_app = typer.Typer(

@@ -14,6 +14,12 @@ Logs go to stderr: readable text by default, one JSON object per line with ``--l
 For hardware-in-the-loop runs (:mod:`sim.live.hil`) the camera can stand in for a device on a
 test bench: ``--param`` sets its parameters, ``--speed`` runs it on the scaled clock and
 ``--start-at`` powers it on at the instant a scenario starts (see :mod:`sim.live.clock`).
+
+The camera keeps its durable state — journal, snapshots, evidence not yet acknowledged by the
+broker, and the audit file — in its state directory (``--state-dir``; by default a folder per
+prefix and camera under the user's state directory), so that a camera killed mid-warrant comes
+back with the warrant open (:mod:`sim.live.store`, :mod:`sim.live.auditfile`). Deliveries are
+acknowledged to the broker only once what they caused is on disk.
 """
 
 from __future__ import annotations
@@ -42,9 +48,12 @@ from controller.principals import load_trust
 from sim.nodes import load_factory
 from sim.world.scenario import parse_time
 
-from .bus import MqttBus, MqttEndpoint, TlsFiles, parse_broker_url
+from .auditfile import AuditFile
+from .bus import MqttBus, MqttEndpoint, MqttVersion, TlsFiles, parse_broker_url
 from .clock import MAX_SPEED, PowerOnAt
+from .limits import RateLimit
 from .runtime import Backoff, CameraRuntime
+from .store import StateStore, default_state_dir
 
 __all__ = [
     "PASSWORD_ENV",
@@ -87,6 +96,11 @@ class LiveOptions:
     backoff_max_s: float = 30.0
     seed: int = 0
     clock: Literal["unix", "run"] = "unix"
+    state_dir: Path | None = None
+    mqtt_version: MqttVersion = "auto"
+    rate_limit: float = 2000.0
+    audit_max_bytes: int = 16 * 1024 * 1024
+    outbox_limit: int = 5000
     trust: Path | None = None
     params: tuple[str, ...] = ()  # NAME=VALUE camera parameters (SPEC §2)
     speed: float = 1.0  # the scaled clock (sim.live.clock)
@@ -138,7 +152,14 @@ def build_endpoint(options: LiveOptions, environ: dict[str, str] | None = None) 
             certfile=_check_file(options.certfile, "--certfile"),
             keyfile=_check_file(options.keyfile, "--keyfile"),
         )
-    return MqttEndpoint(host, port, username=options.username, password=password, tls=tls)
+    # Deliveries are acknowledged by the runtime once what they caused is on disk.
+    return MqttEndpoint(host, port, username=options.username, password=password, tls=tls,
+                        protocol=options.mqtt_version, manual_ack=True)
+
+
+def state_dir(options: LiveOptions) -> Path:
+    """Where the camera keeps its state: ``--state-dir``, else the per-camera default."""
+    return options.state_dir or default_state_dir(options.camera, options.prefix)
 
 
 def build_node(options: LiveOptions) -> CameraNode:
@@ -276,6 +297,13 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     backoff = Backoff(
         initial_s=options.backoff_initial_s, max_s=max(options.backoff_max_s, options.backoff_initial_s)
     )
+    directory = state_dir(options)
+    store = StateStore(directory, options.camera)
+    try:
+        audit = AuditFile(directory, options.camera, options.audit_max_bytes)
+    except BaseException:
+        store.close()
+        raise
     runtime = CameraRuntime(
         node,
         MqttBus(endpoint),
@@ -285,6 +313,10 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
         seed=options.seed,
         time_origin=(lambda: speed * time.time()) if unix else 0.0,
         speed=speed,
+        store=store,
+        audit=audit,
+        rate_limit=RateLimit(options.rate_limit) if options.rate_limit > 0 else None,
+        outbox_limit=options.outbox_limit,
     )
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -308,12 +340,15 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
               tls=endpoint.tls is not None, username=endpoint.username, teams=list(options.teams),
               prefix=options.prefix, policy=options.policy, controller=options.controller,
               client_id=runtime.client_id, auth="none" if options.trust is None else "signed",
+              state_dir=str(directory), mqtt=options.mqtt_version,
               speed=options.speed, start_at=options.start_at)
     try:
         await runtime.run()
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        audit.close()
+        store.close()
     return runtime
 
 

@@ -82,8 +82,14 @@ def _policy_arg(scenario: Scenario) -> str:
     return str(path if path.is_absolute() else (Path(scenario.file).parent / path).resolve())
 
 
-def live_argv(plan: DevicePlan, spec: CameraSpec, options: SpawnOptions) -> list[str]:
-    """The ``bwcsim live`` command line for one camera of ``plan``."""
+def live_argv(
+    plan: DevicePlan, spec: CameraSpec, options: SpawnOptions, state_dir: Path | None = None
+) -> list[str]:
+    """The ``bwcsim live`` command line for one camera of ``plan``.
+
+    ``state_dir`` is the device's durable state: a fresh folder per run, so a device never
+    resumes a camera of an earlier run (and the user's state directory stays clean).
+    """
     device = plan.devices[spec.id]
     argv = [
         options.python, "-m", "sim", "live",
@@ -99,6 +105,8 @@ def live_argv(plan: DevicePlan, spec: CameraSpec, options: SpawnOptions) -> list
         "--log-format", "json",
         "--log-level", "info",
     ]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
     for team in spec.teams:
         argv += ["--team", team]
     for name in CameraParams.__struct_fields__:
@@ -126,6 +134,7 @@ class SpawnedDevices:
         self.plan: DevicePlan | None = None
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        self._state: tempfile.TemporaryDirectory[str] | None = None
 
     def prefix_for(self, base: str, tag: str) -> str:
         return f"{base}/{tag}"
@@ -135,11 +144,13 @@ class SpawnedDevices:
         env = dict(os.environ)
         if self.options.password is not None and self.options.password_file is None:
             env[PASSWORD_ENV] = self.options.password
+        self._state = tempfile.TemporaryDirectory(prefix="bwcsim-hil-")
         for spec in plan.scenario.cameras:
+            state = Path(self._state.name) / plan.devices[spec.id]
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self._logs[spec.id] = log
             self.processes[spec.id] = await asyncio.create_subprocess_exec(
-                *live_argv(plan, spec, self.options), stdin=asyncio.subprocess.PIPE,
+                *live_argv(plan, spec, self.options, state), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
             )
 
@@ -197,6 +208,9 @@ class SpawnedDevices:
             log.close()
         self.processes.clear()
         self._logs.clear()
+        if self._state is not None:
+            self._state.cleanup()
+            self._state = None
         await self._clean_broker()
         if problems:
             raise DeviceError("; ".join(problems))
