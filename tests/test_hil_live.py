@@ -170,11 +170,13 @@ def test_the_library_checked_live_agrees_with_the_simulation(
         assert any(s == "pass" for s in statuses.values())
 
 
-def _device(broker: BrokerAddress, device: str, prefix: str, *extra: str) -> subprocess.Popen[str]:
+def _device(
+    broker: BrokerAddress, device: str, prefix: str, state: Path, *extra: str
+) -> subprocess.Popen[str]:
     """A camera on the bench: ``bwcsim live`` on the scaled clock, told when to power on."""
     args = _bwcsim("live", "--broker", broker.url, "--camera", device, "--prefix", prefix,
                    "--client-id", f"{prefix}-{device}", "--team", "sr-1", "--speed", f"{SPEED:g}",
-                   "--start-at", "-", *extra)
+                   "--start-at", "-", "--state-dir", str(state / device), *extra)
     return subprocess.Popen(args, cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
@@ -188,8 +190,8 @@ def test_devices_already_on_the_broker_are_judged_under_their_own_ids(
     scenario = load_scenario(scenario_file)
     prefix = f"lab{os.getpid()}"
     devices = {
-        "BWC-0001": _device(bench_broker, "BWC-0001", prefix, "--initial", "docked"),
-        "BWC-0002": _device(bench_broker, "BWC-0002", prefix),
+        "BWC-0001": _device(bench_broker, "BWC-0001", prefix, tmp_path, "--initial", "docked"),
+        "BWC-0002": _device(bench_broker, "BWC-0002", prefix, tmp_path),
     }
     try:
         for device in devices.values():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from brokers import BrokerAddress
@@ -152,13 +153,16 @@ def test_start_at_stdin_says_ready_and_refuses_anything_but_a_time() -> None:
 
 @pytest.mark.live
 @pytest.mark.req("R-CLOCK", "LIVE-CLI")
-def test_bwcsim_live_on_a_scaled_clock_powers_on_when_told(mqtt_broker: BrokerAddress) -> None:
+def test_bwcsim_live_on_a_scaled_clock_powers_on_when_told(
+    mqtt_broker: BrokerAddress, tmp_path: Path
+) -> None:
     need("mosquitto_sub")
     prefix = f"c{uuid.uuid4().hex[:10]}"
     sub = Subscriber(mqtt_broker.port, f"{prefix}/#")
     args = [sys.executable, "-m", "sim", "live", "--broker", mqtt_broker.url, "--camera", "cam-1",
             "--prefix", prefix, "--client-id", f"{prefix}-cam-1", "--speed", "100",
-            "--start-at", "-", "--initial", "standby", "--param", "boot_s=20"]
+            "--start-at", "-", "--initial", "standby", "--param", "boot_s=20",
+            "--state-dir", str(tmp_path / "cam-1")]
     process = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:
