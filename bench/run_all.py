@@ -1,10 +1,11 @@
 """Run every benchmark and print a Markdown table of the figures (for the README).
 
 Runs ``controller_step.py``, ``replay_shift.py`` and ``fleet.py`` from this folder, plus
-``fuzz_rate.py``, ``live_latency.py`` and ``node_stdio.py`` when they exist, each in its own process with
-``--json`` (and ``--quick`` when given). A script that does not speak ``--json`` is run plainly
-and its last output line goes into the table as a note. Every ratio compares with a baseline
-measured in the same run, which is what to read on a shared machine. With ``--quick`` the
+``fuzz_rate.py``, ``live_latency.py``, ``node_stdio.py`` and ``live_load.py`` when they exist,
+each in its own process with ``--json`` (and ``--quick`` when given). A script that does not
+speak ``--json`` is run plainly and its last output line goes into the table as a note. Every
+ratio compares with a baseline measured in the same run, which is what to read on a shared
+machine. With ``--quick`` the
 sizes are tiny, so the targets (set for the full workloads) are shown as ``n/a (quick)``.
 
     python bench/run_all.py [--quick] [--json]
@@ -23,7 +24,7 @@ import measure
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("controller_step", "replay_shift", "fleet", "fuzz_rate", "live_latency", "bound_activities",
-           "node_stdio")
+           "node_stdio", "live_load")
 
 
 def run(script: Path, quick: bool) -> dict[str, Any]:

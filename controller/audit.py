@@ -6,6 +6,32 @@ breaks :func:`verify`. The chain starts from a fixed genesis value derived from 
 so logs of two cameras cannot be swapped unnoticed either. Cutting entries off the end, or
 rewriting the chain from an edit onwards, leaves a chain that is consistent with itself: that is
 caught by comparing its end with the head recorded elsewhere (``verify(..., head=...)``).
+
+In the simulator the log keeps every entry, so a report or a property can check the whole
+chain. A live camera runs for weeks: there the runtime drains the new entries
+(:meth:`AuditLog.drain`) after every call into the controller and writes them to an append-only file
+(:mod:`sim.live.auditfile`), so the log in memory holds only its head and its length.
+
+The canonical form
+------------------
+An entry's hash is the SHA-256 (lowercase hex) of the compact JSON array
+``[prev, seq, at, kind, data]`` written exactly as :func:`canonical` writes it, so a controller
+in another language can keep a chain the bench verifies (the node protocol's ``audit`` request,
+``docs/node-protocol.md``): no whitespace; object keys sorted by code point; strings in UTF-8
+with only ``"``, ``\\``, and the control characters escaped (``\\b \\f \\n \\r \\t``, the
+others as ``\\u00XX`` in lowercase hex); integers in decimal; ``true``, ``false``, ``null``;
+floats (``at`` always is one) as the shortest decimal that reads back as the same double, laid
+out the way Rust's ``ryu`` crate lays it out -- with ``d`` the shortest digits and ``p`` the
+position of the decimal point (the value is ``0.d * 10**p``):
+
+* ``len(d) ≤ p ≤ 16``: the digits, ``p - len(d)`` zeros, ``.0``: ``3600.0``,
+  ``1000000000000000.0``;
+* ``0 < p ≤ 16``: the digits with the point inside: ``12.5``, ``1.3``;
+* ``-5 < p ≤ 0``: ``0.``, ``-p`` zeros, the digits: ``0.30000000000000004``, ``0.00001``;
+* otherwise an exponent, without ``+`` or leading zeros: ``1e16``, ``1.5e-7``, ``5e-324``.
+
+``0.0`` and ``-0.0`` are written so; no NaN or infinity is ever logged. The genesis value is the
+SHA-256 hex of ``bwcsim-audit:<camera id>``.
 """
 
 from __future__ import annotations
@@ -28,32 +54,55 @@ class AuditEntry(msgspec.Struct, frozen=True, array_like=True):
     hash: str
 
 
+class AuditTrail(msgspec.Struct, frozen=True):
+    """A camera's audit log as read from outside the controller: its entries and its head."""
+
+    camera_id: str
+    entries: tuple[AuditEntry, ...]
+    head: str
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+class NoAuditTrail(LookupError):
+    """The controller keeps no audit log the bench can read (the text says why)."""
+
+
+def canonical(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) -> bytes:
+    """The bytes an entry's hash covers (see "The canonical form" above)."""
+    return _encode((prev, seq, at, kind, data))
+
+
 def genesis(camera_id: str) -> str:
     return hashlib.sha256(f"bwcsim-audit:{camera_id}".encode()).hexdigest()
 
 
 def entry_hash(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) -> str:
-    return hashlib.sha256(_encode((prev, seq, at, kind, data))).hexdigest()
+    return hashlib.sha256(canonical(prev, seq, at, kind, data)).hexdigest()
 
 
 class AuditLog:
     """The log itself. Entries are immutable; the list is only ever appended to."""
 
-    __slots__ = ("_entries", "_head", "camera_id")
+    __slots__ = ("_count", "_entries", "_head", "camera_id")
 
     def __init__(self, camera_id: str) -> None:
         self.camera_id = camera_id
         self._entries: list[AuditEntry] = []
         self._head = genesis(camera_id)
+        self._count = 0
 
     def append(self, at: float, kind: str, data: dict[str, Any]) -> None:
-        seq = len(self._entries)
+        seq = self._count
         h = entry_hash(self._head, seq, at, kind, data)
         self._entries.append(AuditEntry(seq, at, kind, data, self._head, h))
         self._head = h
+        self._count = seq + 1
 
     @property
     def entries(self) -> tuple[AuditEntry, ...]:
+        """The entries still held (all of them, unless some were drained)."""
         return tuple(self._entries)
 
     @property
@@ -61,7 +110,40 @@ class AuditLog:
         return self._head
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """How many entries were ever appended (drained ones included)."""
+        return self._count
+
+    def drain(self) -> list[AuditEntry]:
+        """Hand over the entries appended since the last drain and forget them; the head and the
+        count stay, so the chain goes on where it was."""
+        out, self._entries = self._entries, []
+        return out
+
+    def resume(self, head: str, count: int) -> None:
+        """Continue a chain kept elsewhere (a camera restored after a restart)."""
+        self._entries = []
+        self._head = head
+        self._count = count
+
+    def trail(self) -> AuditTrail:
+        return AuditTrail(self.camera_id, tuple(self._entries), self._head)
+
+
+def trail_of(node: object) -> AuditTrail:
+    """The audit log of a controller node: what its ``audit_trail()`` returns, or the log of a
+    node built on the reference camera (``node.camera.audit``); :class:`NoAuditTrail` saying
+    why when it keeps none the bench can read."""
+    get = getattr(node, "audit_trail", None)
+    if callable(get):
+        trail = get()
+        if not isinstance(trail, AuditTrail):
+            raise NoAuditTrail(f"{type(node).__name__}.audit_trail() returned {type(trail).__name__}")
+        return trail
+    log = getattr(getattr(node, "camera", None), "audit", None)
+    if isinstance(log, AuditLog):
+        return log.trail()
+    raise NoAuditTrail(f"the controller ({type(node).__name__}) keeps no audit log the bench can "
+                       "read: it has no audit_trail() and no reference camera")
 
 
 def verify(

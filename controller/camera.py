@@ -51,6 +51,17 @@ Both are piecewise linear in time with a slope fixed by the state, so they are a
 to the time of each event (:meth:`Camera._advance`), and their threshold crossings are deadlines.
 While docked, closed recordings upload oldest-first at ``upload_speed`` and a recording's space is
 freed only once its whole upload is confirmed.
+
+Restarts (R-DURABLE)
+--------------------
+Everything the camera must remember across a crash is listed once, in :attr:`Camera.DURABLE`
+(attribute → type), and :meth:`Camera.dump_state` / :meth:`Camera.load_state` turn it into bytes
+and back (:mod:`controller.persist`). State added to the camera goes into that mapping, one line.
+After a restore, :meth:`Camera.resume` plays the time the camera was down: the recording that
+was open ends where the process died (its footage stops there), timers that fell due in the gap
+run (a ``post_s`` tail may end, the battery drains) but nothing is captured, the buffer restarts
+empty, and a required window still open starts a new recording under the same incident id. The
+gap is excused for late-trigger arithmetic; the runtime announces it with a ``restarted`` alert.
 """
 
 from __future__ import annotations
@@ -58,12 +69,13 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
+import msgspec
 from transitions import Machine
 
 from .audit import AuditLog
-from .bounds import Limits, ReplyTable, bounded_add
+from .bounds import Limits, Remembered, ReplyTable, bounded_add
 from .machine import CAPTURING, TRANSITIONS, State
 from .messages import (
     Ack,
@@ -83,6 +95,7 @@ from .messages import (
     Undock,
 )
 from .params import CameraParams
+from .persist import StateCodec, Via
 from .policy import Policy
 from .spans import subtract, union
 
@@ -92,36 +105,68 @@ S = State
 _CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
 
 
-class Recording:
+class Recording(msgspec.Struct):
     """The recording in progress (mutable while open; published as :class:`RecordingMeta`)."""
 
-    __slots__ = ("buffer_s", "id", "incident", "reasons", "seg_start", "segments", "start")
-
-    def __init__(self, rec_id: str, incident: str, start: float, buffer_s: float) -> None:
-        self.id = rec_id
-        self.incident = incident
-        self.start = start
-        self.buffer_s = buffer_s
-        # An ordered set: adding a reason costs O(1) however many activities hold the recording.
-        self.reasons: dict[str, None] = {}
-        self.seg_start = start
-        self.segments: list[tuple[float, float]] = []
+    id: str
+    incident: str
+    start: float
+    buffer_s: float
+    seg_start: float
+    # An ordered set: adding a reason costs O(1) however many activities hold the recording.
+    reasons: dict[str, None] = msgspec.field(default_factory=dict)
+    segments: list[tuple[float, float]] = msgspec.field(default_factory=list)
 
     def add_reason(self, reason: str) -> None:
         self.reasons.setdefault(reason)
 
 
-class Deactivation:
-    __slots__ = ("actor", "reason", "since")
-
-    def __init__(self, reason: str, actor: str, since: float) -> None:
-        self.reason = reason
-        self.actor = actor
-        self.since = since
+class Deactivation(msgspec.Struct, frozen=True):
+    reason: str
+    actor: str
+    since: float
 
 
 class Camera:
     """One camera's recording-control logic. See the module docstring for the rules."""
+
+    #: The camera's state across a restart: attribute path → type (see :mod:`controller.persist`).
+    #: Configuration (id, policy, parameters) is not here: it comes from the camera's setup.
+    DURABLE: ClassVar[dict[str, Any]] = {
+        "state": State,
+        "_prev": State,
+        "since": float,
+        "_now": float,
+        "buffer_since": float,
+        "boot_end": float | None,
+        "charge": float,
+        "charge_t": float,
+        "low_armed": bool,
+        "used": float,
+        "used_t": float,
+        "upload_t": float,
+        "uploads": deque[list[float]],
+        "activities": dict[str, str],
+        "windows": dict[str, float | None],
+        "ended": OrderedDict[str, None],
+        "_tails": list[tuple[float, str]],
+        "_windows_rev": int,
+        "manual_hold": bool,
+        "deactivation": Deactivation | None,
+        "paused_incident": str | None,
+        "rec": Recording | None,
+        "_next_reasons": list[str],
+        "incidents": int,
+        "recordings": int,
+        "replies": Via(list[Remembered], ReplyTable.entries, ReplyTable.restore),
+        "_reported": tuple[State, float, int] | None,
+        "_history": list[tuple[float, str | None]],
+        "_footage": list[tuple[float, float]],
+        "_paused": list[tuple[float, float]],
+        "_dropped": tuple[float, float, float] | None,
+        "audit._head": str,
+        "audit._count": int,
+    }
 
     # Bound by the transitions Machine from the table in controller.machine.
     state: State
@@ -205,6 +250,8 @@ class Camera:
         # (when, from, to): for the trigger that activated, they are lost to storage (announced
         # by storage_full), not to lateness.
         self._dropped: tuple[float, float, float] | None = None
+        # While a restart replays the time the camera was down, nothing may start recording.
+        self._down_until: float | None = None
 
     # ------------------------------------------------------------------ public interface
 
@@ -310,6 +357,37 @@ class Camera:
             "charge": self.charge,
             "used": self.used,
         }
+
+    # ------------------------------------------------------------------ restarts
+
+    def dump_state(self) -> bytes:
+        """Everything :attr:`DURABLE` lists, as bytes (call between events, never inside one)."""
+        return _STATE.dump(self)
+
+    def load_state(self, data: bytes) -> None:
+        """Take over the state :meth:`dump_state` wrote (on a camera built from the same setup)."""
+        _STATE.load(self, data)
+
+    def resume(self, down_since: float, now: float) -> list[Outbound]:
+        """Power on again at ``now`` after the process stopped at ``down_since`` (see the module
+        docstring): close the interrupted recording, play the gap without capturing, resume."""
+        down_since = min(max(down_since, self._now), now)
+        self._run_timers(down_since)
+        self._down_until = now
+        if self.state is S.recording:
+            assert self.rec is not None
+            incident = self.rec.incident
+            self.release()  # its footage ends where the process died
+            self.paused_incident = incident  # kept only while a required window stays open
+        self._run_timers(now)
+        self._down_until = None
+        if self.state is S.pre_buffer:
+            self.buffer_since = now  # the buffer restarts empty
+        self._paused.append((down_since, now))  # announced by the runtime's `restarted` alert
+        self.audit.append(now, "restart", {"down_since": down_since, "windows": list(self.windows)})
+        self._reconcile()
+        self._report()
+        return self._flush()
 
     # ------------------------------------------------------------------ events
 
@@ -459,7 +537,7 @@ class Camera:
         if self.state is S.recording:
             if not holding:
                 self.release()
-        elif self.state is S.pre_buffer and holding and self.storage_free > EPS:
+        elif self.state is S.pre_buffer and holding and self.storage_free > EPS and self._down_until is None:
             self.activate()
 
     def _cannot_record_cause(self) -> str | None:
@@ -556,7 +634,8 @@ class Camera:
             self.incidents += 1
             incident = f"{self.camera_id}-{self.incidents}"
         self.recordings += 1
-        rec = Recording(f"{self.camera_id}-r{self.recordings}", incident, now - buffer_s, buffer_s)
+        rec = Recording(f"{self.camera_id}-r{self.recordings}", incident, now - buffer_s, buffer_s,
+                        seg_start=now - buffer_s)
         for reason in self._next_reasons:
             rec.add_reason(reason)
         for aid in self.windows:
@@ -767,6 +846,9 @@ class Camera:
     def _flush(self) -> list[Outbound]:
         out, self._out = self._out, []
         return out
+
+
+_STATE = StateCodec("Camera", Camera.DURABLE)
 
 
 def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ class DecodeError(msgspec.Struct, frozen=True):
 class Topics:
     """The topic names of one camera under a prefix (default ``bwc``)."""
 
-    __slots__ = ("ack", "alert", "availability", "event", "prefix", "recording", "state")
+    __slots__ = ("ack", "alert", "audit", "availability", "event", "prefix", "recording", "state")
 
     def __init__(self, camera_id: str, prefix: str = DEFAULT_PREFIX) -> None:
         base = f"{prefix}/{camera_id}"
@@ -55,6 +55,7 @@ class Topics:
         self.ack = f"{base}/ack"
         self.alert = f"{base}/alert"
         self.recording = f"{base}/recording"
+        self.audit = f"{base}/audit"  # the live camera's audit chain head (retained)
 
     def team_event(self, team: str) -> str:
         return team_event_topic(team, self.prefix)

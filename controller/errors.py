@@ -40,6 +40,25 @@ class BusError(BwcError):
     """The MQTT bus (simulated or real) failed or refused an operation."""
 
 
+class BusRefused(BusError):
+    """The broker answered and said no (an MQTT 5 reason code of 0x80 or above, say "not
+    authorized"): the link is fine, the operation is not allowed. Worth reporting and retrying
+    later, never worth treating as success. ``code`` is the reason code when one was given."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class BusTimeout(BusError):
+    """The broker did not answer in time. The operation may or may not have taken effect, so it
+    is retried (QoS 1 makes a second copy harmless)."""
+
+
+class SessionTakenOver(BusError):
+    """The broker closed the link because another connection took over the client id."""
+
+
 class ControllerFailure(BwcError):
     """The controller under test broke the node contract: a child process that crashed, hung,
     or answered garbage or out of order, or a node that raised. The message names the camera,

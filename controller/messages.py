@@ -29,6 +29,8 @@ ALERT_KINDS = (
     "low_battery",
     "battery_empty",
     "storage_full",
+    "restarted",
+    "bus_fault",
 )
 MISS_CAUSES = ("docked", "not_ready", "battery", "storage")
 AUTH_MODES = ("signed", "none")
@@ -119,11 +121,17 @@ class StateReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An alert. ``restarted`` (the camera came back after being down, ``span`` is the time it
+    was not running) and ``bus_fault`` (the broker refused a subscription or publication, the
+    camera's session was taken over, or another client overwrote its status; ``detail`` says
+    which) come from the live edge, not from the recording logic."""
+
     kind: str
     at: float
     cause: str | None = None
     activity_id: str | None = None
     span: tuple[float, float] | None = None
+    detail: str | None = None
 
 
 class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,6 +153,16 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     segment_list: list[tuple[float, float]]
     final: bool
     open: bool = False
+
+
+class AuditHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The head of a live camera's audit chain (retained on ``<prefix>/<camera>/audit``): what
+    its audit file must reach when verified (R-AUDITFILE)."""
+
+    head: str
+    seq: int
+    segment: int
+    at: float
 
 
 Outbound = Ack | StateReport | Alert | RecordingMeta

@@ -10,15 +10,23 @@ A node never reads a clock: ``now`` is passed in. It asks to be woken with
 :meth:`CameraNode.next_deadline` (boot done, battery empty, segment rollover, end of a
 ``post_s`` tail, storage full, ...), and the driver calls :meth:`CameraNode.on_timer` at that
 time, before any message delivered at the same instant.
+
+A node *may* also survive restarts (:class:`DurableNode`): the live runtime then journals what it
+feeds the node, snapshots the node's state now and then, and after a crash restores the last
+snapshot, replays the journal and calls :meth:`DurableNode.resume` with the time it was down. A
+node without these methods still runs everywhere; it simply starts afresh after a restart. The
+same goes for :meth:`DurableNode.drain_audit`, through which the runtime copies the node's audit
+entries into the camera's audit file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from .audit import AuditTrail
 from .bounds import Limits
 from .params import CameraParams
 from .policy import Policy
@@ -85,6 +93,49 @@ class CameraNode(Protocol):
 
     def finish(self, now: float) -> list[Publish]:
         """End of observation: close open recordings at ``now`` and publish them ``open``."""
+        ...
+
+
+@runtime_checkable
+class DurableNode(CameraNode, Protocol):
+    """A node whose state survives a restart (optional; see the module docstring).
+
+    Replaying the journal relies on the node being deterministic: the same calls with the same
+    ``now`` leave it in the same state. A message the node only NACKs must change nothing but
+    its duplicate table, so the runtime need not journal garbage.
+    """
+
+    def dump_state(self) -> bytes:
+        """The node's complete state as bytes (between calls, never inside one)."""
+        ...
+
+    def load_state(self, data: bytes) -> None:
+        """Take over a state written by :meth:`dump_state` of a node with the same setup."""
+        ...
+
+    def resume(self, down_since: float, now: float) -> list[Publish]:
+        """Power on again at ``now`` after having stopped at ``down_since``."""
+        ...
+
+
+class AuditSource(Protocol):
+    """A node that keeps an audit log the runtime can copy to disk (optional)."""
+
+    def drain_audit(self) -> list[tuple[float, str, dict[str, Any]]]:
+        """The audit entries ``(at, kind, data)`` since the last call, oldest first."""
+        ...
+
+
+@runtime_checkable
+class AuditedNode(Protocol):
+    """A node whose audit log (R-AUDIT) the bench can read: optional, and checked by P-AUDIT.
+
+    The reference node has it; so has a node in a child process that accepted the ``audit``
+    feature of the node protocol. It may be asked after :meth:`CameraNode.finish` too.
+    """
+
+    def audit_trail(self) -> AuditTrail:
+        """The log as it stands; :class:`~controller.audit.NoAuditTrail` if there is none."""
         ...
 
 

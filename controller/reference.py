@@ -11,11 +11,15 @@ and freshness, and only an authorized one is handled (SPEC §14).
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+from .audit import AuditTrail
 from .camera import Camera
 from .codec import Topics, availability, encode, peek_id, split_topic
 from .messages import Outbound
 from .node import CameraNode, CameraSetup, Publish
-from .trust import Gate, Refusal
+from .persist import StateCodec, Via
+from .trust import Gate, GateState, Refusal
 
 
 class ReferenceNode:
@@ -35,9 +39,9 @@ class ReferenceNode:
         self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
         self.camera = self._new_camera(0.0)
 
-    def _new_camera(self, now: float) -> Camera:
+    def _new_camera(self, now: float, kind: type[Camera] = Camera) -> Camera:
         s = self.setup
-        return Camera(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
+        return kind(s.camera_id, s.policy, s.params, s.initial, now, limits=s.limits, auth=s.auth)
 
     def subscriptions(self) -> list[str]:
         return [self.topics.event, *self._team_topics]
@@ -46,7 +50,9 @@ class ReferenceNode:
         if len(self.camera.audit) == 0 and self.camera.since != now:
             # Powered on later than t=0 (a live run, a camera joining a fleet): the battery,
             # the buffer and the boot count from now, not from the epoch.
-            self.camera = self._new_camera(now)
+            # Of the same class: a node built around a Camera subclass (a deliberately broken
+            # one, say) keeps it.
+            self.camera = self._new_camera(now, type(self.camera))
         return [availability(self.topics), *self._encode(self.camera.start())]
 
     def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
@@ -82,9 +88,41 @@ class ReferenceNode:
     def finish(self, now: float) -> list[Publish]:
         return self._encode(self.camera.finish(now))
 
+    # ------------------------------------------------------------------ restarts and audit
+
+    #: The node's state across a restart: the camera's, and the gate's memory (the last
+    #: sequence number of each principal, who started each open activity). See
+    #: :mod:`controller.persist`.
+    DURABLE: ClassVar[dict[str, Any]] = {
+        "camera": Via(bytes, Camera.dump_state, Camera.load_state),
+        "gate.state": GateState,
+    }
+
+    def dump_state(self) -> bytes:
+        return _STATE.dump(self)
+
+    def load_state(self, data: bytes) -> None:
+        self.camera = self._new_camera(0.0)
+        self.gate.state = GateState()
+        _STATE.load(self, data)
+
+    def resume(self, down_since: float, now: float) -> list[Publish]:
+        return self._encode(self.camera.resume(down_since, now))
+
+    def drain_audit(self) -> list[tuple[float, str, dict[str, Any]]]:
+        return [(e.at, e.kind, e.data) for e in self.camera.audit.drain()]
+
+
+    def audit_trail(self) -> AuditTrail:
+        """The camera's hash-chained audit log (R-AUDIT), as it stands."""
+        return self.camera.audit.trail()
+
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
         topics = self.topics
         return [encode(m, topics) for m in msgs]
+
+
+_STATE = StateCodec("ReferenceNode", ReferenceNode.DURABLE)
 
 
 def make_node(setup: CameraSetup) -> CameraNode:

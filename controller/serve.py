@@ -10,7 +10,9 @@ example in ``examples/c-controller/`` has the same loop in ``main``).
 
 ``--factory module:factory`` serves another Python controller factory the same way (to check
 a Python prototype over the process boundary before porting it), ``--max-cameras N`` announces
-that one child serves at most ``N`` cameras at a time.
+that one child serves at most ``N`` cameras at a time, and ``--no-audit`` declines the
+protocol's ``audit`` feature (for a factory whose nodes keep no audit log the bench can read;
+by default the log of :func:`controller.audit.trail_of` is served).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 from typing import BinaryIO
 
 from .node import DEFAULT_FACTORY, ControllerFactory
-from .wire import NodeServer
+from .wire import FEATURES, NodeServer
 
 
 def serve(server: NodeServer, stdin: BinaryIO, stdout: BinaryIO) -> int:
@@ -55,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"controller factory to serve (default: {DEFAULT_FACTORY})")
     parser.add_argument("--max-cameras", type=int, default=None, metavar="N",
                         help="serve at most N cameras at a time (default: no limit)")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="decline the audit feature (the factory's nodes keep no audit log)")
     args = parser.parse_args(argv)
     name = "bwcsim reference" if args.factory == DEFAULT_FACTORY else args.factory
-    server = NodeServer(_load(args.factory), name, args.max_cameras)
+    features = tuple(f for f in FEATURES if not (args.no_audit and f == "audit"))
+    server = NodeServer(_load(args.factory), name, args.max_cameras, features)
     return serve(server, sys.stdin.buffer, sys.stdout.buffer)
 
 

@@ -22,14 +22,16 @@ Conversation
 ------------
 ::
 
-    host → {"seq":0,"op":"hello","protocol":1,"host":"bwcsim"}
-    child ← {"seq":0,"protocol":1,"name":"bwc-fixed","max_cameras":null}
+    host → {"seq":0,"op":"hello","protocol":1,"host":"bwcsim","features":["audit"]}
+    child ← {"seq":0,"protocol":1,"name":"bwc-fixed","max_cameras":null,"features":["audit"]}
     host → {"seq":1,"op":"setup","node":1,"camera_id":"cam-1",...}   child ← subscriptions
     host → {"seq":2,"op":"start","node":1,"now":0.0}                 child ← publish + deadline
     host → {"seq":3,"op":"deliver","node":1,"now":12.5,"topic":...,"payload":"eyJpZCI6..."}
     host → {"seq":4,"op":"timer","node":1,"now":17.5}
-    host → {"seq":5,"op":"finish","node":1,"now":3600.0}             (the node is released)
-    host → {"seq":6,"op":"bye"}                                      child exits with status 0
+    host → {"seq":5,"op":"finish","node":1,"now":3600.0}             (the camera is gone)
+    host → {"seq":6,"op":"audit","node":1}                           child ← entries + head
+    host → {"seq":7,"op":"close","node":1}                           (the node is released)
+    host → {"seq":8,"op":"bye"}                                      child exits with status 0
 
 ``seq`` counts the host's requests from 0; every answer repeats the ``seq`` of its request,
 which is how an answer that belongs to another request is caught. ``node`` is a number the host
@@ -37,12 +39,28 @@ picks in ``setup`` for one camera: **one child may serve any number of cameras a
 cameras of a scenario, and of the scenarios after it), each addressed by its node number and
 each independent of the others. A child that can serve only one camera at a time says
 ``"max_cameras": 1`` in its hello answer, and the host then starts one child per camera.
-``finish`` ends a node's life; ``close`` releases a node the host dropped without finishing.
+``finish`` ends a node's life; ``close`` releases a node the host dropped without finishing
+(or, with the ``audit`` feature, a finished node whose log the host no longer needs).
 
 Every *step* request (``start``, ``deliver``, ``timer``, ``finish``) is answered with the
 publications it caused and the node's next deadline (``null``: none), so the host never needs
 a round trip to ask for the deadline (``deadline`` exists for hosts that want to). A child that
 cannot serve a request answers ``{"seq": n, "error": "why"}``.
+
+Features
+--------
+Additions that not every child implements are *features*, negotiated in the handshake: the
+host lists in ``hello`` the ones it can use, the child answers with those it accepts (none: the
+field may be left out), and from then on both sides use exactly those. A child that knows
+nothing of features ignores the request field and answers without one, and keeps working
+unchanged; a host that offers none never sees the answer field. The one feature so far:
+
+``audit``
+    The node's hash-chained audit log (R-AUDIT) can be read with the ``audit`` request: its
+    entries from index ``first`` on, each ``[seq, at, kind, data, prev, hash]`` hashed in the
+    canonical form of :mod:`controller.audit`, and the chain's head. A child that accepts it
+    keeps a finished node's log until the host sends ``close`` for it (after ``finish`` the
+    node answers ``audit`` and ``close`` only), so the log can be checked after a run.
 
 The host decodes answers strictly (unknown or missing fields are a protocol error, so a typo
 in a child is caught at once); a child should ignore request fields it does not know.
@@ -59,6 +77,7 @@ from typing import Literal
 
 import msgspec
 
+from .audit import AuditEntry, trail_of
 from .bounds import Limits
 from .node import CameraNode, CameraSetup, ControllerFactory, Initial, Publish
 from .params import CameraParams
@@ -67,6 +86,9 @@ from .principals import TrustFile
 
 PROTOCOL = 1
 """The protocol version this module speaks."""
+
+FEATURES = ("audit",)
+"""The features this module knows (see "Features" above)."""
 
 # ------------------------------------------------------------------------------ setup parts
 
@@ -137,10 +159,11 @@ class _Request(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
 
 
 class Hello(_Request, tag="hello", frozen=True, kw_only=True):
-    """First request: the protocol version the host speaks, and who it is."""
+    """First request: the protocol version the host speaks, who it is, the features it offers."""
 
     protocol: int
     host: str
+    features: list[str] = []
 
 
 class Setup(_Request, tag="setup", frozen=True, kw_only=True):
@@ -197,6 +220,13 @@ class Finish(_Request, tag="finish", frozen=True, kw_only=True):
     now: float
 
 
+class Audit(_Request, tag="audit", frozen=True, kw_only=True):
+    """Read a node's audit log from entry ``first`` on (feature ``audit``)."""
+
+    node: int
+    first: int = 0
+
+
 class Close(_Request, tag="close", frozen=True, kw_only=True):
     """Release a node the host no longer drives (no publications)."""
 
@@ -207,7 +237,7 @@ class Bye(_Request, tag="bye", frozen=True, kw_only=True):
     """Shutdown: answer, then exit with status 0."""
 
 
-Request = Hello | Setup | Start | Deliver | Timer | Deadline | Finish | Close | Bye
+Request = Hello | Setup | Start | Deliver | Timer | Deadline | Finish | Audit | Close | Bye
 STEP_OPS = ("start", "deliver", "timer", "finish")
 
 # ------------------------------------------------------------------------------ answers
@@ -221,6 +251,8 @@ class HelloAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     protocol: int
     name: str
     max_cameras: int | None = None
+    # Left out (UNSET) unless the host offered features: a host that knows none never sees it.
+    features: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class SetupAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -243,6 +275,14 @@ class DeadlineAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     deadline: float | None
 
 
+class AuditAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The node's audit entries from ``first`` on, and the hash of its last entry."""
+
+    seq: int
+    entries: list[AuditEntry]
+    head: str
+
+
 class DoneAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The answer to ``close`` and ``bye``."""
 
@@ -256,7 +296,9 @@ class ErrorAnswer(msgspec.Struct, frozen=True, kw_only=True):
     error: str
 
 
-Answer = HelloAnswer | SetupAnswer | StepAnswer | DeadlineAnswer | DoneAnswer | ErrorAnswer
+Answer = (
+    HelloAnswer | SetupAnswer | StepAnswer | DeadlineAnswer | AuditAnswer | DoneAnswer | ErrorAnswer
+)
 
 #: The answer type of each request op.
 ANSWER_OF: dict[str, type[Answer]] = {
@@ -267,6 +309,7 @@ ANSWER_OF: dict[str, type[Answer]] = {
     "timer": StepAnswer,
     "finish": StepAnswer,
     "deadline": DeadlineAnswer,
+    "audit": AuditAnswer,
     "close": DoneAnswer,
     "bye": DoneAnswer,
 }
@@ -345,15 +388,23 @@ class NodeServer:
     bad request (it answers with an error) and tells the caller, through :attr:`done`, when a
     ``bye`` was answered. A node that raises is answered with an error naming the exception:
     the host reports it with the camera and the request.
+
+    ``features`` are the ones this server accepts when the host offers them (default: all it
+    knows). With ``audit`` accepted, a finished node stays in :attr:`finished` until ``close``,
+    and ``audit`` reads the log of any node through :func:`controller.audit.trail_of`.
     """
 
     def __init__(
-        self, factory: ControllerFactory, name: str, max_cameras: int | None = None
+        self, factory: ControllerFactory, name: str, max_cameras: int | None = None,
+        features: tuple[str, ...] = FEATURES,
     ) -> None:
         self.factory = factory
         self.name = name
         self.max_cameras = max_cameras
+        self.features = features
+        self.accepted: frozenset[str] = frozenset()  # what the handshake agreed on
         self.nodes: dict[int, CameraNode] = {}
+        self.finished: dict[int, CameraNode] = {}  # kept for their audit log until close
         self.done = False
         # One policy object per distinct policy document: the cameras of a scenario share it.
         self._policies: dict[bytes, Policy] = {}
@@ -382,27 +433,36 @@ class NodeServer:
             pubs = node.start(req.now)
             return StepAnswer(seq=req.seq, publish=pubs, deadline=node.next_deadline())
         if isinstance(req, Finish):
-            pubs = self._node(req.node).finish(req.now)
+            node = self._node(req.node)
+            pubs = node.finish(req.now)
             del self.nodes[req.node]
+            if "audit" in self.accepted:
+                self.finished[req.node] = node
             return StepAnswer(seq=req.seq, publish=pubs, deadline=None)
         if isinstance(req, Setup):
             return self._setup(req)
         if isinstance(req, Deadline):
             return DeadlineAnswer(seq=req.seq, deadline=self._node(req.node).next_deadline())
+        if isinstance(req, Audit):
+            return self._audit(req)
         if isinstance(req, Close):
             self.nodes.pop(req.node, None)
+            self.finished.pop(req.node, None)
             return DoneAnswer(seq=req.seq)
         if isinstance(req, Hello):
             if req.protocol != PROTOCOL:
                 return ErrorAnswer(seq=req.seq, error=(
                     f"unsupported protocol {req.protocol}: this child speaks {PROTOCOL}"))
+            accepted = [f for f in req.features if f in self.features]
+            self.accepted = frozenset(accepted)
             return HelloAnswer(seq=req.seq, protocol=PROTOCOL, name=self.name,
-                               max_cameras=self.max_cameras)
+                               max_cameras=self.max_cameras,
+                               features=accepted if req.features else msgspec.UNSET)
         self.done = True  # Bye
         return DoneAnswer(seq=req.seq)
 
     def _setup(self, req: Setup) -> Answer:
-        if req.node in self.nodes:
+        if req.node in self.nodes or req.node in self.finished:
             return ErrorAnswer(seq=req.seq, error=f"node {req.node} already exists")
         if self.max_cameras is not None and len(self.nodes) >= self.max_cameras:
             return ErrorAnswer(seq=req.seq, error=f"this child serves at most {self.max_cameras} camera(s)")
@@ -413,6 +473,16 @@ class NodeServer:
         node = self.factory(camera_setup(req, policy))
         self.nodes[req.node] = node
         return SetupAnswer(seq=req.seq, subscriptions=node.subscriptions())
+
+    def _audit(self, req: Audit) -> Answer:
+        if "audit" not in self.accepted:
+            return ErrorAnswer(seq=req.seq, error="feature audit was not agreed in the handshake")
+        node = self.nodes.get(req.node) or self.finished.get(req.node)
+        if node is None:
+            raise LookupError(f"no node {req.node} (never set up, or closed)")
+        trail = trail_of(node)
+        return AuditAnswer(seq=req.seq, entries=list(trail.entries[max(0, req.first):]),
+                           head=trail.head)
 
     def _node(self, node: int) -> CameraNode:
         try:

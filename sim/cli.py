@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from controller.errors import BwcError, ControllerFailure
+from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from controller.policy import BUILTIN
 from sim.nodes import load_factory
 
+if TYPE_CHECKING:
+    from sim.live.session import LiveSession
 
 def _without_flag_placeholder(params: list[Any]) -> list[Any]:
     """Flags take no value: give them an empty metavar so help shows no ``<bool>`` after them."""
@@ -120,6 +123,136 @@ def _load_edited(file: Path, assignments: list[str]) -> Any:
         _fail(str(exc) + (" (after --set)" if assignments else ""))
 
 
+# Hardware in the loop (SPEC §15): the options `run` and `check` share with `--live`. Broker
+# credentials and TLS are exactly `bwcsim live`'s.
+LiveOpt = Annotated[str | None, typer.Option(
+    "--live", metavar="URL", rich_help_panel="Hardware in the loop",
+    help="Play on a real broker (mqtt://HOST:PORT, mqtts:// for TLS) against the devices there.")]
+CameraMapOpt = Annotated[list[str] | None, typer.Option(
+    "--camera-map", metavar="CAM=DEVICE", rich_help_panel="Hardware in the loop",
+    help="The device playing a scenario camera, when their ids differ (repeatable).")]
+SpeedOpt = Annotated[float, typer.Option(
+    rich_help_panel="Hardware in the loop",
+    help="The devices' scaled clock: SPEED x Unix time (bwcsim live --speed).")]
+ToleranceOpt = Annotated[float | None, typer.Option(
+    metavar="SECONDS", rich_help_panel="Hardware in the loop",
+    help="Timing tolerance in scenario seconds (default: 0.25 s or 20 ms of wall time x speed).")]
+StartAtOpt = Annotated[float | None, typer.Option(
+    metavar="UNIX", rich_help_panel="Hardware in the loop",
+    help="Unix time of scenario second 0 (default: a moment after subscribing).")]
+PromptOpt = Annotated[list[str] | None, typer.Option(
+    metavar="EVENT", rich_help_panel="Hardware in the loop",
+    help="Ask the operator to cause this event instead of publishing it: dock, undock, button, "
+         "signal (repeatable).")]
+SpawnOpt = Annotated[bool, typer.Option(
+    "--spawn", rich_help_panel="Hardware in the loop",
+    help="Start each camera as a bwcsim live process running --controller, for each scenario.")]
+LivePrefixOpt = Annotated[str | None, typer.Option(
+    "--prefix", rich_help_panel="Hardware in the loop",
+    help="The devices' topic prefix (default: the scenario's).")]
+UsernameOpt = Annotated[str | None, typer.Option(rich_help_panel="Hardware in the loop",
+                                                 help="MQTT user name.")]
+PasswordFileOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel="Hardware in the loop",
+    help="File holding the MQTT password (else $BWCSIM_MQTT_PASSWORD).")]
+TlsOpt = Annotated[bool, typer.Option("--tls", rich_help_panel="Hardware in the loop",
+                                      help="Connect with TLS.")]
+CafileOpt = Annotated[Path | None, typer.Option(rich_help_panel="Hardware in the loop",
+                                                help="CA certificates (PEM) for TLS.")]
+CertfileOpt = Annotated[Path | None, typer.Option(rich_help_panel="Hardware in the loop",
+                                                  help="Client certificate (PEM) for TLS.")]
+KeyfileOpt = Annotated[Path | None, typer.Option(rich_help_panel="Hardware in the loop",
+                                                 help="Client key (PEM) for TLS.")]
+
+
+@dataclass(frozen=True)
+class _LiveArgs:
+    """The hardware-in-the-loop options of one command, as typed."""
+
+    url: str | None
+    camera_map: list[str] | None
+    speed: float
+    tolerance: float | None
+    start_at: float | None
+    prompt: list[str] | None
+    spawn: bool
+    prefix: str | None
+    username: str | None
+    password_file: Path | None
+    tls: bool
+    cafile: Path | None
+    certfile: Path | None
+    keyfile: Path | None
+    controller: str
+    jobs: int = 1
+
+
+def _session(args: _LiveArgs) -> LiveSession | None:
+    """The live session the options describe (``None`` without --live); bad options exit 2."""
+    if args.url is None:
+        _no_live_options(args)
+        return None
+    return _live_session(args)
+
+
+def _live_session(args: _LiveArgs) -> LiveSession:
+    """The :class:`sim.live.session.LiveSession` the options describe; bad ones exit 2."""
+    import os
+
+    from sim.live.clock import MAX_SPEED
+    from sim.live.command import PASSWORD_ENV, LiveOptions, build_endpoint
+    from sim.live.devices import SpawnOptions
+    from sim.live.hil import PHYSICAL_EVENTS, HilOptions
+    from sim.live.session import LiveSession
+
+    assert args.url is not None
+    if not 0 < args.speed <= MAX_SPEED:
+        _fail(f"--speed: {args.speed:g} is not a speed in (0, {MAX_SPEED:g}]")
+    if args.tolerance is not None and not 0 <= args.tolerance < 3600:
+        _fail(f"--tolerance: {args.tolerance:g} is not a number of seconds")
+    if args.start_at is not None and not 0 < args.start_at < 1e11:
+        _fail(f"--start-at: {args.start_at:g} is not a Unix time")
+    prompt = frozenset(args.prompt or ())
+    for event in sorted(prompt - set(PHYSICAL_EVENTS)):
+        _fail(f"--prompt: {event!r} is not a physical event (one of: {', '.join(PHYSICAL_EVENTS)})")
+    camera_map: dict[str, str] = {}
+    for item in args.camera_map or ():
+        cam, sep, device = item.partition("=")
+        if not sep or not cam or not device or any(c in device for c in "/+#"):
+            _fail(f"--camera-map: {item!r} is not CAM=DEVICE (a device id without / + #)")
+        camera_map[cam] = device
+    if args.spawn and camera_map:
+        _fail("--camera-map: started devices (--spawn) take the scenario's camera ids")
+    if args.spawn and prompt:
+        _fail("--prompt: started devices (--spawn) take every event over MQTT")
+    if args.jobs > 1 and not args.spawn:
+        _fail("--jobs: devices on the broker play one scenario at a time; add --spawn")
+    if not args.spawn and args.controller != DEFAULT_FACTORY:
+        _fail("--controller: with --live the devices are the controllers; add --spawn to start "
+              "them with this one")
+    try:
+        endpoint = build_endpoint(LiveOptions(
+            broker=args.url, camera="-", username=args.username, password_file=args.password_file,
+            tls=args.tls, cafile=args.cafile, certfile=args.certfile, keyfile=args.keyfile,
+        ))
+    except InvalidInput as exc:
+        # The URL is --live here; the rest of the message is bwcsim live's, word for word.
+        _fail(f"--live: {exc.message}" if exc.field == "--broker" else str(exc))
+    if args.spawn:
+        _factory(args.controller)  # a bad controller is one line now, not one per device later
+    spawn = SpawnOptions(
+        controller=args.controller, broker=args.url, username=args.username,
+        password_file=args.password_file,
+        password=None if args.password_file else os.environ.get(PASSWORD_ENV) or None,
+        tls=args.tls, cafile=args.cafile, certfile=args.certfile, keyfile=args.keyfile,
+    ) if args.spawn else None
+    options = HilOptions(
+        broker=args.url, endpoint=endpoint, prefix=args.prefix, camera_map=camera_map,
+        speed=args.speed, tolerance_s=args.tolerance, start_at=args.start_at, prompt=prompt,
+    )
+    return LiveSession(options=options, spawn=spawn, jobs=args.jobs)
+
+
 class ReportFormat(StrEnum):
     json = "json"
     text = "text"
@@ -161,6 +294,17 @@ class LogLevel(StrEnum):
 class Clock(StrEnum):
     unix = "unix"
     run = "run"
+
+
+class BrokerBackend(StrEnum):
+    dynsec = "dynsec"
+    acl = "acl"
+
+
+class MqttVersion(StrEnum):
+    v5 = "5"
+    v311 = "3.1.1"
+    auto = "auto"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -205,19 +349,47 @@ def run(
     controller: ControllerOpt = DEFAULT_FACTORY,
     set_: SetOpt = None,
     projector: ProjectorOpt = False,
+    live: LiveOpt = None,
+    camera_map: CameraMapOpt = None,
+    speed: SpeedOpt = 1.0,
+    tolerance: ToleranceOpt = None,
+    start_at: StartAtOpt = None,
+    prompt: PromptOpt = None,
+    spawn: SpawnOpt = False,
+    prefix: LivePrefixOpt = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TlsOpt = False,
+    cafile: CafileOpt = None,
+    certfile: CertfileOpt = None,
+    keyfile: KeyfileOpt = None,
 ) -> None:
-    """Replay one scenario and report what footage was missed, and why."""
+    """Replay one scenario and report what footage was missed, and why.
+
+    With --live, play it on a real broker against the devices there and judge what they did.
+    """
     from sim.views.files import write_outputs
     from sim.views.report import build_report, exit_code
     from sim.world.replay import replay
 
+    args = _LiveArgs(live, camera_map, speed, tolerance, start_at, prompt, spawn, prefix, username,
+                     password_file, tls, cafile, certfile, keyfile, controller)
+    session = _session(args)
     factory = _factory(controller)
     scenario = _load_edited(file, set_ or [])
     records: list[dict[str, Any]] | None = [] if (trace or timeline or vcd or perfetto) else None
-    try:
-        result = replay(scenario, factory, records.append if records is not None else None)
-    except ControllerFailure as exc:  # the controller under test failed: no report to give
-        _fail(str(exc), 1)
+    if session is not None:
+        try:
+            run_live = session.run(scenario)
+        except BwcError as exc:
+            _fail(str(exc))
+        result = run_live.result
+        records = run_live.records
+    else:
+        try:
+            result = replay(scenario, factory, records.append if records is not None else None)
+        except ControllerFailure as exc:  # the controller under test failed: no report to give
+            _fail(str(exc), 1)
     doc = build_report(result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
@@ -230,7 +402,10 @@ def run(
         from sim.views.text import render_text
 
         render_text(doc)
-    raise typer.Exit(exit_code(doc, scenario.expect))
+    code = exit_code(doc, scenario.expect)
+    if session is not None and not doc["live"]["complete"]:
+        code = max(code, 1)  # a device offline or silent: not everything could be judged
+    raise typer.Exit(code)
 
 
 def _scenario_files(paths: list[Path]) -> Iterator[Path]:
@@ -247,15 +422,58 @@ def _is_policy(path: Path) -> bool:
     return "policies" in path.parts
 
 
+def _no_live_options(args: _LiveArgs) -> None:
+    """Without --live, a hardware-in-the-loop option is a mistake worth one line."""
+    given = [name for name, value, default in (
+        ("--camera-map", args.camera_map, None), ("--speed", args.speed, 1.0),
+        ("--tolerance", args.tolerance, None), ("--start-at", args.start_at, None),
+        ("--prompt", args.prompt, None), ("--spawn", args.spawn, False),
+        ("--prefix", args.prefix, None), ("--username", args.username, None),
+        ("--password-file", args.password_file, None), ("--tls", args.tls, False),
+        ("--cafile", args.cafile, None), ("--certfile", args.certfile, None),
+        ("--keyfile", args.keyfile, None), ("--jobs", args.jobs, 1),
+    ) if value not in (default, [])]
+    if given:
+        _fail(f"{given[0]}: only with --live URL")
+
+
 @app.command()
 def check(
     paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML file.")] = None,
+    reports: Annotated[Path | None, typer.Option(
+        help="Write each scenario's JSON report into this folder.")] = None,
     controller: ControllerOpt = DEFAULT_FACTORY,
+    live: LiveOpt = None,
+    camera_map: CameraMapOpt = None,
+    speed: SpeedOpt = 1.0,
+    tolerance: ToleranceOpt = None,
+    start_at: StartAtOpt = None,
+    prompt: PromptOpt = None,
+    spawn: SpawnOpt = False,
+    jobs: Annotated[int, typer.Option(
+        min=1, rich_help_panel="Hardware in the loop",
+        help="Scenarios played at once (started devices only, --spawn).")] = 1,
+    prefix: LivePrefixOpt = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TlsOpt = False,
+    cafile: CafileOpt = None,
+    certfile: CertfileOpt = None,
+    keyfile: KeyfileOpt = None,
 ) -> None:
-    """Replay every scenario (default: scenarios/) and check its expect: block."""
+    """Replay every scenario (default: scenarios/) and check its expect: block.
+
+    With --live, play each on a real broker against the devices there (or, with --spawn, against
+    bwcsim live processes started for it); scenarios a real broker cannot play are skipped.
+    """
     from .check import check_files
 
+    args = _LiveArgs(live, camera_map, speed, tolerance, start_at, prompt, spawn, prefix, username,
+                     password_file, tls, cafile, certfile, keyfile, controller, jobs)
+    session = _session(args)
+    if session is not None and start_at is not None and jobs > 1:
+        _fail("--start-at: one start for several scenarios at once (--jobs) cannot be")
     factory = _factory(controller)
     files = list(_scenario_files(paths or [Path("scenarios")]))
     missing = [f for f in files if not f.exists()]
@@ -263,7 +481,7 @@ def check(
         _fail(f"{missing[0]}: no such file or folder")
     if not files:
         _fail("no scenario files found")
-    raise typer.Exit(check_files(files, factory, junit))
+    raise typer.Exit(check_files(files, factory, junit, session, reports))
 
 
 @app.command()
@@ -322,6 +540,31 @@ def live(
     clock: Annotated[Clock, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
     )] = Clock.unix,
+    param: Annotated[list[str] | None, typer.Option(
+        help="Camera parameter NAME=VALUE (repeatable), e.g. prebuffer_s=60 (SPEC §2)."
+    )] = None,
+    speed: Annotated[float, typer.Option(
+        help="Scaled clock: the camera's clock reads SPEED x Unix time, its timers run SPEED times faster."
+    )] = 1.0,
+    start_at: Annotated[str | None, typer.Option(
+        metavar="UNIX|-",
+        help="Power on (enter --initial) at this Unix time, connected but off until then; -: say "
+             "ready on stdout, then read the time from stdin."
+    )] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Durable state (journal, evidence, audit file); default: a folder per camera in the user's "
+             "state directory."
+    )] = None,
+    mqtt_version: Annotated[MqttVersion, typer.Option(
+        help="MQTT version (auto: 5, falling back to 3.1.1 for a broker that refuses 5)."
+    )] = MqttVersion.auto,
+    rate_limit: Annotated[float, typer.Option(
+        help="Messages per second per sender before rate_limited NACKs (0: no limit)."
+    )] = 2000.0,
+    audit_max_bytes: Annotated[int, typer.Option(help="Rotate audit.jsonl at this size.")] = 16 * 1024 * 1024,
+    outbox_limit: Annotated[int, typer.Option(
+        help="Publications (besides evidence) queued before the cheapest are shed."
+    )] = 5000,
     trust: Annotated[Path | None, typer.Option(
         help="Trust file: obey only commands signed by its principals (else auth: none)."
     )] = None,
@@ -329,6 +572,8 @@ def live(
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
 
+    if rate_limit < 0 or outbox_limit < 1 or audit_max_bytes < 4096:
+        _fail("--rate-limit >= 0, --outbox-limit >= 1 and --audit-max-bytes >= 4096, please")
     if not 0 < backoff_initial <= 3600 or not 0 < backoff_max <= 86400:
         _fail("--backoff-initial/--backoff-max: must be positive seconds")
     options = LiveOptions(
@@ -336,13 +581,129 @@ def live(
         controller=controller, initial=initial.value, client_id=client_id, username=username,
         password_file=password_file, tls=tls, cafile=cafile, certfile=certfile, keyfile=keyfile,
         log_format=log_format.value, log_level=log_level.value, backoff_initial_s=backoff_initial,
-        backoff_max_s=backoff_max, seed=seed, clock=clock.value, trust=trust,
+        backoff_max_s=backoff_max, seed=seed, clock=clock.value,
+        params=tuple(param or ()), speed=speed, start_at=_unix_time(start_at),
+        start_at_stdin=start_at == "-", state_dir=state_dir, mqtt_version=mqtt_version.value,
+        rate_limit=rate_limit, audit_max_bytes=audit_max_bytes, outbox_limit=outbox_limit,
+        trust=trust,
     )
     try:
         code = run_live(options)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+def _unix_time(text: str | None) -> float | None:
+    """``--start-at``: a Unix time, or ``-`` (read later from stdin, so ``None`` for now)."""
+    if text is None or text == "-":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        _fail(f"--start-at: {text!r} is not a Unix time (or -)")
+
+
+@app.command("broker-config")
+def broker_config(
+    deployment: Annotated[Path, typer.Argument(
+        help="Deployment file: prefix, cameras (with teams), principals."
+    )],
+    out: Annotated[Path, typer.Option(help="Folder to write mosquitto.conf and its files into.")],
+    backend: Annotated[BrokerBackend, typer.Option(
+        help="dynsec (dynamic-security plugin: refuses forbidden subscriptions) or acl (password + ACL file)."
+    )] = BrokerBackend.dynsec,
+    port: Annotated[int, typer.Option(help="Plain MQTT listener port.")] = 1883,
+    bind: Annotated[str, typer.Option(help="Address the listeners bind to.")] = "127.0.0.1",
+    tls_port: Annotated[int | None, typer.Option(help="Also a TLS listener on this port.")] = None,
+    cafile: Annotated[Path | None, typer.Option(help="TLS: CA certificate (PEM).")] = None,
+    certfile: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate (PEM).")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS: the broker's key (PEM).")] = None,
+    client_certs: Annotated[bool, typer.Option(
+        "--client-certs", help="TLS: require client certificates; the common name is the user name."
+    )] = False,
+    plugin: Annotated[str | None, typer.Option(help="Path of mosquitto_dynamic_security.so.")] = None,
+    run_as: Annotated[str | None, typer.Option(
+        help="User the broker switches to (its `user` option)."
+    )] = None,
+    max_queued: Annotated[int, typer.Option(
+        help="max_queued_messages: triggers a broker keeps per offline client."
+    )] = 100_000,
+) -> None:
+    """Generate a Mosquitto configuration from a deployment file: who may publish and subscribe what."""
+    from sim.live.brokerconfig import Listener, TlsListener, dynsec_plugin_path, load_deployment, write_config
+
+    if max_queued < 0 or not 0 < port < 65536:
+        _fail("--max-queued must be >= 0 and --port a TCP port")
+    tls = None
+    if tls_port is not None:
+        if cafile is None or certfile is None or keyfile is None:
+            _fail("--tls-port needs --cafile, --certfile and --keyfile")
+        tls = TlsListener(tls_port, cafile, certfile, keyfile, client_certs)
+    try:
+        dep = load_deployment(deployment)
+        chosen = plugin or (dynsec_plugin_path() if backend == "dynsec" else None)
+        if backend == "dynsec" and chosen is None:
+            typer.echo("bwcsim: warning: mosquitto_dynamic_security.so not found; "
+                       "set its path with --plugin before starting the broker", err=True)
+        files = write_config(dep, out, backend=backend.value,
+                             listener=Listener(port, bind), tls=tls, plugin=chosen, run_as=run_as,
+                             max_queued=max_queued, source=str(deployment))
+    except BwcError as exc:
+        _fail(str(exc))
+    for path in files:
+        typer.echo(f"wrote {path}", err=True)
+    typer.echo(f"passwords: {out / 'credentials'}/<user> (give each its own: --password-file)", err=True)
+    typer.echo(f"start it:  mosquitto -c {out / 'mosquitto.conf'}", err=True)
+
+
+audit_app = typer.Typer(help="The live camera's audit file.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    files: Annotated[list[Path], typer.Argument(
+        help="audit files oldest first (audit-NNNNNN.jsonl ..., audit.jsonl) or a state directory."
+    )],
+    head: Annotated[str | None, typer.Option(
+        help="The published head (the hash, or the retained audit message's JSON): the chain must reach it."
+    )] = None,
+    camera: Annotated[str | None, typer.Option(help="The camera the log must belong to.")] = None,
+) -> None:
+    """Check an audit log's hash chain: edited, removed, reordered or (with --head) cut-off entries."""
+    import json as _json
+
+    from sim.live.auditfile import audit_files, verify_files
+
+    paths: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            found = audit_files(f)
+            if not found:
+                _fail(f"{f}: no audit files in this directory")
+            paths += found
+        elif f.is_file():
+            paths.append(f)
+        else:
+            _fail(f"{f}: no such file or directory")
+    if head is not None and head.lstrip().startswith("{"):
+        try:
+            head = str(_json.loads(head)["head"])
+        except (ValueError, KeyError, TypeError):
+            _fail("--head: not a hash, nor the JSON of an audit head message")
+    try:
+        verdict = verify_files(paths, head=head, camera=camera)
+    except BwcError as exc:
+        _fail(str(exc))
+    for note in verdict.notes:
+        typer.echo(f"note: {note}", err=True)
+    if not verdict.ok:
+        typer.echo(f"TAMPERED: {verdict.problem}")
+        raise typer.Exit(1)
+    checked = " against the published head" if head else " (give --head to detect a cut-off end)"
+    typer.echo(f"ok: {verdict.entries} entries, seq {verdict.first_seq}..{verdict.last_seq} of camera "
+               f"{verdict.camera!r}; head {verdict.head}{checked}")
 
 
 keys_app = typer.Typer(

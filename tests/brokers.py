@@ -129,16 +129,20 @@ def mosquitto_binary() -> str | None:
     return found
 
 
-def _mosquitto_config(port: int) -> str:
-    return f"listener {port} {LOOPBACK}\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+def _mosquitto_config(port: int, extra: str = "") -> str:
+    return (f"listener {port} {LOOPBACK}\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+            + extra)
 
 
 @contextlib.contextmanager
-def spawned_mosquitto(binary: str | None = None, attempts: int = 3) -> Iterator[BrokerAddress]:
+def spawned_mosquitto(
+    binary: str | None = None, attempts: int = 3, extra_config: str = ""
+) -> Iterator[BrokerAddress]:
     """Run a private Mosquitto on a free loopback port for the duration of the ``with`` block.
 
     The port is chosen by the OS and then handed to Mosquitto, so another process can take it in
     between; a start that fails is retried on a new port up to ``attempts`` times.
+    ``extra_config`` is appended to the configuration (e.g. ``set_tcp_nodelay true``).
     """
     executable = binary or mosquitto_binary()
     if executable is None:
@@ -149,7 +153,7 @@ def spawned_mosquitto(binary: str | None = None, attempts: int = 3) -> Iterator[
             port = free_loopback_port()
             config_path = Path(workdir) / f"mosquitto-{attempt}.conf"
             log_path = Path(workdir) / f"mosquitto-{attempt}.log"
-            config_path.write_text(_mosquitto_config(port))
+            config_path.write_text(_mosquitto_config(port, extra_config))
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     [executable, "-c", str(config_path)],

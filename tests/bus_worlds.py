@@ -24,7 +24,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from brokers import BrokerAddress
@@ -34,7 +34,7 @@ from controller.node import CameraNode, CameraSetup, ControllerFactory, Initial
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import make_node
-from sim.live.bus import Bus, MqttBus, MqttEndpoint, Probe, SimHub
+from sim.live.bus import Bus, MqttBus, MqttEndpoint, MqttVersion, Probe, SimHub
 from sim.live.runtime import Backoff, CameraRuntime
 from sim.world.broker import Message
 
@@ -93,7 +93,10 @@ class World:
         if self.hub is not None:
             return self.hub.client()
         assert self.address is not None
-        return MqttBus(MqttEndpoint(self.address.host, self.address.port, timeout_s=TIMEOUT_S))
+        # MQTT 5, as `bwcsim live` speaks it, wherever the broker can (amqtt cannot).
+        protocol: MqttVersion = "3.1.1" if self.address.kind == "amqtt" else "5"
+        return MqttBus(MqttEndpoint(self.address.host, self.address.port, timeout_s=TIMEOUT_S,
+                                    protocol=protocol))
 
     def client_id(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -133,8 +136,11 @@ class World:
         outbox_limit: int = 1000,
         wait: bool = True,
         time_origin: float = 0.0,
+        bus: Bus | None = None,
+        **runtime_options: Any,
     ) -> CameraRuntime:
-        """Start a camera runtime (reference controller unless ``factory``); wait until connected."""
+        """Start a camera runtime (reference controller unless ``factory``); wait until connected.
+        ``runtime_options`` go to :class:`CameraRuntime` (``store=``, ``audit=``, ``rate_limit=``...)."""
         policy = load_policy("dhs-2023")
         setup = CameraSetup(
             camera_id=camera_id, policy=policy, params=params or policy.apply(CameraParams()),
@@ -142,9 +148,9 @@ class World:
         )
         node: CameraNode = factory(setup)
         runtime = CameraRuntime(
-            node, self.bus(), prefix=self.prefix, client_id=self.client_id(camera_id),
+            node, bus or self.bus(), prefix=self.prefix, client_id=self.client_id(camera_id),
             backoff=backoff or Backoff(initial_s=0.5, max_s=2.0), seed=seed, outbox_limit=outbox_limit,
-            time_origin=time_origin,
+            time_origin=time_origin, **runtime_options,
         )
         topics = runtime.topics
         self._retained_topics.update((topics.state, topics.availability))

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,13 +134,17 @@ def forget_session(port: int, client_id: str) -> None:
 
 
 class LiveCamera:
-    """A ``bwcsim live`` subprocess (JSON logs on stderr)."""
+    """A ``bwcsim live`` subprocess (JSON logs on stderr). Its state lives in ``state_dir`` (a new
+    temporary folder unless given: pass the same one to a second camera to restart it)."""
 
     def __init__(self, broker_url: str, camera: str, prefix: str, *extra: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, state_dir: Path | None = None) -> None:
         self.client_id = f"{prefix}-{camera}"
+        self._own_state = state_dir is None
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="bwcsim-state-"))
         args = [sys.executable, "-m", "sim", "live", "--broker", broker_url, "--camera", camera,
-                "--prefix", prefix, "--client-id", self.client_id, "--log-format", "json", *extra]
+                "--prefix", prefix, "--client-id", self.client_id, "--log-format", "json",
+                "--state-dir", str(self.state_dir), *extra]
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
@@ -159,6 +164,8 @@ class LiveCamera:
 
     def stop(self) -> None:
         stop_process(self.process)
+        if self._own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def _event_of(line: str) -> str | None:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDE = {"COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
 
 #: Commands (or groups of commands) that never run a controller, so take no ``--controller``.
-CONTROLLER_FREE = {"chart", "schema", "trace-reqs", "keys", "policy"}
+CONTROLLER_FREE = {"chart", "schema", "trace-reqs", "keys", "policy", "audit", "broker-config"}
 
 #: Options whose values are a fixed set: each must be a choice that ``--help`` lists.
 ENUMERATED = {
@@ -40,6 +40,8 @@ ENUMERATED = {
     ("schema", "--format"): {"json", "yaml"},
     ("trace-reqs", "--format"): {"text", "markdown", "json"},
     ("policy show", "--format"): {"text", "markdown", "json"},
+    ("live", "--mqtt-version"): {"5", "3.1.1", "auto"},
+    ("broker-config", "--backend"): {"dynsec", "acl"},
 }
 
 
@@ -62,10 +64,17 @@ def help_order() -> list[str]:
 
 
 def readme_order() -> list[str]:
-    """The commands of the README's command table, in its order."""
+    """The commands of the README's command table, in its order.
+
+    A command may have more than one row (``run`` and ``run --live``); its rows must then be
+    next to each other, and it counts once.
+    """
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `bwcsim ([a-z][a-z0-9-]*)", section, flags=re.MULTILINE)
+    rows = re.findall(r"^\| `bwcsim ([a-z][a-z0-9-]*)", section, flags=re.MULTILINE)
+    names = [name for i, name in enumerate(rows) if i == 0 or rows[i - 1] != name]
+    assert len(names) == len(set(names)), f"a command's README rows are apart: {rows}"
+    return names
 
 
 def _commands() -> dict[str, Any]:
@@ -139,7 +148,8 @@ def test_enumerated_options_show_their_choices_and_refuse_others(command: str, o
     assert shown is not None and set(shown.group(1).split("|")) == choices
     required = {"live": ["--broker", "mqtt://127.0.0.1:1", "--camera", "c"],
                 "fleet": ["--cameras", "2", "--hours", "1"], "run": ["x.yaml"],
-                "policy show": ["dhs-2023"]}.get(command, [])
+                "policy show": ["dhs-2023"],
+                "broker-config": ["deployment.yaml", "--out", "out"]}.get(command, [])
     result = CliRunner().invoke(app, [*command.split(), *required, option, "no-such-choice"], env=WIDE)
     assert result.exit_code == 2
     assert option in result.output and "Traceback" not in result.output

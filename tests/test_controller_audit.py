@@ -5,8 +5,19 @@ from __future__ import annotations
 import msgspec
 import pytest
 from camera_driver import ALLOWED_REASON, CAM, CameraDriver, NodeDriver
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from controller.audit import AuditEntry, AuditLog, entry_hash, genesis, verify
+from controller.audit import (
+    AuditEntry,
+    AuditLog,
+    NoAuditTrail,
+    canonical,
+    entry_hash,
+    genesis,
+    trail_of,
+    verify,
+)
 
 pytestmark = pytest.mark.req("R-AUDIT")
 
@@ -124,3 +135,65 @@ def test_log_is_append_only_from_outside() -> None:
     assert isinstance(entries, tuple)
     with pytest.raises(AttributeError):
         entries[0].kind = "x"  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ the canonical form, as documented
+
+
+def _documented_float(value: float) -> str:
+    """The float layout the docstring of controller.audit spells out for other languages, from
+    the shortest digits (Python's repr finds the same ones) and the position of the point."""
+    if value == 0.0:
+        return repr(value)  # 0.0 or -0.0
+    sign, text = ("-", repr(-value)) if value < 0 else ("", repr(value))
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0") or "0"
+    n = len(digits)
+    if n <= point <= 16:
+        out = digits + "0" * (point - n) + ".0"
+    elif 0 < point <= 16:
+        out = digits[:point] + "." + digits[point:]
+    elif -5 < point <= 0:
+        out = "0." + "0" * -point + digits
+    else:
+        out = (digits if n == 1 else digits[0] + "." + digits[1:]) + f"e{point - 1}"
+    return sign + out
+
+
+@given(value=st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=2000)
+@example(value=1e16)
+@example(value=1e15)
+@example(value=1e-5)
+@example(value=1.5e-7)
+@example(value=5e-324)
+@example(value=0.1 + 0.2)
+@example(value=-0.0)
+def test_the_documented_float_layout_is_what_the_hash_covers(value: float) -> None:
+    text = _documented_float(value)
+    assert canonical("p", 0, value, "k", {}) == f'["p",0,{text},"k",{{}}]'.encode()
+    assert float(text) == value
+
+
+def test_the_canonical_text_sorts_keys_and_escapes_only_what_json_must() -> None:
+    data = {"b": 1, "a": "x\"\\\x01\x7f\u2028é/", "A": [True, None, 2.5]}
+    assert canonical("p", 3, 12.0, "kind", data) == (
+        '["p",3,12.0,"kind",{"A":[true,null,2.5],"a":"x\\"\\\\\\u0001\x7f\u2028é/","b":1}]'
+    ).encode()
+
+
+def test_trail_of_reads_a_reference_node_and_says_why_it_cannot_read_another() -> None:
+    drv = NodeDriver()
+    drv.raw(5, '{"id":"m-1","type":"dock"}')
+    trail = trail_of(drv.node)
+    assert trail == drv.camera.audit.trail() and trail.camera_id == CAM
+    assert verify(CAM, trail.entries, head=trail.head) is None
+
+    class Opaque:
+        pass
+
+    with pytest.raises(NoAuditTrail, match="Opaque"):
+        trail_of(Opaque())

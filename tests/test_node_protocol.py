@@ -12,12 +12,15 @@ import jsonschema  # type: ignore[import-untyped]
 import msgspec
 import pytest
 
+from controller.audit import AuditTrail, canonical, entry_hash, genesis, verify
 from controller.node import CameraSetup, Publish
 from controller.params import CameraParams
 from controller.policy import load_policy
 from controller.reference import make_node
 from controller.wire import (
     PROTOCOL,
+    Audit,
+    AuditAnswer,
     Bye,
     Close,
     Deadline,
@@ -65,6 +68,7 @@ def _setup(**changes: Any) -> CameraSetup:
 def test_every_request_round_trips_through_its_line() -> None:
     requests: list[Request] = [
         Hello(seq=0, protocol=PROTOCOL, host="bwcsim"),
+        Hello(seq=0, protocol=PROTOCOL, host="bwcsim", features=["audit"]),
         setup_request(1, 7, _setup(teams=("t-1", "t-2"), initial="docked", prefix="agency/bwc",
                                    params=CameraParams(prebuffer_s=120.0))),
         Start(seq=2, node=7, now=0.0),
@@ -72,6 +76,8 @@ def test_every_request_round_trips_through_its_line() -> None:
         Timer(seq=4, node=7, now=5.0),
         Deadline(seq=5, node=7),
         Finish(seq=6, node=7, now=9.0),
+        Audit(seq=6, node=7),
+        Audit(seq=6, node=7, first=3),
         Close(seq=7, node=7),
         Bye(seq=8),
     ]
@@ -107,6 +113,9 @@ def test_the_setup_carries_the_whole_camera_and_its_resolved_policy() -> None:
 
 @pytest.mark.parametrize(("op", "line", "expected"), [
     ("hello", b'{"seq":0,"protocol":1,"name":"c","max_cameras":null}', HelloAnswer),
+    ("hello", b'{"seq":0,"protocol":1,"name":"c","features":["audit"]}', HelloAnswer),
+    ("audit", b'{"seq":6,"entries":[[0,1.0,"power_on",{"state":"docked"},"a","b"]],"head":"b"}',
+     AuditAnswer),
     ("setup", b'{"seq":1,"subscriptions":["a"]}', SetupAnswer),
     ("deliver", b'{"seq":2,"publish":[{"topic":"t","payload":"eA==","retain":false,"qos":1}],'
                 b'"deadline":3}', StepAnswer),
@@ -125,6 +134,8 @@ def test_answers_decode_to_their_type(op: str, line: bytes, expected: type) -> N
     ("deliver", b'{"seq":2,"publish":[{"topic":"t","payload":"not base64!"}],"deadline":null}',
      "base64"),
     ("hello", b'{"seq":0}', "missing required field `protocol`"),
+    ("audit", b'{"seq":6,"entries":[[0,1.0,"power_on"]],"head":"b"}',
+     "Expected `array` of at least length 6"),
 ])
 def test_a_line_that_is_not_the_expected_answer_is_a_wire_error(op: str, line: bytes, words: str) -> None:
     with pytest.raises(WireError, match=re.escape(words)):
@@ -170,6 +181,37 @@ def test_the_server_answers_what_it_cannot_serve_with_an_error() -> None:
     assert msgspec.json.decode(server.answer(b"garbage"))["seq"] == -1
 
 
+def test_features_are_agreed_in_the_handshake_and_a_host_that_offers_none_never_sees_them() -> None:
+    hello = Hello(seq=0, protocol=PROTOCOL, host="t")
+    assert "features" not in _ask(NodeServer(make_node, "t"), hello)  # a host of before features
+    offered = msgspec.structs.replace(hello, features=["audit", "telepathy"])
+    assert _ask(NodeServer(make_node, "t"), offered)["features"] == ["audit"]
+    declining = NodeServer(make_node, "t", features=())
+    assert _ask(declining, offered)["features"] == []
+    assert _ask(declining, setup_request(1, 1, _setup()))["seq"] == 1
+    assert "not agreed" in _ask(declining, Audit(seq=2, node=1))["error"]
+
+
+def test_with_audit_a_finished_node_keeps_its_log_until_close() -> None:
+    server = NodeServer(make_node, "test")
+    _ask(server, Hello(seq=0, protocol=PROTOCOL, host="t", features=["audit"]))
+    _ask(server, setup_request(1, 4, _setup(initial="standby")))
+    local = make_node(_setup(initial="standby"))
+    for reply, mine in ((_ask(server, Start(seq=2, node=4, now=0.0)), local.start(0.0)),
+                        (_ask(server, Finish(seq=3, node=4, now=9.0)), local.finish(9.0))):
+        assert len(reply["publish"]) == len(mine)
+    answer = decode_answer("audit", server.answer(encode(Audit(seq=4, node=4))))
+    assert isinstance(answer, AuditAnswer)
+    assert AuditTrail("cam-1", tuple(answer.entries), answer.head) == local.audit_trail()  # type: ignore[attr-defined]
+    assert [e.kind for e in answer.entries] == ["power_on", "state"]  # standby, booted at 5
+    tail = decode_answer("audit", server.answer(encode(Audit(seq=5, node=4, first=1))))
+    assert isinstance(tail, AuditAnswer) and tail.entries == answer.entries[1:]
+    assert "no node 4" in _ask(server, Timer(seq=6, node=4, now=10.0))["error"]  # finished
+    assert "already exists" in _ask(server, setup_request(7, 4, _setup()))["error"]
+    assert _ask(server, Close(seq=8, node=4)) == {"seq": 8}
+    assert "no node 4" in _ask(server, Audit(seq=9, node=4))["error"]  # closed: gone
+
+
 def test_a_node_that_raises_is_reported_as_an_error_answer() -> None:
     class Exploding:
         camera_id = "cam-1"
@@ -188,9 +230,9 @@ def test_a_node_that_raises_is_reported_as_an_error_answer() -> None:
 # ------------------------------------------------------------------ schema and transcript
 
 
-def _transcript_block() -> str:
+def _transcript_block(name: str = "transcript") -> str:
     text = DOC.read_text("utf-8")
-    block = text.split("<!-- transcript:begin -->", 1)[1].split("<!-- transcript:end -->", 1)[0]
+    block = text.split(f"<!-- {name}:begin -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
     return block.strip().removeprefix("```text").removesuffix("```").strip("\n") + "\n"
 
 
@@ -207,6 +249,35 @@ def test_the_transcript_is_what_the_reference_answers() -> None:
     assert transcript(frames) == _transcript_block(), (
         "the decoded payload lines of the transcript are stale: regenerate them with "
         "sim.spec.node_protocol.transcript()")
+
+
+def test_the_audit_transcript_continues_the_conversation_and_its_hashes_are_as_documented() -> None:
+    server = NodeServer(make_node, "bwcsim reference")
+    for _, request in _frames(_transcript_block())[::2][:-1]:  # the conversation up to its bye
+        server.answer(request)
+    frames = _frames(_transcript_block("audit-transcript"))
+    for (_, request), (_, answer) in zip(frames[::2], frames[1::2], strict=True):
+        assert server.answer(request) == answer + b"\n", request
+    assert transcript(frames) == _transcript_block("audit-transcript")
+    shown = decode_answer("audit", frames[1][1])
+    assert isinstance(shown, AuditAnswer) and shown.entries[-1].hash == shown.head
+    for before, entry in zip(shown.entries, shown.entries[1:], strict=False):
+        assert entry.prev == before.hash
+    for e in shown.entries:
+        assert entry_hash(e.prev, e.seq, e.at, e.kind, e.data) == e.hash
+    # The canonical text the document shows for entry 7 is what its hash covers.
+    last = shown.entries[-1]
+    text = DOC.read_text("utf-8").split("Entry 7 above hashes", 1)[1].split("```text\n", 1)[1]
+    assert text.split("\n", 1)[0].encode() == canonical(last.prev, last.seq, last.at, last.kind, last.data)
+    # ... and the whole log, read the same way from its start, verifies from the camera's
+    # genesis value up to the same head.
+    again = NodeServer(make_node, "bwcsim reference")
+    for _, request in _frames(_transcript_block())[::2][:-1]:
+        again.answer(request)
+    whole = decode_answer("audit", again.answer(encode(Audit(seq=7, node=1))))
+    assert isinstance(whole, AuditAnswer) and whole.entries[0].prev == genesis("cam-1")
+    assert verify("cam-1", whole.entries, head=whole.head) is None
+    assert whole.entries[5:] == shown.entries and whole.head == shown.head
 
 
 def test_the_transcript_is_what_the_host_sends_for_its_scenario(tmp_path: Path) -> None:

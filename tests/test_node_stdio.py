@@ -26,11 +26,12 @@ from brokers import BrokerAddress
 from hypothesis import HealthCheck, given, settings
 from live_processes import LiveCamera, Subscriber, forget_session, need, publish
 
+from controller.audit import NoAuditTrail, trail_of, verify
 from controller.errors import ControllerFailure, InvalidInput
 from controller.node import CameraSetup
 from controller.policy import load_policy
 from controller.reference import make_node
-from controller.wire import Deadline, ErrorAnswer
+from controller.wire import Audit, Deadline, ErrorAnswer
 from sim.fleet.parallel import map_batches
 from sim.nodes import load_factory, stdio
 from sim.nodes.stdio import ExecFactory, StdioNode
@@ -38,7 +39,7 @@ from sim.search.explore import explore
 from sim.search.fuzz import search
 from sim.search.strategies import load_scenario_dict, scenarios
 from sim.views.report import build_report
-from sim.world.replay import replay
+from sim.world.replay import CameraRun, replay
 from sim.world.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,74 @@ def test_a_dropped_node_is_closed_in_the_child(served: ExecFactory) -> None:
     served(setup).start(0.0)  # the next request sends the pending close first
     answer = child_proc.exchange(Deadline(seq=child_proc.seq, node=number), "cam-9")
     assert isinstance(answer, ErrorAnswer) and "no node" in answer.error
+
+
+# ------------------------------------------------------------------ the audit feature
+
+
+def _drive(node: Any) -> None:
+    node.start(0.0)
+    node.on_message("bwc/cam-1/event", b'{"id":"a","type":"activity_start","activity":"patrol",'
+                    b'"activity_id":"p-1"}', 12.5)
+    node.on_message("bwc/cam-1/event", b"not json", 13.0)
+    node.on_message("bwc/cam-1/event", b'{"id":"a","type":"activity_start","activity":"patrol",'
+                    b'"activity_id":"p-1"}', 14.0)  # a redelivery
+
+
+@pytest.mark.req("R-AUDIT", "P-AUDIT")
+def test_the_audit_log_is_read_over_the_wire_before_and_after_finish(served: ExecFactory) -> None:
+    setup = CameraSetup(camera_id="cam-1", policy=load_policy("dhs-2023"), initial="standby")
+    node, local = served(setup), make_node(setup)
+    assert served.children[0].features == {"audit"}
+    _drive(node)
+    _drive(local)
+    assert trail_of(node) == trail_of(local)  # the same entries, floats and all, and head
+    node.finish(60.0)
+    local.finish(60.0)
+    trail = trail_of(node)
+    assert trail == trail_of(local) and trail.entries[-1].kind == "segment_close"
+    assert verify("cam-1", trail.entries, head=trail.head) is None
+    assert [e.kind for e in trail.entries].count("duplicate") == 1
+    node.close()
+    with pytest.raises(NoAuditTrail, match="closed"):
+        trail_of(node)
+
+
+def test_a_finished_node_stays_in_the_child_until_it_is_dropped(served: ExecFactory) -> None:
+    result = replay(load_scenario(WARRANT), served)
+    run = next(iter(result.cameras.values()))
+    assert isinstance(run, CameraRun)
+    node = run.node
+    assert isinstance(node, StdioNode)
+    number, child_proc = node._node, node._child
+    assert child_proc.live == 0  # finished: no longer counts against max_cameras
+    assert len(trail_of(node)) > 0
+    del node, run, result
+    gc.collect()
+    assert number in child_proc.pending_close
+    replay(load_scenario(WARRANT), served)  # the next request sends the pending close first
+    answer = child_proc.exchange(Audit(seq=child_proc.seq, node=number), "cam-1")
+    assert isinstance(answer, ErrorAnswer) and "no node" in answer.error
+
+
+@pytest.mark.parametrize("command", [child("no-features"), f"{SERVE} --no-audit"])
+def test_a_child_without_the_audit_feature_keeps_working_and_says_so(command: str) -> None:
+    factory = ExecFactory(command)
+    try:
+        scenario = load_scenario(WARRANT)
+        assert report_and_trace(scenario, factory) == report_and_trace(scenario, make_node)
+        (child_proc,) = factory.children
+        assert child_proc.features == frozenset()
+        result = replay(scenario, factory)
+        run = next(iter(result.cameras.values()))
+        assert isinstance(run, CameraRun)
+        with pytest.raises(NoAuditTrail, match="did not accept the audit feature"):
+            trail_of(run.node)
+        del result
+        gc.collect()
+        assert child_proc.pending_close == []  # finish freed its nodes: nothing to close
+    finally:
+        factory.close()
 
 
 def test_the_deadline_request_agrees_with_the_step_answers(served: ExecFactory) -> None:

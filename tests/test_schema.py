@@ -168,13 +168,14 @@ def test_the_asyncapi_document_is_structurally_sound() -> None:
             assert _resolve(doc, message["payload"]["$ref"]) is not None
         binding = op["bindings"]["mqtt"]
         assert binding["qos"] == 1
-        retained[channel["address"].rsplit("/", 1)[1]] = binding["retain"]
-        if channel["address"].endswith("/event"):
-            assert op["action"] == "receive"
-        else:
-            assert op["action"] == "send"
+        # Events arrive on .../event or, naming their sender, on .../event/{sender}.
+        kind = "event" if re.search(r"/event(/\{sender\})?$", channel["address"]) else \
+            channel["address"].rsplit("/", 1)[1]
+        retained[kind] = binding["retain"]
+        assert op["action"] == ("receive" if kind == "event" else "send")
     assert retained == {"event": False, "state": True, "availability": True, "ack": False,
-                        "alert": False, "recording": False}
+                        "alert": False, "recording": False, "audit": True}
+    assert addresses["cameraEventBySender"] == "bwc/{camera}/event/{sender}"
     will = doc["servers"]["local"]["bindings"]["mqtt"]["lastWill"]
     assert will == {"topic": "bwc/{camera}/availability", "qos": 1, "message": "offline", "retain": True}
     for name, schema in doc["components"]["schemas"].items():

@@ -12,7 +12,9 @@ Modes on a matching delivery: ``crash`` (SIGSEGV), ``exit`` (status 3), ``hang``
 ``error`` (an error answer), ``partial`` (half an answer, then exit), ``bad-answer`` (a well
 formed object that is not a step answer), ``stuck`` (from then on every step answer asks to be
 woken at the very time of its request). At the handshake: ``die-at-start``, ``old-protocol``,
-``refuse-hello``, ``silent`` (never answers).
+``refuse-hello``, ``silent`` (never answers). And one that behaves, as a child written before
+protocol features were: ``no-features`` answers the handshake without the field and frees a
+node on ``finish``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import time
 import msgspec
 
 from controller.reference import make_node
-from controller.wire import Deliver, ErrorAnswer, Hello, NodeServer, Timer, decode_request, encode
+from controller.wire import (
+    Deliver,
+    ErrorAnswer,
+    Hello,
+    HelloAnswer,
+    NodeServer,
+    Timer,
+    decode_request,
+    encode,
+)
 
 
 def _event_type(payload: bytes) -> str | None:
@@ -60,6 +71,10 @@ def main() -> int:
                 time.sleep(3600)
             if mode == "old-protocol":
                 out.write(b'{"seq":0,"protocol":0,"name":"old","max_cameras":null}\n')
+                out.flush()
+                continue
+            if mode == "no-features":
+                out.write(encode(HelloAnswer(seq=req.seq, protocol=req.protocol, name="before features")))
                 out.flush()
                 continue
             if mode == "refuse-hello":

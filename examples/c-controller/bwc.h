@@ -117,6 +117,12 @@ void camera_timer(camera_t *cam, double now, outbox_t *out);
 /* false: no deadline */
 bool camera_deadline(const camera_t *cam, double *at);
 void camera_finish(camera_t *cam, double now, outbox_t *out);
+/* The hash-chained audit log (R-AUDIT), read by the node protocol's "audit" request: a core
+ * that keeps one says so in camera_keeps_audit and returns its entries from index first on,
+ * as the JSON array the protocol carries (malloc'd), and its head; a core that keeps none
+ * returns NULL (main.c then declines the feature). */
+extern const bool camera_keeps_audit;
+char *camera_audit(const camera_t *cam, size_t first, const char **head);
 
 /* ------------------------------------------------------------------ small helpers */
 

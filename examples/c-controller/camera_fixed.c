@@ -39,7 +39,10 @@
  * a camera that finishes booting while a window is open goes straight to recording (fix 5).
  *
  * Every inbound id is remembered with its answer, per sender, for the redelivery window: a QoS 1
- * redelivery gets the same answer and has no second effect (R-IDEM). In front of all this,
+ * redelivery gets the same answer and has no second effect (R-IDEM). Every state change,
+ * accepted, refused or repeated message, alert, deactivation, recording opened and segment
+ * closed goes into a hash-chained audit log (R-AUDIT, audit.c) -- the reference's entries,
+ * at the same points, with the same data, so the bench verifies both alike. In front of all this,
  * gate.c decides who may command the camera (SPEC 14: signatures, roles, sequence numbers,
  * clock skew), and every table a message can grow is capped (R-BOUND).
  *
@@ -48,6 +51,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "audit.h"
 #include "bwc.h"
 #include "codec.h"
 #include "gate.h"
@@ -195,7 +199,24 @@ struct camera {
     spanvec footage, paused;
     bool has_dropped;
     double dropped_at, dropped_from, dropped_to;
+    audit_log *audit;
 };
+
+const bool camera_keeps_audit = true;
+
+/* One audit entry; takes the data's fields. */
+static void log_entry(camera_t *c, double at, const char *kind, jobject *data)
+{
+    audit_append(c->audit, at, kind, jo_finish(data));
+}
+
+/* Who sent (or claimed to send) a message, when known, in its entry. */
+static void log_origin(camera_t *c, double at, const char *kind, jobject *data, const char *by)
+{
+    if (by)
+        jo_str(data, "by", by);
+    log_entry(c, at, kind, data);
+}
 
 static double storage_free(const camera_t *c) { return pymax(0.0, c->p->storage_s - c->used); }
 
@@ -238,6 +259,11 @@ static long activity_find(const camera_t *c, const char *aid)
 static void emit_alert(camera_t *c, const char *kind, const char *cause, const char *aid,
                        const double *span)
 {
+    jobject o = {0};
+    jo_str(&o, "kind", kind);
+    jo_str(&o, "cause", cause);
+    jo_str(&o, "activity_id", aid);
+    log_entry(c, c->now, "alert", &o);
     outbox_add(c->out, c->topics.alert, encode_alert(kind, c->now, cause, aid, span), false);
 }
 
@@ -280,6 +306,11 @@ static void publish_recording(camera_t *c, recording_t *r, double end, bool fina
                                 r->buffer_s, r->reasons.v, r->reasons.n,
                                 (const double *)r->segments.v, r->segments.n, final, open),
                false);
+    jobject o = {0};
+    jo_str(&o, "recording", r->id);
+    jo_int(&o, "segment", (long long)r->segments.n);
+    jo_bool(&o, "final", final);
+    log_entry(c, end, "segment_close", &o);
     r->seg_start = end;
 }
 
@@ -337,6 +368,11 @@ static void enter_recording(camera_t *c)
         if (sv_find(&r->reasons, c->windows[i].aid) < 0)
             sv_push(&r->reasons, c->windows[i].aid);
     c->rec = r;
+    jobject o = {0};
+    jo_str(&o, "recording", r->id);
+    jo_str(&o, "incident", r->incident);
+    jo_num(&o, "buffer_s", buffer_s);
+    log_entry(c, now, "recording_open", &o);
 }
 
 static void exit_recording(camera_t *c)
@@ -390,13 +426,22 @@ static void fire(camera_t *c, trigger_t trigger)
     default: break;
     }
     c->since = c->now;
+    jobject o = {0};
+    jo_str(&o, "from", state_name(from));
+    jo_str(&o, "to", state_name(to));
+    log_entry(c, c->now, "state", &o);
     history_push(c);
 }
 
 /* --------------------------------------------------------------------- holds */
 
-static void end_deactivation(camera_t *c)
+/* by: what ended it (reactivate, activity_start:<id>, the manual reason, windows_closed). */
+static void end_deactivation(camera_t *c, const char *by)
 {
+    jobject o = {0};
+    jo_str(&o, "by", by);
+    jo_num(&o, "since", c->deact_since);
+    log_entry(c, c->now, "deactivation_end", &o);
     spans_push(&c->paused, c->deact_since, c->now);
     c->deactivated = false;
 }
@@ -404,7 +449,7 @@ static void end_deactivation(camera_t *c)
 static void reconcile(camera_t *c)
 {
     if (c->deactivated && c->n_windows == 0)
-        end_deactivation(c);
+        end_deactivation(c, "windows_closed");
     if (c->n_windows == 0) {
         free(c->paused_incident);
         c->paused_incident = NULL;
@@ -641,8 +686,11 @@ static const char *activity_start(camera_t *c, const event_t *ev)
     if (w >= 0)
         window_remove(c, (size_t)w); /* a restart inside its own tail reopens the window */
     window_append(c, aid);
-    if (c->deactivated)
-        end_deactivation(c);
+    if (c->deactivated) {
+        char *by = xprintf("activity_start:%s", aid);
+        end_deactivation(c, by);
+        free(by);
+    }
     add_reason(c, aid);
     reconcile(c);
     announce_start(c, aid, ev->has_ts, ev->ts);
@@ -694,7 +742,7 @@ static const char *manual_start(camera_t *c, const char *reason)
     if (c->state == ST_PRE_BUFFER && storage_free(c) <= EPS)
         return "storage_full";
     if (c->deactivated)
-        end_deactivation(c);
+        end_deactivation(c, reason);
     c->manual_hold = true;
     add_reason(c, reason);
     reconcile(c);
@@ -721,6 +769,15 @@ static const char *deactivate(camera_t *c, const event_t *ev)
     if (!c->deactivated) {
         c->deactivated = true;
         c->deact_since = c->now;
+        jobject o = {0};
+        jo_str(&o, "reason", ev->reason);
+        jo_str(&o, "actor", ev->actor);
+        char **open = xrealloc(NULL, c->n_windows * sizeof *open);
+        for (size_t i = 0; i < c->n_windows; i++)
+            open[i] = c->windows[i].aid;
+        jo_strs(&o, "windows", open, c->n_windows);
+        free(open);
+        log_entry(c, c->now, "deactivation", &o);
         c->manual_hold = false;
         if (c->rec) {
             free(c->paused_incident);
@@ -762,7 +819,7 @@ static const char *dispatch(camera_t *c, const event_t *ev)
     case EV_DEACTIVATE: return deactivate(c, ev);
     case EV_REACTIVATE:
         if (c->deactivated) {
-            end_deactivation(c);
+            end_deactivation(c, "reactivate");
             reconcile(c);
         }
         return NULL;
@@ -837,26 +894,39 @@ static void refuse(camera_t *c, const msgid_t *id, const char *error, double now
                    bool keep)
 {
     catch_up(c, now);
+    jobject o = {0};
+    jo_id(&o, "id", id);
     if (id->kind != ID_NONE && keep) {
         long r = find_reply(c, by, id, now);
         if (r >= 0) {
+            log_origin(c, now, "duplicate", &o, by);
             send_reply(c, &c->replies[r]);
             return;
         }
         remember(c, by, id, false, error);
     }
+    jo_str(&o, "error", error);
+    log_origin(c, now, "refused", &o, by);
     outbox_add(c->out, c->topics.ack, encode_ack(id, false, error), false);
 }
 
 static void handle(camera_t *c, const event_t *ev, double now, const char *sender)
 {
     catch_up(c, now);
+    jobject o = {0};
+    jo_id(&o, "id", &ev->id);
     long r = find_reply(c, sender, &ev->id, now);
     if (r >= 0) { /* QoS 1 redelivery: the same answer, no second effect */
+        log_origin(c, now, "duplicate", &o, sender);
         send_reply(c, &c->replies[r]);
         return;
     }
     const char *error = dispatch(c, ev);
+    if (error)
+        jo_str(&o, "error", error);
+    else
+        jo_str(&o, "type", event_name(ev->type));
+    log_origin(c, now, error ? "refused" : "accepted", &o, sender);
     remember(c, sender, &ev->id, error == NULL, error);
     send_reply(c, &c->replies[c->n_replies - 1]);
     report(c);
@@ -885,6 +955,7 @@ camera_t *camera_new(const setup_t *setup)
     c->setup = setup;
     c->p = &setup->params;
     c->gate = gate_new(setup);
+    c->audit = audit_new(setup->camera_id);
     topics_init(&c->topics, setup);
     init(c, 0.0);
     return c;
@@ -922,6 +993,7 @@ void camera_free(camera_t *c)
     free(c->history);
     free(c->footage.v);
     free(c->paused.v);
+    audit_free(c->audit);
     free(c);
 }
 
@@ -933,6 +1005,9 @@ void camera_start(camera_t *c, double now, outbox_t *out)
         init(c, now);
     }
     outbox_add(out, c->topics.availability, xstrdup("online"), true);
+    jobject o = {0};
+    jo_str(&o, "state", state_name(c->state));
+    log_entry(c, c->now, "power_on", &o);
     report(c);
 }
 
@@ -1000,4 +1075,10 @@ void camera_finish(camera_t *c, double now, outbox_t *out)
     run_timers(c, now);
     if (c->rec)
         publish_recording(c, c->rec, now, true, true);
+}
+
+char *camera_audit(const camera_t *c, size_t first, const char **head)
+{
+    *head = audit_head(c->audit);
+    return audit_entries_json(c->audit, first < audit_len(c->audit) ? first : audit_len(c->audit));
 }

@@ -116,7 +116,7 @@ static char *long_field(const event_t *ev, long limit)
     const char *values[] = {ev->activity, ev->activity_id, ev->source, ev->reason, ev->actor,
                             ev->id.kind == ID_STR ? ev->id.str : NULL, ev->to};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        size_t size = values[i] ? strlen(values[i]) : 0;
+        size_t size = i == 5 ? ev->id.len : values[i] ? strlen(values[i]) : 0; /* an id may hold a NUL */
         if ((long)size > limit)
             return xprintf("too_long: %s: %zu bytes > %ld", names[i], size, limit);
     }
@@ -136,9 +136,8 @@ static void decoded(const gate_t *g, const unsigned char *body, size_t len, cons
     msgid_free(&id);
     char *too_long = long_field(&out->ev, g->setup->limits.max_field_bytes);
     if (too_long) {
-        msgid_t short_id = {ID_NONE, NULL, 0};
-        if (out->ev.id.kind == ID_INT ||
-            (long)strlen(out->ev.id.str) <= g->setup->limits.max_field_bytes)
+        msgid_t short_id = {ID_NONE, NULL, 0, 0};
+        if (out->ev.id.kind == ID_INT || (long)out->ev.id.len <= g->setup->limits.max_field_bytes)
             short_id = msgid_copy(&out->ev.id);
         event_free(&out->ev);
         refuse(out, short_id, too_long, true);
@@ -186,7 +185,7 @@ void gate_admit(gate_t *g, const unsigned char *payload, size_t len, admission_t
     size_t sig_len = 0;
     unsigned char *sig = b64url_decode(env.sig, &sig_len);
     long who = principal_index(s, env.by);
-    msgid_t none = {ID_NONE, NULL, 0};
+    msgid_t none = {ID_NONE, NULL, 0, 0};
     if (!sig) {
         refuse(out, none, xstrdup("unauthorized: malformed signature envelope"), false);
     } else if (who < 0) {

@@ -4,14 +4,22 @@
  * One JSON object per line each way. The bench writes a request, this loop answers it and
  * flushes, and only then does the bench write the next one:
  *
- *   hello    -> {"seq","protocol":1,"name","max_cameras":null}
+ *   hello    -> {"seq","protocol":1,"name","max_cameras":null,"features":[...]}
  *   setup    -> {"seq","subscriptions":[...]}       builds camera number "node"
  *   start, deliver, timer, finish
  *            -> {"seq","publish":[{"topic","payload"(base64),"retain","qos"}],"deadline"}
  *   deadline -> {"seq","deadline"}
+ *   audit    -> {"seq","entries":[...],"head"}      the node's audit log (feature "audit")
  *   close    -> {"seq"}                              forgets a node
  *   bye      -> {"seq"}, then exit 0                 (end of input: exit 0 too)
  *   anything it cannot serve -> {"seq","error":"why"}
+ *
+ * hello's "features" lists what the host can use; the answer lists those this child accepts
+ * (bwc-fixed: "audit"; bwc-naive keeps no audit log and accepts none). With "audit" agreed, a
+ * finished node keeps its log, readable with "audit", until the host closes it.
+ *
+ * seq, node and the protocol version are integers, read from their text as the reference
+ * reads them (codec.h, json_doc): 7.0 is refused, 9007199254740993 is echoed exactly.
  *
  * One process serves any number of cameras, each its own camera_t. Nothing here knows what a
  * camera does: that is camera_naive.c or camera_fixed.c. On a real camera this file is
@@ -23,6 +31,8 @@
 #include "codec.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,18 +236,20 @@ bad:
 /* ------------------------------------------------------------------ nodes */
 
 typedef struct {
-    double number;
+    char *number; /* the node number as the host wrote it (any length, as the reference reads it) */
     setup_t *setup;
     camera_t *cam;
+    bool finished; /* kept for its audit log until close (feature audit) */
 } node_t;
 
 static node_t *nodes;
 static size_t n_nodes, cap_nodes;
+static bool audit_agreed; /* the handshake agreed on feature "audit" */
 
-static node_t *find_node(double number)
+static node_t *find_node(const char *number)
 {
     for (size_t i = 0; i < n_nodes; i++)
-        if (nodes[i].number == number)
+        if (strcmp(nodes[i].number, number) == 0)
             return &nodes[i];
     return NULL;
 }
@@ -246,6 +258,7 @@ static void drop_node(node_t *node)
 {
     camera_free(node->cam);
     setup_free(node->setup);
+    free(node->number);
     *node = nodes[--n_nodes];
 }
 
@@ -265,14 +278,15 @@ static void send(cJSON *answer)
     free(text);
 }
 
-static cJSON *answer_for(const cJSON *seq)
+/* An answer to request seq (its integer text; NULL when the request had none: -1). */
+static cJSON *answer_for(const char *seq)
 {
     cJSON *a = cJSON_CreateObject();
-    cJSON_AddItemToObject(a, "seq", seq ? json_number(seq->valuedouble) : json_number(-1));
+    cJSON_AddItemToObject(a, "seq", cJSON_CreateRaw(seq ? seq : "-1"));
     return a;
 }
 
-static void send_error(const cJSON *seq, const char *why)
+static void send_error(const char *seq, const char *why)
 {
     cJSON *a = answer_for(seq);
     cJSON_AddStringToObject(a, "error", why);
@@ -288,7 +302,7 @@ static void add_deadline(cJSON *a, const camera_t *cam)
         cJSON_AddNullToObject(a, "deadline");
 }
 
-static void send_step(const cJSON *seq, outbox_t *out, const camera_t *cam)
+static void send_step(const char *seq, outbox_t *out, const camera_t *cam)
 {
     cJSON *a = answer_for(seq);
     cJSON *list = cJSON_AddArrayToObject(a, "publish");
@@ -299,7 +313,7 @@ static void send_step(const cJSON *seq, outbox_t *out, const camera_t *cam)
         cJSON_AddStringToObject(p, "topic", out->items[i].topic);
         cJSON_AddStringToObject(p, "payload", b64);
         cJSON_AddBoolToObject(p, "retain", out->items[i].retain);
-        cJSON_AddItemToObject(p, "qos", json_number(1));
+        cJSON_AddItemToObject(p, "qos", cJSON_CreateNumber(1));
         cJSON_AddItemToArray(list, p);
         free(b64);
     }
@@ -308,113 +322,220 @@ static void send_step(const cJSON *seq, outbox_t *out, const camera_t *cam)
     send(a);
 }
 
+/* The answer to hello: the features it offered that this child accepts. */
+static void send_hello(const char *seq, const cJSON *offered)
+{
+    cJSON *a = answer_for(seq);
+    cJSON_AddItemToObject(a, "protocol", cJSON_CreateNumber(PROTOCOL));
+    cJSON_AddStringToObject(a, "name", camera_impl_name);
+    cJSON_AddNullToObject(a, "max_cameras");
+    audit_agreed = false;
+    if (cJSON_GetArraySize(offered) > 0) { /* a host that offers none never sees the field */
+        cJSON *accepted = cJSON_AddArrayToObject(a, "features");
+        for (const cJSON *f = offered->child; f; f = f->next)
+            if (cJSON_IsString(f) && strcmp(f->valuestring, "audit") == 0 && camera_keeps_audit &&
+                !audit_agreed) {
+                audit_agreed = true;
+                cJSON_AddItemToArray(accepted, cJSON_CreateString("audit"));
+            }
+    }
+    send(a);
+}
+
 /* ------------------------------------------------------------------ the loop */
+
+/* An integer member as the reference reads it (its text, any length), or NULL. */
+static char *integer_member(const json_doc *doc, const char *key)
+{
+    const cJSON *v = json_member(doc->root, key);
+    if (!cJSON_IsNumber(v) || json_number_kind(doc, v, NULL) == NUM_FLOAT)
+        return NULL;
+    return json_integer_text(doc, v);
+}
+
+static bool is_op(const char *op, const char *name) { return strcmp(op, name) == 0; }
 
 static bool serve(const char *line, size_t len, outbox_t *out)
 {
-    cJSON *req = cJSON_ParseWithLength(line, len);
-    const cJSON *seq = req ? cJSON_GetObjectItemCaseSensitive(req, "seq") : NULL;
-    const char *op = req ? get_string(req, "op") : NULL;
-    double now = 0.0, number = 0.0;
+    json_doc doc;
+    char *why = NULL;
+    char *seq = NULL, *number = NULL;
     bool more = true;
-    if (!cJSON_IsNumber(seq) || !op) {
-        send_error(cJSON_IsNumber(seq) ? seq : NULL, "bad request: not a JSON object with seq and op");
+    if (!json_parse(&doc, (const unsigned char *)line, len, &why)) {
+        send_error(NULL, "bad request: not JSON");
+        free(why);
+        return true;
+    }
+    const cJSON *req = doc.root;
+    const cJSON *opv = cJSON_IsObject(req) ? json_member(req, "op") : NULL;
+    const char *op = cJSON_IsString(opv) ? opv->valuestring : NULL;
+    if (cJSON_IsObject(req))
+        seq = integer_member(&doc, "seq");
+    /* The reference answers a request it cannot decode under the seq it can read, which is
+     * none when a number in it is beyond a double (it then cannot read the line at all). */
+    const char *bad_seq = doc.out_of_range ? NULL : seq;
+    if (!seq || !op) {
+        send_error(bad_seq, "bad request: not a JSON object with an integer seq and an op");
         goto done;
     }
-    if (strcmp(op, "hello") == 0) {
-        double protocol = 0;
-        if (!get_number(req, "protocol", &protocol) || protocol != PROTOCOL) {
-            send_error(seq, "unsupported protocol: this child speaks 1");
-            goto done;
+    bool known = is_op(op, "hello") || is_op(op, "bye") || is_op(op, "setup") || is_op(op, "start") ||
+                 is_op(op, "deliver") || is_op(op, "timer") || is_op(op, "deadline") ||
+                 is_op(op, "finish") || is_op(op, "audit") || is_op(op, "close");
+    if (!known) {
+        char *text = xprintf("bad request: unknown op '%s'", op);
+        send_error(bad_seq, text);
+        free(text);
+        goto done;
+    }
+    if (is_op(op, "hello")) {
+        const cJSON *protocol = json_member(req, "protocol");
+        const cJSON *features = json_member(req, "features");
+        if (!cJSON_IsNumber(protocol) || json_number_kind(&doc, protocol, NULL) == NUM_FLOAT ||
+            (features && !cJSON_IsArray(features))) {
+            send_error(bad_seq, "bad request: hello needs an integer protocol (and features: a list)");
+        } else if (json_number_kind(&doc, protocol, NULL) != NUM_INT || protocol->valuedouble != PROTOCOL) {
+            char *version = json_integer_text(&doc, protocol);
+            char *text = xprintf("unsupported protocol %s: this child speaks %d", version, PROTOCOL);
+            send_error(seq, text);
+            free(text);
+            free(version);
+        } else {
+            send_hello(seq, features);
         }
-        cJSON *a = answer_for(seq);
-        cJSON_AddItemToObject(a, "protocol", json_number(PROTOCOL));
-        cJSON_AddStringToObject(a, "name", camera_impl_name);
-        cJSON_AddNullToObject(a, "max_cameras");
-        send(a);
         goto done;
     }
-    if (strcmp(op, "bye") == 0) {
+    if (is_op(op, "bye")) {
         send(answer_for(seq));
         more = false;
         goto done;
     }
-    if (!get_number(req, "node", &number)) {
-        send_error(seq, "bad request: no node number");
+    number = integer_member(&doc, "node");
+    if (!number) {
+        send_error(bad_seq, "bad request: no integer node number");
         goto done;
     }
     node_t *node = find_node(number);
-    if (strcmp(op, "setup") == 0) {
-        const char *why = NULL;
-        setup_t *setup = node ? NULL : setup_parse(req, &why);
+    if (is_op(op, "setup")) {
+        const char *bad = NULL;
+        setup_t *setup = setup_parse(req, &bad);
         if (!setup) {
-            send_error(seq, node ? "node already exists" : why);
-            goto done;
-        }
-        if (n_nodes == cap_nodes) {
-            cap_nodes = cap_nodes ? 2 * cap_nodes : 8;
-            nodes = xrealloc(nodes, cap_nodes * sizeof *nodes);
-        }
-        nodes[n_nodes++] = (node_t){number, setup, camera_new(setup)};
-        cJSON *a = answer_for(seq);
-        cJSON *subs = cJSON_AddArrayToObject(a, "subscriptions");
-        char *topic = xprintf("%s/%s/event", setup->prefix, setup->camera_id);
-        cJSON_AddItemToArray(subs, cJSON_CreateString(topic));
-        free(topic);
-        for (size_t i = 0; i < setup->n_teams; i++) {
-            topic = xprintf("%s/team/%s/event", setup->prefix, setup->teams[i]);
+            char *text = xprintf("bad request: %s", bad);
+            send_error(bad_seq, text);
+            free(text);
+        } else if (node) {
+            setup_free(setup);
+            send_error(seq, "node already exists");
+        } else {
+            if (n_nodes == cap_nodes) {
+                cap_nodes = cap_nodes ? 2 * cap_nodes : 8;
+                nodes = xrealloc(nodes, cap_nodes * sizeof *nodes);
+            }
+            nodes[n_nodes++] = (node_t){number, setup, camera_new(setup), false};
+            number = NULL; /* the node owns it */
+            cJSON *a = answer_for(seq);
+            cJSON *subs = cJSON_AddArrayToObject(a, "subscriptions");
+            char *topic = xprintf("%s/%s/event", setup->prefix, setup->camera_id);
             cJSON_AddItemToArray(subs, cJSON_CreateString(topic));
             free(topic);
+            for (size_t i = 0; i < setup->n_teams; i++) {
+                topic = xprintf("%s/team/%s/event", setup->prefix, setup->teams[i]);
+                cJSON_AddItemToArray(subs, cJSON_CreateString(topic));
+                free(topic);
+            }
+            send(a);
         }
-        send(a);
         goto done;
     }
-    if (!node) {
-        send_error(seq, "no such node (never set up, or finished)");
-        goto done;
-    }
-    if (strcmp(op, "close") == 0) {
-        drop_node(node);
+    if (is_op(op, "close")) { /* a node it does not know is closed already */
+        if (node)
+            drop_node(node);
         send(answer_for(seq));
         goto done;
     }
-    if (strcmp(op, "deadline") == 0) {
+    if (is_op(op, "audit")) {
+        const cJSON *firstv = json_member(req, "first");
+        long long first = 0;
+        num_kind kind = NUM_INT;
+        if (firstv && (!cJSON_IsNumber(firstv) || (kind = json_number_kind(&doc, firstv, &first)) == NUM_FLOAT)) {
+            send_error(bad_seq, "bad request: first must be an integer");
+        } else if (!audit_agreed) {
+            send_error(seq, "feature audit was not agreed in the handshake");
+        } else if (!node) {
+            send_error(seq, "no such node (never set up, or closed)");
+        } else {
+            const char *head = NULL;
+            if (kind == NUM_BIG_INT)
+                first = firstv->valuedouble < 0 ? 0 : LLONG_MAX;
+            char *entries = camera_audit(node->cam, first < 0 ? 0 : (size_t)first, &head);
+            cJSON *a = answer_for(seq);
+            cJSON_AddItemToObject(a, "entries", cJSON_CreateRaw(entries));
+            cJSON_AddStringToObject(a, "head", head);
+            free(entries);
+            send(a);
+        }
+        goto done;
+    }
+    double now = 0.0;
+    const cJSON *nowv = json_member(req, "now");
+    if (!is_op(op, "deadline") && (!cJSON_IsNumber(nowv) || !isfinite(nowv->valuedouble))) {
+        send_error(bad_seq, "bad request: no time (now)");
+        goto done;
+    }
+    if (nowv)
+        now = nowv->valuedouble;
+    unsigned char *payload = NULL;
+    size_t n = 0;
+    const char *topic = NULL;
+    if (is_op(op, "deliver")) {
+        const cJSON *b64 = json_member(req, "payload");
+        topic = cJSON_IsString(json_member(req, "topic")) ? json_member(req, "topic")->valuestring : NULL;
+        payload = cJSON_IsString(b64) ? b64_decode(b64->valuestring, &n) : NULL;
+        if (!topic || !payload) {
+            send_error(bad_seq, "bad request: deliver needs a topic and a base64 payload");
+            free(payload);
+            goto done;
+        }
+    }
+    if (!node || node->finished) {
+        send_error(seq, "no such node (never set up, or finished)");
+        free(payload);
+        goto done;
+    }
+    if (is_op(op, "deadline")) {
         cJSON *a = answer_for(seq);
         add_deadline(a, node->cam);
         send(a);
-        goto done;
-    }
-    if (!get_number(req, "now", &now)) {
-        send_error(seq, "bad request: no time (now)");
-        goto done;
-    }
-    if (strcmp(op, "start") == 0) {
+    } else if (is_op(op, "start")) {
         camera_start(node->cam, now, out);
-    } else if (strcmp(op, "timer") == 0) {
+        send_step(seq, out, node->cam);
+    } else if (is_op(op, "timer")) {
         camera_timer(node->cam, now, out);
-    } else if (strcmp(op, "deliver") == 0) {
-        const char *topic = get_string(req, "topic"), *b64 = get_string(req, "payload");
-        size_t n = 0;
-        unsigned char *payload = b64 ? b64_decode(b64, &n) : NULL;
-        if (!topic || !payload) {
-            send_error(seq, "bad request: deliver needs a topic and a base64 payload");
-            goto done;
-        }
+        send_step(seq, out, node->cam);
+    } else if (is_op(op, "deliver")) {
         camera_deliver(node->cam, now, topic, payload, n, out);
         free(payload);
-    } else if (strcmp(op, "finish") == 0) {
+        send_step(seq, out, node->cam);
+    } else { /* finish: the camera is gone; with feature audit its log stays until close */
         camera_finish(node->cam, now, out);
-        drop_node(node); /* a finished node is gone */
+        if (audit_agreed)
+            node->finished = true;
+        else
+            drop_node(node);
         send_step(seq, out, NULL);
-        goto done;
-    } else {
-        send_error(seq, "unknown op");
-        goto done;
     }
-    send_step(seq, out, node->cam);
 done:
-    cJSON_Delete(req);
+    free(seq);
+    free(number);
+    json_doc_free(&doc);
     return more;
+}
+
+static bool blank(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!strchr(" \t\r\n", line[i]))
+            return false;
+    return true;
 }
 
 int main(void)
@@ -424,7 +545,7 @@ int main(void)
     ssize_t len;
     outbox_t out = {0};
     while ((len = getline(&line, &cap, stdin)) > 0) {
-        if (!serve(line, (size_t)len, &out))
+        if (!blank(line, (size_t)len) && !serve(line, (size_t)len, &out))
             break;
     }
     while (n_nodes)

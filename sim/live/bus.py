@@ -35,6 +35,27 @@ for each connection, because a client whose link died cannot be re-entered relia
 messages are forwarded straight from paho's callback into the inbox; a small watcher task notices
 the end of the link. A publish races the link's end so that it fails at once instead of waiting
 for a PUBACK that can no longer come.
+
+**MQTT 5** (``MqttEndpoint(protocol="5")``, or ``"auto"``: 5, and 3.1.1 for a broker that refuses
+5) is what makes a broker's "no" visible. A SUBACK or PUBACK reason code of 0x80 or above raises
+:class:`~controller.errors.BusRefused` (the link stays up; the caller reports and retries), a
+PUBACK that does not come in time raises :class:`~controller.errors.BusTimeout` (the caller
+retries; QoS 1 allows a second copy), and a link closed because another connection took the
+client id raises :class:`~controller.errors.SessionTakenOver`. Subscriptions can ask for no
+retained messages (``retained=False``: retain handling "do not send", and retain-as-published,
+so that a retained publication arriving live is recognisable) and for none of the client's own
+publications (``no_local=True``). A persistent session (``clean_session=False``) is a clean-start
+flag of false with a session expiry interval. Publications are sent straight through paho, with
+their own PUBACK futures, so several can be in flight at once and each learns its reason code.
+Over 3.1.1 the options are ignored and a refusal is invisible (Mosquitto acknowledges a publish it
+dropped, and grants a subscription it will never serve).
+
+**Acknowledging after the work is done.** With ``manual_ack=True`` a QoS 1 message is not
+acknowledged (PUBACK) when it arrives but when the application calls :meth:`MqttBus.acknowledge`
+— the camera runtime does that once what the message caused is safely on disk — so a crash
+before that point leaves the message with the broker, which delivers it again. It is also flow
+control: the broker sends no more than the receive maximum of unacknowledged messages, so a
+flood waits at the broker instead of in this process's memory.
 """
 
 from __future__ import annotations
@@ -42,14 +63,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from controller.errors import BusError
+from controller.errors import BusError, BusRefused, BusTimeout, SessionTakenOver
 from sim.world.broker import BusConfig, Message, SimBroker, validate_filter, validate_topic
 from sim.world.scheduler import Scheduler
 
@@ -58,6 +84,8 @@ __all__ = [
     "Message",
     "MqttBus",
     "MqttEndpoint",
+    "MqttVersion",
+    "OptionsBus",
     "Probe",
     "SimBus",
     "SimHub",
@@ -102,6 +130,18 @@ class Bus(Protocol):
         ...
 
 
+class OptionsBus(Bus, Protocol):
+    """A bus whose subscriptions take MQTT 5's options (both buses here do; the runtime uses them
+    when a bus has them)."""
+
+    async def subscribe(
+        self, topic_filter: str, qos: int = 1, *, retained: bool = True, no_local: bool = False
+    ) -> None:
+        """Subscribe; ``retained=False``: send no retained messages for it; ``no_local=True``: not
+        this client's own publications (a protocol without these options ignores them)."""
+        ...
+
+
 # ------------------------------------------------------------------------------- the inbox
 
 
@@ -111,20 +151,29 @@ class _End:
     error: BusError | None
 
 
+_Token = tuple[int, int]
+"""What acknowledges one QoS 1 delivery: (connection epoch, packet id)."""
+
+
 class _Inbox:
-    """Deliveries of every connection, in arrival order, plus one end marker per connection."""
+    """Deliveries of every connection, in arrival order, plus one end marker per connection.
+
+    With manual acknowledgement each delivery carries a token; :attr:`yielded` collects the
+    tokens of what the consumer has taken, for :meth:`MqttBus.acknowledge`.
+    """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Message | _End] = asyncio.Queue()
+        self._queue: asyncio.Queue[Message | _End | tuple[Message, _Token]] = asyncio.Queue()
         self.epoch = 0
         self._ended: set[int] = set()
+        self.yielded: list[_Token] = []
 
     def open(self) -> int:
         self.epoch += 1
         return self.epoch
 
-    def put(self, msg: Message) -> None:
-        self._queue.put_nowait(msg)
+    def put(self, msg: Message, token: _Token | None = None) -> None:
+        self._queue.put_nowait(msg if token is None else (msg, token))
 
     def end(self, epoch: int, error: BusError | None) -> None:
         if epoch not in self._ended:
@@ -143,6 +192,9 @@ class _Inbox:
                 if item.error is not None:
                     raise item.error
                 return
+            if isinstance(item, tuple):
+                item, token = item
+                self.yielded.append(token)
             yield item
 
 
@@ -276,16 +328,20 @@ class SimBus:
             # Session takeover: the broker dropped the older connection under this id, and a
             # real client would see its socket close; without this the old bus would go on
             # acting, and disconnecting, as the new connection.
-            previous._link_lost(BusError(f"connection of {client_id!r} taken over by a new one"))
+            previous._link_lost(SessionTakenOver(f"connection of {client_id!r} taken over by a new one"))
         self._client_id, self._epoch, self._up = client_id, epoch, True
         self.hub._register(client_id, self)
         self.hub.kick()
         return present
 
-    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+    async def subscribe(
+        self, topic_filter: str, qos: int = 1, *, retained: bool = True, no_local: bool = False
+    ) -> None:
+        # The simulated broker has MQTT 3.1.1's routing: ``no_local`` is ignored (a client sees
+        # its own publications) and forwarded messages carry retain=False as 3.1.1 says.
         client_id = self._require()
         self.hub.sync()
-        self.hub.broker.subscribe(client_id, topic_filter, qos)
+        self.hub.broker.subscribe(client_id, topic_filter, qos, send_retained=retained)
         self.hub.kick()
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -344,9 +400,22 @@ class TlsFiles:
     keyfile: str | None = None
 
 
+MqttVersion = Literal["3.1.1", "5", "auto"]
+
+
 @dataclass(frozen=True)
 class MqttEndpoint:
-    """Where and how to reach a real broker. The password is never logged or shown in repr."""
+    """Where and how to reach a real broker. The password is never logged or shown in repr.
+
+    ``protocol``: ``"3.1.1"``, ``"5"``, or ``"auto"`` (5, falling back to 3.1.1 when the broker
+    refuses 5). ``manual_ack``: acknowledge deliveries only on :meth:`MqttBus.acknowledge`.
+    ``session_expiry_s``: how long an MQTT 5 broker keeps a persistent session of a client that
+    is away. ``receive_maximum``: unacknowledged QoS 1 deliveries the broker may have in flight.
+    ``max_inflight``: unacknowledged QoS 1 publications this client may have in flight, lowered
+    to the broker's receive maximum (Mosquitto's ``max_inflight_messages``, 20 by default) when
+    the broker announces a smaller one; a broker's round trip, not the camera's CPU, then bounds
+    how fast the camera publishes.
+    """
 
     host: str
     port: int = 1883
@@ -355,11 +424,16 @@ class MqttEndpoint:
     tls: TlsFiles | None = None
     keepalive_s: int = 30
     timeout_s: float = 10.0
+    protocol: MqttVersion = "3.1.1"
+    manual_ack: bool = False
+    session_expiry_s: int = 7 * 24 * 3600
+    receive_maximum: int = 100
+    max_inflight: int = 100
 
     def __repr__(self) -> str:
         return (
             f"MqttEndpoint(host={self.host!r}, port={self.port}, username={self.username!r}, "
-            f"password={'***' if self.password else None}, tls={self.tls!r})"
+            f"password={'***' if self.password else None}, tls={self.tls!r}, protocol={self.protocol!r})"
         )
 
 
@@ -383,7 +457,7 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
 
 
 class MqttBus:
-    """A real MQTT 3.1.1 connection through ``aiomqtt``, behind the :class:`Bus` interface."""
+    """A real MQTT connection (3.1.1 or 5) through ``aiomqtt``, behind the :class:`Bus` interface."""
 
     def __init__(self, endpoint: MqttEndpoint) -> None:
         self.endpoint = endpoint
@@ -393,10 +467,20 @@ class MqttBus:
         self._lost: asyncio.Future[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
+        self._publishes: dict[int, asyncio.Future[int]] = {}
+        self._sent_at: dict[int, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._v5 = endpoint.protocol != "3.1.1"
+        self.dropped_qos0 = 0
 
     @property
     def is_connected(self) -> bool:
         return self._client is not None and self._lost is not None and not self._lost.done()
+
+    @property
+    def protocol(self) -> Literal["3.1.1", "5"]:
+        """The MQTT version of the current (or next) connection."""
+        return "5" if self._v5 else "3.1.1"
 
     async def connect(
         self, client_id: str, *, clean_session: bool = False, will: Message | None = None
@@ -404,27 +488,53 @@ class MqttBus:
         if self.is_connected:
             raise BusError(f"{client_id!r}: already connected")
         await self._release()
+        try:
+            return await self._connect(client_id, clean_session, will)
+        except _Unsupported:
+            if self.endpoint.protocol != "auto":
+                raise BusRefused(
+                    f"{self.endpoint.host}:{self.endpoint.port} does not speak MQTT 5", 0x84
+                ) from None
+            self._v5 = False  # an MQTT 3.1.1 broker: connect again in its language
+            return await self._connect(client_id, clean_session, will)
+
+    async def _connect(self, client_id: str, clean_session: bool, will: Message | None) -> bool:
         endpoint = self.endpoint
         epoch = self._inbox.open()
         inbox = self._inbox
+        manual = endpoint.manual_ack
+        bus = self
 
         class _Forward(asyncio.Queue[aiomqtt.Message]):
             # aiomqtt hands every incoming message to put_nowait from paho's callback; sending
             # it straight to the inbox keeps it even if this connection dies before it is read.
             def put_nowait(self, item: aiomqtt.Message) -> None:
-                inbox.put(_from_aiomqtt(item))
+                msg = _from_aiomqtt(item)
+                if msg.qos == 0 and inbox.pending() > _MAX_QOS0_BACKLOG:
+                    bus.dropped_qos0 += 1  # at most once: nobody waits for it, and it would pile up
+                    return
+                inbox.put(msg, (epoch, item.mid) if manual and msg.qos > 0 else None)
 
         tls = None
         if endpoint.tls is not None:
             tls = aiomqtt.TLSParameters(
                 ca_certs=endpoint.tls.cafile, certfile=endpoint.tls.certfile, keyfile=endpoint.tls.keyfile
             )
+        v5 = self._v5
+        options: dict[str, Any] = {}
+        if v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0 if clean_session else endpoint.session_expiry_s
+            props.ReceiveMaximum = endpoint.receive_maximum
+            options = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": clean_session,
+                       "properties": props}
+        else:
+            options = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": clean_session}
         try:
             client = aiomqtt.Client(
                 endpoint.host,
                 endpoint.port,
                 identifier=client_id,
-                clean_session=clean_session,
                 will=None if will is None else aiomqtt.Will(will.topic, will.payload, will.qos, will.retain),
                 username=endpoint.username,
                 password=endpoint.password,
@@ -432,15 +542,28 @@ class MqttBus:
                 keepalive=endpoint.keepalive_s,
                 timeout=endpoint.timeout_s,
                 queue_type=_Forward,
+                max_inflight_messages=endpoint.max_inflight,
                 # Small packets answered by small packets: without TCP_NODELAY, Nagle's algorithm
                 # meets the peer's delayed ACK and a trigger's reply waits ~40 ms per write.
                 socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+                **options,
             )
         except (ValueError, TypeError) as exc:
             raise BusError(f"invalid connection settings: {exc}") from None
+        inner: paho.Client = client._client
+        if manual:
+            inner.manual_ack_set(True)
         session_present = _capture_session_present(client)
+        publishes: dict[int, asyncio.Future[int]] = {}
+        _capture_puback_codes(client, publishes)
         try:
             await client.__aenter__()
+        except MqttConnectError as exc:
+            _close_socket(client)
+            if v5 and _code_value(exc.rc) == 0x84:
+                raise _Unsupported from None
+            code = _code_value(exc.rc)
+            raise BusRefused(f"{endpoint.host}:{endpoint.port} refused the connection: {exc}", code) from None
         except (aiomqtt.MqttError, OSError) as exc:  # OSError: TLS files that cannot be read
             # A connect that timed out waiting for CONNACK leaves paho's socket open and
             # aiomqtt's housekeeping task running; a reconnect loop would leak one of each
@@ -448,35 +571,90 @@ class MqttBus:
             _close_socket(client)
             raise BusError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}") from None
         self._client, self._epoch, self._closing = client, epoch, False
+        self._publishes = publishes
+        self._sent_at = {}
+        self._inbox.yielded.clear()
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lost = lost
         self._watcher = asyncio.create_task(self._watch(client, epoch, lost))
+        self._sweeper = asyncio.create_task(self._sweep(publishes, self._sent_at))
         return session_present[0]
 
-    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+    async def subscribe(
+        self, topic_filter: str, qos: int = 1, *, retained: bool = True, no_local: bool = False
+    ) -> None:
         client = self._require()
         try:
             validate_filter(topic_filter)
-            granted = await self._guarded(client.subscribe(topic_filter, qos))
+            if self._v5:
+                options = SubscribeOptions(
+                    qos=qos,
+                    noLocal=no_local,
+                    # Without retained messages, the flag of what arrives is the publisher's: a
+                    # retained publication is then recognisable when it comes in live.
+                    retainAsPublished=not retained,
+                    retainHandling=(
+                        SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE if retained
+                        else SubscribeOptions.RETAIN_DO_NOT_SEND
+                    ),
+                )
+                granted = await self._guarded(client.subscribe(topic_filter, options=options))
+            else:
+                granted = await self._guarded(client.subscribe(topic_filter, qos))
         except aiomqtt.MqttError as exc:
+            if "timed out" in str(exc):
+                raise BusTimeout(f"subscribe {topic_filter!r}: no SUBACK in time") from None
             raise BusError(f"subscribe {topic_filter!r} failed: {exc}") from None
         for code in granted:
-            value = code if isinstance(code, int) else code.value
+            value = _code_value(code)
             if value >= 0x80:
-                raise BusError(f"broker refused the subscription to {topic_filter!r}")
+                reason = _reason_name(value)
+                raise BusRefused(f"broker refused the subscription to {topic_filter!r} ({reason})", value)
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client = self._require()
         validate_topic(topic)
+        inner: paho.Client = client._client
         try:
-            await self._guarded(client.publish(topic, payload, qos, retain))
-        except aiomqtt.MqttError as exc:
-            raise BusError(f"publish on {topic!r} failed: {exc}") from None
+            info = inner.publish(topic, payload, qos, retain)
         except ValueError as exc:  # paho's own checks (e.g. a payload over 256 MB)
             raise BusError(f"publish on {topic!r} refused: {exc}") from None
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise BusError(f"publish on {topic!r} failed: {paho.error_string(info.rc)}")
+        if qos == 0:
+            return
+        # One future per PUBACK, resolved by paho's callback, failed by the watcher when the link
+        # ends and by the sweeper when it is overdue: no task and no wait() per publication.
+        future = self._publishes.get(info.mid)
+        if future is None:
+            future = self._publishes[info.mid] = asyncio.get_running_loop().create_future()
+        self._sent_at[info.mid] = time.monotonic()
+        try:
+            code = await future
+        finally:
+            if self._publishes.get(info.mid) is future:
+                del self._publishes[info.mid]
+            self._sent_at.pop(info.mid, None)
+        if code >= 0x80:
+            raise BusRefused(f"broker refused the publication on {topic!r} ({_reason_name(code)})", code)
 
     def messages(self) -> AsyncIterator[Message]:
         return self._inbox.iterate(self._epoch)
+
+    def acknowledge(self) -> None:
+        """Acknowledge (PUBACK) every QoS 1 delivery taken from :meth:`messages` so far, with
+        ``manual_ack``; those of a link that has since died are left to the broker to resend."""
+        tokens = self._inbox.yielded
+        if not tokens:
+            return
+        self._inbox.yielded = []
+        client = self._client
+        if client is None or not self.is_connected:
+            return
+        inner: paho.Client = client._client
+        for epoch, mid in tokens:
+            if epoch == self._epoch:
+                inner.ack(mid, 1)
 
     async def disconnect(self, *, clean: bool = True) -> None:
         client = self._client
@@ -510,15 +688,16 @@ class MqttBus:
             raise BusError("not connected")
         return self._client
 
-    async def _guarded(self, operation: Any) -> Any:
-        """Await ``operation`` unless the link dies first (then ``BusError`` at once)."""
+    async def _guarded(self, operation: Any, timeout: float | None = None) -> Any:
+        """Await ``operation`` unless the link dies first (then ``BusError`` at once) or
+        ``timeout`` passes (then ``BusTimeout``)."""
         lost = self._lost
         task = asyncio.ensure_future(operation)
         if lost is None:
             task.cancel()
             raise BusError("not connected")
         try:
-            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((task, lost), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -527,7 +706,25 @@ class MqttBus:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
+        if not lost.done():
+            raise BusTimeout(f"no answer from the broker within {timeout} s")
         raise BusError("connection lost")
+
+    async def _sweep(self, publishes: dict[int, asyncio.Future[int]], sent_at: dict[int, float]) -> None:
+        """Fail publications whose PUBACK is overdue with ``BusTimeout``."""
+        timeout = self.endpoint.timeout_s
+        while True:
+            await asyncio.sleep(max(0.05, timeout / 4))
+            now = time.monotonic()
+            for mid, at in list(sent_at.items()):
+                future = publishes.get(mid)
+                if future is not None and not future.done() and now - at > timeout:
+                    future.set_exception(BusTimeout(f"no PUBACK from the broker within {timeout:g} s"))
+
+    def _fail_publishes(self, publishes: dict[int, asyncio.Future[int]]) -> None:
+        for future in publishes.values():
+            if not future.done():
+                future.set_exception(BusError("connection lost"))
 
     async def _watch(self, client: aiomqtt.Client, epoch: int, lost: asyncio.Future[None]) -> None:
         # The forwarding queue never fills, so this iterator only ever ends: with MqttError when
@@ -539,17 +736,25 @@ class MqttBus:
             error = BusError("message stream ended")
         except aiomqtt.MqttError as exc:
             cause = exc.__cause__
-            error = BusError(f"connection lost: {cause or exc}")
+            if isinstance(cause, aiomqtt.MqttCodeError) and _code_value(cause.rc) == 0x8E:
+                error = SessionTakenOver("connection lost: another connection took over the client id")
+            else:
+                error = BusError(f"connection lost: {cause or exc}")
         except asyncio.CancelledError:
             error = None
         if not lost.done():
             lost.set_result(None)
+        if self._epoch == epoch:
+            self._fail_publishes(self._publishes)
         self._inbox.end(epoch, None if self._closing else error)
 
     async def _release(self) -> None:
         """Forget the current aiomqtt client (disconnecting it cleanly if it is still up)."""
-        client, watcher = self._client, self._watcher
-        self._client = self._watcher = None
+        client, watcher, sweeper = self._client, self._watcher, self._sweeper
+        self._client = self._watcher = self._sweeper = None
+        self._fail_publishes(self._publishes)
+        if sweeper is not None:
+            sweeper.cancel()
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
                 await asyncio.wait_for(client.__aexit__(None, None, None), self.endpoint.timeout_s)
@@ -559,6 +764,45 @@ class MqttBus:
                 await watcher
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
+
+
+_MAX_QOS0_BACKLOG = 10_000
+"""QoS 0 deliveries beyond this many waiting are dropped (counted in ``dropped_qos0``)."""
+
+
+class _Unsupported(Exception):
+    """The broker refused MQTT 5 (reason code 0x84)."""
+
+
+def _code_value(code: Any) -> int:
+    """The number of a paho reason or return code (a ``ReasonCode``, an enum or an int)."""
+    value = getattr(code, "value", code)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _reason_name(code: int) -> str:
+    names = {0x80: "Unspecified error", 0x83: "Implementation specific error", 0x87: "Not authorized",
+             0x90: "Topic Name invalid", 0x97: "Quota exceeded", 0x99: "Payload format invalid"}
+    return f"{names.get(code, 'refused')}, 0x{code:02X}"
+
+
+def _capture_puback_codes(client: aiomqtt.Client, pending: dict[int, asyncio.Future[int]]) -> None:
+    """Resolve our own future for each PUBACK with its reason code, which aiomqtt drops."""
+    inner: paho.Client = client._client
+    original: Callable[..., None] | None = inner.on_publish
+
+    def on_publish(paho_client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        future = pending.get(mid)
+        if future is None:
+            # The PUBACK beat the caller to registering its future (paho can complete a send
+            # inside publish()); leave the answer where publish() will find it.
+            future = pending[mid] = client._loop.create_future()
+        if not future.done():
+            future.set_result(_code_value(reason_code))
+        if original is not None:
+            original(paho_client, userdata, mid, reason_code, properties)
+
+    inner.on_publish = on_publish
 
 
 def _from_aiomqtt(item: aiomqtt.Message) -> Message:
@@ -581,7 +825,9 @@ def _close_socket(client: aiomqtt.Client) -> None:
 
 
 def _capture_session_present(client: aiomqtt.Client) -> list[bool]:
-    """Record CONNACK's session-present flag, which aiomqtt does not expose."""
+    """Record CONNACK's session-present flag, which aiomqtt does not expose; and keep paho within
+    the broker's receive maximum, which it does not read (a client that sends more unacknowledged
+    publications than that is disconnected by an MQTT 5 broker)."""
     seen = [False]
     inner: paho.Client = client._client
     original: Callable[..., None] | None = inner.on_connect
@@ -589,6 +835,11 @@ def _capture_session_present(client: aiomqtt.Client) -> list[bool]:
     def on_connect(*args: Any) -> None:
         flags = args[2] if len(args) > 2 else None
         seen[0] = bool(getattr(flags, "session_present", False))
+        properties = args[4] if len(args) > 4 else None
+        receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        if isinstance(receive_maximum, int) and 0 < receive_maximum < inner._max_inflight_messages:
+            # Before the first publication; paho's setter refuses once the socket is open.
+            inner._max_inflight_messages = receive_maximum
         if original is not None:
             original(*args)
 

@@ -10,12 +10,23 @@ second signal abandons the clean stop.
 
 Logs go to stderr: readable text by default, one JSON object per line with ``--log-format json``
 (``ts``, ``level``, ``event`` and the event's fields), for log shippers.
+
+For hardware-in-the-loop runs (:mod:`sim.live.hil`) the camera can stand in for a device on a
+test bench: ``--param`` sets its parameters, ``--speed`` runs it on the scaled clock and
+``--start-at`` powers it on at the instant a scenario starts (see :mod:`sim.live.clock`).
+
+The camera keeps its durable state — journal, snapshots, evidence not yet acknowledged by the
+broker, and the audit file — in its state directory (``--state-dir``; by default a folder per
+prefix and camera under the user's state directory), so that a camera killed mid-warrant comes
+back with the warrant open (:mod:`sim.live.store`, :mod:`sim.live.auditfile`). Deliveries are
+acknowledged to the broker only once what they caused is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -27,15 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import msgspec
+
 from controller.errors import InvalidInput
 from controller.node import DEFAULT_FACTORY, CameraNode, CameraSetup, Initial
-from controller.params import CameraParams
+from controller.params import PARAM_NAMES, CameraParams
 from controller.policy import load_policy
 from controller.principals import load_trust
 from sim.nodes import load_factory
+from sim.world.scenario import parse_time
 
-from .bus import MqttBus, MqttEndpoint, TlsFiles, parse_broker_url
+from .auditfile import AuditFile
+from .bus import MqttBus, MqttEndpoint, MqttVersion, TlsFiles, parse_broker_url
+from .clock import MAX_SPEED, PowerOnAt
+from .limits import RateLimit
 from .runtime import Backoff, CameraRuntime
+from .store import StateStore, default_state_dir
 
 __all__ = [
     "PASSWORD_ENV",
@@ -43,6 +61,7 @@ __all__ = [
     "build_endpoint",
     "build_node",
     "configure_logging",
+    "parse_params",
     "run_live",
     "serve",
 ]
@@ -77,7 +96,16 @@ class LiveOptions:
     backoff_max_s: float = 30.0
     seed: int = 0
     clock: Literal["unix", "run"] = "unix"
+    state_dir: Path | None = None
+    mqtt_version: MqttVersion = "auto"
+    rate_limit: float = 2000.0
+    audit_max_bytes: int = 16 * 1024 * 1024
+    outbox_limit: int = 5000
     trust: Path | None = None
+    params: tuple[str, ...] = ()  # NAME=VALUE camera parameters (SPEC §2)
+    speed: float = 1.0  # the scaled clock (sim.live.clock)
+    start_at: float | None = None  # Unix time to power on at; None: at once
+    start_at_stdin: bool = False  # say "ready" on stdout, then read start_at from stdin
 
 
 # ------------------------------------------------------------------------------ building
@@ -124,7 +152,14 @@ def build_endpoint(options: LiveOptions, environ: dict[str, str] | None = None) 
             certfile=_check_file(options.certfile, "--certfile"),
             keyfile=_check_file(options.keyfile, "--keyfile"),
         )
-    return MqttEndpoint(host, port, username=options.username, password=password, tls=tls)
+    # Deliveries are acknowledged by the runtime once what they caused is on disk.
+    return MqttEndpoint(host, port, username=options.username, password=password, tls=tls,
+                        protocol=options.mqtt_version, manual_ack=True)
+
+
+def state_dir(options: LiveOptions) -> Path:
+    """Where the camera keeps its state: ``--state-dir``, else the per-camera default."""
+    return options.state_dir or default_state_dir(options.camera, options.prefix)
 
 
 def build_node(options: LiveOptions) -> CameraNode:
@@ -136,18 +171,54 @@ def build_node(options: LiveOptions) -> CameraNode:
             raise InvalidInput(f"team {team!r} must be non-empty without / + #", "--team")
     if not options.prefix or any(c in options.prefix for c in "+#"):
         raise InvalidInput(f"prefix {options.prefix!r} must be non-empty without + #", "--prefix")
+    if not 0 < options.speed <= MAX_SPEED:
+        raise InvalidInput(f"{options.speed:g} is not a speed in (0, {MAX_SPEED:g}]", "--speed")
+    if options.start_at is not None and not (0 < options.start_at < 1e11):
+        raise InvalidInput(f"{options.start_at:g} is not a Unix time", "--start-at")
     factory = load_factory(options.controller)
     policy = load_policy(options.policy, Path.cwd())
     setup = CameraSetup(
         camera_id=options.camera,
         policy=policy,
-        params=policy.apply(CameraParams()),
+        params=parse_params(options.params, policy.apply(CameraParams())),
         teams=options.teams,
         initial=options.initial,
         prefix=options.prefix,
         trust=load_trust(options.trust) if options.trust is not None else None,
     )
     return factory(setup)
+
+
+def parse_params(assignments: tuple[str, ...], base: CameraParams) -> CameraParams:
+    """``base`` with each ``NAME=VALUE`` applied; seconds (``*_s``) also as ``HH:MM:SS``."""
+    own: dict[str, object] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value:
+            raise InvalidInput(f"{text!r} is not NAME=VALUE", "--param")
+        if name not in PARAM_NAMES:
+            raise InvalidInput(
+                f"unknown camera parameter {name!r} (one of: {', '.join(sorted(PARAM_NAMES))})",
+                "--param",
+            )
+        try:
+            if name == "buffer_audio":
+                if value.lower() not in ("true", "false"):
+                    raise InvalidInput(f"expected true or false, got {value!r}")
+                own[name] = value.lower() == "true"
+            elif name.endswith("_s"):
+                own[name] = parse_time(value if ":" in value else float(value))
+            else:
+                own[name] = float(value)
+        except ValueError:
+            raise InvalidInput(f"{name}: {value!r} is not a number", "--param") from None
+        except InvalidInput as exc:
+            raise InvalidInput(f"{name}: {exc.message}", "--param") from None
+    try:
+        return msgspec.structs.replace(base, **own) if own else base
+    except ValueError as exc:
+        raise InvalidInput(str(exc), "--param") from None
 
 
 # ------------------------------------------------------------------------------- logging
@@ -216,9 +287,23 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
 
     endpoint = build_endpoint(options)
     node = build_node(options)
+    # The edge reads the wall clock once, as the run starts; the node only ever sees the time
+    # passed in. On the scaled clock (sim.live.clock) it reads speed x Unix time.
+    speed = options.speed
+    unix = options.clock == "unix"
+    if options.start_at is not None:
+        at = speed * (options.start_at if unix else options.start_at - time.time())
+        node = PowerOnAt(node, at)
     backoff = Backoff(
         initial_s=options.backoff_initial_s, max_s=max(options.backoff_max_s, options.backoff_initial_s)
     )
+    directory = state_dir(options)
+    store = StateStore(directory, options.camera)
+    try:
+        audit = AuditFile(directory, options.camera, options.audit_max_bytes)
+    except BaseException:
+        store.close()
+        raise
     runtime = CameraRuntime(
         node,
         MqttBus(endpoint),
@@ -226,8 +311,12 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
         client_id=options.client_id or f"bwcsim-{options.camera}",
         backoff=backoff,
         seed=options.seed,
-        # The edge reads the wall clock once; the node only ever sees the time passed in.
-        time_origin=time.time() if options.clock == "unix" else 0.0,
+        time_origin=(lambda: speed * time.time()) if unix else 0.0,
+        speed=speed,
+        store=store,
+        audit=audit,
+        rate_limit=RateLimit(options.rate_limit) if options.rate_limit > 0 else None,
+        outbox_limit=options.outbox_limit,
     )
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -250,21 +339,38 @@ async def serve(options: LiveOptions, *, install_signals: bool = True) -> Camera
     log_event(log, logging.INFO, "starting", camera=options.camera, broker=f"{endpoint.host}:{endpoint.port}",
               tls=endpoint.tls is not None, username=endpoint.username, teams=list(options.teams),
               prefix=options.prefix, policy=options.policy, controller=options.controller,
-              client_id=runtime.client_id, auth="none" if options.trust is None else "signed")
+              client_id=runtime.client_id, auth="none" if options.trust is None else "signed",
+              state_dir=str(directory), mqtt=options.mqtt_version,
+              speed=options.speed, start_at=options.start_at)
     try:
         await runtime.run()
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        audit.close()
+        store.close()
     return runtime
 
 
-def run_live(options: LiveOptions) -> int:
+def run_live(options: LiveOptions, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """The ``bwcsim live`` command: 0 after a clean stop, 1 if the stop was forced."""
     configure_logging(options.log_format, options.log_level)
     # Validate everything before touching the network, so bad input exits 2 at once.
     build_endpoint(options)
     build_node(options)
+    if options.start_at_stdin:
+        # A test bench starting many devices says when to power on once all of them can.
+        out, inp = stdout or sys.stdout, stdin or sys.stdin
+        out.write("ready\n")
+        out.flush()
+        line = inp.readline().strip()
+        try:
+            start_at = float(line)
+        except ValueError:
+            raise InvalidInput(f"expected a Unix time on standard input, got {line!r}",
+                               "--start-at") from None
+        options = dataclasses.replace(options, start_at=start_at, start_at_stdin=False)
+        build_node(options)
     try:
         asyncio.run(serve(options))
     except (asyncio.CancelledError, KeyboardInterrupt):

@@ -37,6 +37,15 @@ fresh child, so one crash does not poison the scenarios after it (which is what 
 shrink a crash like any other failure). A child that answers ``{"error": ...}`` stays in
 service: only that request failed.
 
+Audit logs
+----------
+The host offers the ``audit`` feature in its handshake. With a child that accepts it, a node's
+:meth:`StdioNode.audit_trail` reads the camera's hash-chained log over the wire (the property
+suite P-AUDIT verifies it), before or after ``finish``: the child keeps a finished node's log
+until the node is closed, which the host does when it drops the node (the ``close`` goes out
+before the child's next request). With a child that does not, ``audit_trail`` raises
+:class:`~controller.audit.NoAuditTrail` saying so, and nothing else changes.
+
 The timeout is the one place the host reads a wall clock: it guards against a wedged process,
 it never feeds the simulation.
 """
@@ -58,11 +67,15 @@ from typing import NoReturn
 
 import msgspec
 
+from controller.audit import AuditTrail, NoAuditTrail
 from controller.errors import ControllerFailure, InvalidInput
 from controller.node import CameraSetup, Publish
 from controller.wire import (
+    FEATURES,
     PROTOCOL,
     Answer,
+    Audit,
+    AuditAnswer,
     Bye,
     Close,
     Deadline,
@@ -105,7 +118,7 @@ _HOST = "bwcsim"
 
 _OP_OF: dict[type, str] = {
     Hello: "hello", Setup: "setup", Start: "start", Deliver: "deliver", Timer: "timer",
-    Deadline: "deadline", Finish: "finish", Close: "close", Bye: "bye",
+    Deadline: "deadline", Finish: "finish", Audit: "audit", Close: "close", Bye: "bye",
 }
 
 
@@ -145,6 +158,7 @@ class Child:
         self.failure: str | None = None  # why the child is out of service
         self.name = ""
         self.max_cameras: int | None = None
+        self.features: frozenset[str] = frozenset()  # agreed in the handshake
         self.live = 0  # nodes set up and neither finished nor closed
         self._next_node = 1
         self.pending_close: list[int] = []
@@ -160,7 +174,7 @@ class Child:
 
         A child may take a while to start (an interpreter loading its modules on a busy
         machine), so the handshake gets the longer of the two time limits."""
-        req = Hello(seq=self.seq, protocol=PROTOCOL, host=_HOST)
+        req = Hello(seq=self.seq, protocol=PROTOCOL, host=_HOST, features=list(FEATURES))
         answer = self.roundtrip(req, max(HANDSHAKE_TIMEOUT_S, self.timeout_s))
         if isinstance(answer, ErrorAnswer):
             raise ValueError(f"the child refused the handshake: {answer.error}")
@@ -171,6 +185,8 @@ class Child:
             raise ValueError(f"max_cameras must be at least 1 or null, got {answer.max_cameras}")
         self.name = answer.name
         self.max_cameras = answer.max_cameras
+        if answer.features is not msgspec.UNSET:
+            self.features = frozenset(answer.features) & frozenset(FEATURES)
 
     def exchange(self, req: Request, camera: str) -> Answer:
         """Send ``req`` for ``camera`` and return the answer (an :class:`ErrorAnswer` included);
@@ -376,18 +392,26 @@ def _clip(data: bytes, limit: int = 160) -> str:
 
 
 class _Life:
-    """Whether a node was released; shared with the finalizer that runs if it never is."""
+    """Where a node is in its life; shared with the finalizer that runs when it is dropped.
 
-    __slots__ = ("released",)
+    ``released``: it no longer counts against the child's ``max_cameras`` (finished or
+    closed). ``closed``: the child holds nothing for it any more (closed, or finished by a
+    child that keeps no audit logs).
+    """
+
+    __slots__ = ("closed", "released")
 
     def __init__(self) -> None:
         self.released = False
+        self.closed = False
 
 
 def _dropped(child: Child, node: int, life: _Life) -> None:
     if not life.released:
         life.released = True
         child.live -= 1
+    if not life.closed:
+        life.closed = True
         if child.failure is None:
             child.pending_close.append(node)  # sent before the child's next request
 
@@ -444,10 +468,27 @@ class StdioNode:
 
     def finish(self, now: float) -> list[Publish]:
         life = self._life
-        if not life.released:  # the child releases a node on finish
+        if not life.released:  # the camera is gone; only its audit log may stay (until close)
             life.released = True
             self._child.live -= 1
+        if "audit" not in self._child.features:
+            life.closed = True  # the child frees the node on finish
         return self._step(Finish(seq=self._child.seq, node=self._node, now=now))
+
+    def audit_trail(self) -> AuditTrail:
+        """The camera's audit log, read from the child (feature ``audit``); before or after
+        :meth:`finish`. :class:`~controller.audit.NoAuditTrail` when the child keeps none."""
+        child = self._child
+        if "audit" not in child.features:
+            raise NoAuditTrail(
+                f"{child.label} ({child.name or 'the child'}) did not accept the audit feature "
+                "of the node protocol: its audit log cannot be read")
+        if self._life.closed:
+            raise NoAuditTrail(f"{self!r} was closed: its audit log is gone")
+        answer = child.exchange(Audit(seq=child.seq, node=self._node), self.camera_id)
+        if isinstance(answer, AuditAnswer):
+            return AuditTrail(self.camera_id, tuple(answer.entries), answer.head)
+        raise self._refused(answer, "audit")
 
     def ask_deadline(self) -> float | None:
         """The ``deadline`` request (a round trip; :meth:`next_deadline` needs none)."""
@@ -463,6 +504,8 @@ class StdioNode:
         if not life.released:
             life.released = True
             self._child.live -= 1
+        if not life.closed:
+            life.closed = True
             answer = self._child.exchange(Close(seq=self._child.seq, node=self._node), self.camera_id)
             if not isinstance(answer, DoneAnswer):
                 raise self._refused(answer, "close")

@@ -15,8 +15,9 @@ the same thing everywhere.
   the replay harness does; :func:`same_outputs` compares two drivers' publications, which is how
   P-BAD and P-IDEM are stated: garbage, or a message delivered twice, adds exactly one ack and
   nothing else.
-* :func:`audit_problems` (P-AUDIT) — the reference audit chain verifies, and breaks when any one
-  entry is altered.
+* :func:`audit_problems` (P-AUDIT) — a camera's audit chain verifies (up to the head it reports),
+  and breaks when any one entry is altered. The log comes from :func:`controller.audit.trail_of`
+  (the reference's own, or one read over the node protocol).
 """
 
 from __future__ import annotations
@@ -279,11 +280,13 @@ def tamper(entry: AuditEntry, field_name: str) -> AuditEntry:
 
 
 def audit_problems(
-    camera_id: str, entries: Sequence[AuditEntry], index: int | None = None, field_name: str = "data"
+    camera_id: str, entries: Sequence[AuditEntry], index: int | None = None,
+    field_name: str = "data", head: str | None = None,
 ) -> list[str]:
-    """P-AUDIT: the chain verifies; with entry ``index`` altered in ``field_name``, it breaks."""
+    """P-AUDIT: the chain verifies (and ends at ``head``, when given); with entry ``index``
+    altered in ``field_name``, it breaks."""
     problems: list[str] = []
-    broken = verify(camera_id, entries)
+    broken = verify(camera_id, entries, head=head)
     if broken is not None:
         problems.append(f"{camera_id}: audit chain broken at entry {broken} without tampering")
     if index is not None and entries:

@@ -16,6 +16,7 @@ import msgspec
 from controller.messages import STATES
 from controller.wire import (
     PROTOCOL,
+    AuditAnswer,
     DeadlineAnswer,
     DoneAnswer,
     ErrorAnswer,
@@ -35,6 +36,7 @@ ANSWERS: dict[str, Any] = {
     "SetupAnswer": SetupAnswer,
     "StepAnswer": StepAnswer,
     "DeadlineAnswer": DeadlineAnswer,
+    "AuditAnswer": AuditAnswer,
     "DoneAnswer": DoneAnswer,
     "ErrorAnswer": ErrorAnswer,
 }
@@ -42,8 +44,9 @@ ANSWERS: dict[str, Any] = {
 _DOCS: dict[str, str] = {
     "Request": "A request from the host (bwcsim) to the child, one per line on the child's stdin, "
                "tagged by `op`.",
-    "Hello": "First request of every conversation: the protocol version the host speaks. "
-             "Answered with HelloAnswer, or ErrorAnswer when the child speaks another version.",
+    "Hello": "First request of every conversation: the protocol version the host speaks and "
+             "the features it can use. Answered with HelloAnswer, or ErrorAnswer when the child "
+             "speaks another version.",
     "Setup": "Build one camera's controller and call it `node` from now on. Answered with "
              "SetupAnswer. One child may serve many cameras at once, each its own node.",
     "Start": "Power the camera on at `now`: it announces availability and its first retained "
@@ -55,9 +58,13 @@ _DOCS: dict[str, str] = {
     "Deadline": "Ask for the node's next deadline. Answered with DeadlineAnswer. The host "
                 "normally relies on the deadline in every StepAnswer instead.",
     "Finish": "End of observation at `now`: open recordings are published as they stand "
-              "(marked open). Answered with StepAnswer; the node is released afterwards.",
-    "Close": "Release a node the host no longer drives, without publishing. Answered with "
-             "DoneAnswer.",
+              "(marked open). Answered with StepAnswer; the node is released afterwards -- "
+              "with feature audit, only once the host closes it (until then it answers audit "
+              "and close).",
+    "Audit": "Feature audit: read the node's hash-chained audit log (R-AUDIT) from entry "
+             "`first` on, before or after finish. Answered with AuditAnswer.",
+    "Close": "Release a node the host no longer drives, without publishing (or a finished "
+             "node whose audit log the host no longer needs). Answered with DoneAnswer.",
     "Bye": "Shutdown. Answered with DoneAnswer; then the child exits with status 0. End of "
            "input on stdin means the same.",
     "CameraParams": "Every camera parameter of SPEC §2, policy overrides and scenario values "
@@ -71,6 +78,12 @@ _DOCS: dict[str, str] = {
     "SetupAnswer": "The topic filters the new node subscribes to (QoS 1).",
     "StepAnswer": "What the step published, in order, and the node's next deadline.",
     "DeadlineAnswer": "The node's next deadline.",
+    "AuditAnswer": "The node's audit entries from `first` on, and the hash of its last entry.",
+    "AuditEntry": "One audit entry: [seq, at, kind, data, prev, hash]. hash is the SHA-256 "
+                  "(hex) of the canonical JSON text of [prev, seq, at, kind, data] "
+                  "(docs/node-protocol.md, \"Reading the audit log\"); prev is the hash of "
+                  "the entry before, or for the first entry SHA-256 of "
+                  "\"bwcsim-audit:<camera id>\".",
     "DoneAnswer": "The answer to close and bye.",
     "ErrorAnswer": "The child could not serve the request (unknown node, unsupported version, "
                    "a handler that failed). The host reports it with the camera and the "
@@ -102,6 +115,12 @@ _FIELDS: dict[str, str] = {
     "max_cameras": "How many cameras the child serves at a time; null: any number. With 1, "
                    "the host starts one child per camera.",
     "error": "Why the request could not be served.",
+    "features": "In hello: the features the host can use. In its answer: those the child "
+                "accepts (left out, or empty: none). The one feature so far is audit.",
+    "first": "The index of the first entry wanted (0: the whole log).",
+    "entries": "The entries, oldest first.",
+    "head": "The hash of the node's last entry (the genesis value when it has none): "
+            "the whole chain must end there.",
     "kind": "What the policy says about the activity.",
     "post_s": "Recording continues this long after the activity ends.",
     "activities": "Activity name to its rule.",
@@ -144,8 +163,9 @@ def node_protocol_schema() -> dict[str, Any]:
             "one UTF-8 JSON object per line, requests on the child's stdin, exactly one answer "
             "per request on its stdout, in order. A request validates against $defs/Request; "
             "the answer to op hello is a HelloAnswer, to setup a SetupAnswer, to start, deliver, "
-            "timer and finish a StepAnswer, to deadline a DeadlineAnswer, to close and bye a "
-            "DoneAnswer -- or, for any request, an ErrorAnswer. See docs/node-protocol.md."
+            "timer and finish a StepAnswer, to deadline a DeadlineAnswer, to audit an "
+            "AuditAnswer, to close and bye a DoneAnswer -- or, for any request, an ErrorAnswer. "
+            "See docs/node-protocol.md."
         ),
         "$defs": defs,
         "anyOf": [{"$ref": f"#/$defs/{name}"} for name in ("Request", *ANSWERS)],

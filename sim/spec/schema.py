@@ -33,6 +33,7 @@ from controller.messages import (
     STATES,
     Ack,
     Alert,
+    AuditHead,
     Event,
     RecordingMeta,
     StateReport,
@@ -52,12 +53,13 @@ PAYLOADS: dict[str, Any] = {
     "StateReport": StateReport,
     "Alert": Alert,
     "RecordingMeta": RecordingMeta,
+    "AuditHead": AuditHead,
 }
 
 _TYPE_DOCS: dict[str, str] = {
     "Event": (
-        "An inbound event (topics <prefix>/<camera>/event and <prefix>/team/<team>/event, QoS 1), "
-        "tagged by `type`. UTF-8 JSON object of at most "
+        "An inbound event (topics <prefix>/<camera>/event and <prefix>/team/<team>/event, or the same "
+        "with the sender's name as one more level, QoS 1), tagged by `type`. UTF-8 JSON object of at most "
         f"{MAX_PAYLOAD} bytes, nested at most {MAX_DEPTH} levels; strings at most 128 bytes of "
         "UTF-8, integers 64-bit. Unknown extra fields are ignored. Every event is answered on the "
         "camera's ack topic. A camera provisioned with a trust file (auth: signed) takes events "
@@ -89,6 +91,11 @@ _TYPE_DOCS: dict[str, str] = {
         "Metadata of one recording, published on <prefix>/<camera>/recording each time one of its "
         "segments closes (R-META). `recording` is stable across segments; `final` marks the "
         "message sent when the whole recording closes."
+    ),
+    "AuditHead": (
+        "The head of the live camera's hash-chained audit file (topic <prefix>/<camera>/audit, "
+        "retained; published at least every minute and at every rotation). `bwcsim audit verify "
+        "--head` checks the file against it (R-AUDITFILE)."
     ),
     "Availability": (
         "Plain text, not JSON: `online` (retained, published on connect) or `offline` (retained; "
@@ -140,7 +147,9 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
                  "not_an_object, missing_field, invalid_field, unknown_type, unknown_activity, "
                  "unknown_activity_id, payload_too_large, too_deep, too_long, too_many_activities, "
                  "unauthorized, replayed, stale, wrong_topic, not_ready, storage_full, "
-                 "required_activity, reason_not_allowed, internal_error.",
+                 "required_activity, reason_not_allowed, internal_error; from the live edge: "
+                 "retained (a command published with the retain flag), rate_limited (the sender "
+                 "exceeded its rate).",
     },
     "StateReport": {
         "state": "The camera state (one of the state table, never a sub-state).",
@@ -156,7 +165,16 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
         "at": "When, seconds on the camera's clock.",
         "cause": "For missed_required_recording: why the camera could not record.",
         "activity_id": "The activity concerned, when there is one.",
-        "span": "For late_trigger: the uncovered [start, end] seconds.",
+        "span": "For late_trigger: the uncovered [start, end] seconds; for restarted: the seconds the "
+                "camera was not running.",
+        "detail": "For bus_fault: what the broker refused or what happened to the link, e.g. "
+                  "'subscribe_refused: bwc/team/sr-1/event (Not authorized)'.",
+    },
+    "AuditHead": {
+        "head": "Hash of the newest entry written to stable storage (hex SHA-256).",
+        "seq": "Its sequence number in the chain.",
+        "segment": "The file it is in: 0 for the first audit-000000.jsonl, and so on.",
+        "at": "Its time, seconds on the camera's clock.",
     },
     "RecordingMeta": {
         "camera": "Camera id.",
@@ -283,6 +301,7 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
 
     camera_param = {"description": "Camera id (one MQTT topic level)."}
     team_param = {"description": "Team id; an event here goes to every camera of the team."}
+    sender_param = {"description": "The sending principal's user name on the broker."}
     # (channel key, address suffix, message, direction, retained, description)
     outbound = [
         ("state", "state", "StateReport", True, "The camera's state; retained, last value wins."),
@@ -291,6 +310,8 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
         ("ack", "ack", "Ack", False, "One reply per inbound message, correlated by `id`."),
         ("alert", "alert", "Alert", False, "Alerts: late trigger, missed recording, battery, storage."),
         ("recording", "recording", "RecordingMeta", False, "Recording metadata when a segment closes."),
+        ("audit", "audit", "AuditHead", True,
+         "The live camera's audit chain head; retained, at least every minute and at every rotation."),
     ]
     channels: dict[str, Any] = {
         "cameraEvent": {
@@ -306,6 +327,25 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "title": "Team events",
             "description": "Events for every camera of a team, whatever its state. QoS 1.",
             "parameters": {"team": team_param},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
+        },
+        "cameraEventBySender": {
+            "address": f"{prefix}/{{camera}}/event/{{sender}}",
+            "title": "Camera events, by sender",
+            "description": "The same events with the sender's name as the last level. The broker "
+                           "configuration `bwcsim broker-config` generates lets a principal write only "
+                           "under its own name and nobody on the bare event topic, so the camera knows "
+                           "who sent what (rate limits are per sender).",
+            "parameters": {"camera": dict(camera_param), "sender": dict(sender_param)},
+            "messages": {"event": {"$ref": "#/components/messages/Event"},
+                         "signed": {"$ref": "#/components/messages/Signed"}},
+        },
+        "teamEventBySender": {
+            "address": f"{prefix}/team/{{team}}/event/{{sender}}",
+            "title": "Team events, by sender",
+            "description": "Team events with the sender's name as the last level (see cameraEventBySender).",
+            "parameters": {"team": team_param, "sender": dict(sender_param)},
             "messages": {"event": {"$ref": "#/components/messages/Event"},
                          "signed": {"$ref": "#/components/messages/Signed"}},
         },
@@ -336,6 +376,19 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             },
         },
     }
+    for key in ("cameraEventBySender", "teamEventBySender"):
+        operations[f"receive{key[0].upper()}{key[1:]}"] = {
+            "action": "receive",
+            "title": f"Receive a {'team' if key.startswith('team') else 'camera'} event from a named sender",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "messages": [{"$ref": f"#/channels/{key}/messages/event"},
+                         {"$ref": f"#/channels/{key}/messages/signed"}],
+            "bindings": _mqtt(1, False),
+            "reply": {
+                "channel": {"$ref": "#/channels/ack"},
+                "messages": [{"$ref": "#/channels/ack/messages/ack"}],
+            },
+        }
     for key, suffix, msg_name, retained, description in outbound:
         channels[key] = {
             "address": f"{prefix}/{{camera}}/{suffix}",
@@ -370,7 +423,7 @@ def asyncapi_document(prefix: str = "bwc") -> dict[str, Any]:
             "local": {
                 "host": "127.0.0.1:1883",
                 "protocol": "mqtt",
-                "protocolVersion": "3.1.1",
+                "protocolVersion": "5",
                 "description": "A broker on loopback (as in the project's tests).",
                 "bindings": {
                     "mqtt": {

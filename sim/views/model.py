@@ -35,7 +35,7 @@ from typing import Any
 from controller.policy import Policy
 from controller.spans import EPS
 from sim.world.oracle import Window
-from sim.world.replay import CameraRun, ReplayResult
+from sim.world.replay import ObservedCamera, ReplayResult
 
 from .words import describe_refusal
 
@@ -50,6 +50,7 @@ __all__ = [
     "StateSpan",
     "fmt_duration",
     "fmt_hms",
+    "live_summary",
     "miss_tone",
     "run_view",
 ]
@@ -94,6 +95,37 @@ def miss_tone(missed_s: Mapping[str, float], unannounced: Sequence[str]) -> str:
     if missed_s.get("controller", 0.0) > EPS or unannounced:
         return "fault"
     return "excused" if missed_s.get("total", 0.0) > EPS else "none"
+
+
+def live_summary(live: Mapping[str, Any]) -> list[str]:
+    """A live run's metadata as short sentences, for every picture of it (SPEC §15)."""
+    clock = live["clock"]
+    devices = ", ".join(
+        cam if info["device"] == cam else f"{cam} = device {info['device']}"
+        for cam, info in live["devices"].items()
+    )
+    lines = [
+        f"Live run on {live['broker']}{' (TLS)' if live.get('tls') else ''}, topic prefix "
+        f"{live['prefix']}, run {live['run']}; devices: {devices}.",
+        f"Clock: devices read {clock['speed']:g} x Unix time; scenario second 0 = Unix "
+        f"{clock['start_unix']:.3f} (device time {clock['device_origin']:.3f}).",
+        f"Tolerance {fmt_duration(live['tolerance_s'])} of scenario time "
+        f"({live['tolerance_wall_s'] * 1000:g} ms of wall time); the harness ran at most "
+        f"{fmt_duration(live['lag_s'])} late; jitter excused: {fmt_duration(live['excused_s'])}.",
+    ]
+    for cam, info in live["devices"].items():
+        if info.get("offline"):
+            spans = ", ".join(f"{fmt_hms(a)}-{fmt_hms(b)}" for a, b in info["offline"])
+            lines.append(f"{cam} was OFFLINE {spans}: misses there count as bus, not as the "
+                         "controller's.")
+        if info.get("unacknowledged"):
+            lines.append(f"{cam} never acknowledged {', '.join(info['unacknowledged'])}.")
+    if live.get("prompted"):
+        lines.append(f"Caused by the operator when prompted: {', '.join(live['prompted'])}.")
+    lines.extend(live.get("notes", []))
+    if not live.get("complete", True):
+        lines.append("Incomplete: a device was offline or silent, so not everything was judged.")
+    return lines
 
 
 # ------------------------------------------------------------------------------ the view
@@ -221,9 +253,10 @@ class RunView:
     missed_s: dict[str, float]
     expect: dict[str, Any] | None
     cameras: list[CameraView]
+    live: dict[str, Any] | None = None  # a run on a real broker: the report's ``live`` block
 
 
-def _state_spans(run: CameraRun, end: float) -> list[StateSpan]:
+def _state_spans(run: ObservedCamera, end: float) -> list[StateSpan]:
     spans: list[StateSpan] = []
     for point in run.states:
         full = point.state == "pre_buffer" and point.storage_free <= EPS
@@ -237,7 +270,7 @@ def _state_spans(run: CameraRun, end: float) -> list[StateSpan]:
     return [s for s in spans if s.end > s.start + EPS or s is spans[-1]]
 
 
-def _footage(run: CameraRun) -> list[FootageSpan]:
+def _footage(run: ObservedCamera) -> list[FootageSpan]:
     out = []
     for rec in sorted(run.recordings.values(), key=lambda r: (r.start, r.recording)):
         out.append(FootageSpan(
@@ -306,7 +339,7 @@ def _explained(msg: Inbound, policy: Policy) -> Inbound:
     )
 
 
-def _deactivations(run: CameraRun, inbound: list[Inbound]) -> list[DeactivationSpan]:
+def _deactivations(run: ObservedCamera, inbound: list[Inbound]) -> list[DeactivationSpan]:
     """The oracle's allowed pauses, each with the reason and actor of the accepted message."""
     out = []
     for start, end in run.paused:
@@ -352,7 +385,7 @@ def run_view(
     return RunView(
         name=sc.name, description=sc.description, policy=report["policy"], seed=sc.seed,
         end=float(sc.end), verdict=report["verdict"], missed_s=dict(report["missed_s"]),
-        expect=report.get("expect"), cameras=cameras,
+        expect=report.get("expect"), cameras=cameras, live=report.get("live"),
     )
 
 

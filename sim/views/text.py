@@ -29,7 +29,7 @@ from rich.text import Text
 
 from sim.world.oracle import CAUSES
 
-from .model import fmt_duration, fmt_hms, miss_tone
+from .model import fmt_duration, fmt_hms, live_summary, miss_tone
 from .timeline import CAUSE_MEANING
 from .words import refusal_sentence
 
@@ -179,6 +179,9 @@ def render_text(report: dict[str, Any], console: Console | None = None) -> None:
     """Print ``report`` (the SPEC §9 dict) for a person reading a terminal."""
     con = console or Console(highlight=False)
     con.print(_banner(report))
+    if report.get("live") is not None:
+        con.print(Panel(Group(*(Text(line) for line in live_summary(report["live"]))),
+                        title="[bold]live[/]", border_style="blue", expand=False))
     for cam_id, cam in report["cameras"].items():
         for part in _camera(cam_id, cam):
             con.print(part)

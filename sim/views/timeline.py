@@ -43,7 +43,7 @@ from html import escape
 
 from sim.world.oracle import CAUSES
 
-from .model import CameraView, Inbound, RunView, fmt_duration, fmt_hms, miss_tone
+from .model import CameraView, Inbound, RunView, fmt_duration, fmt_hms, live_summary, miss_tone
 
 __all__ = [
     "CAUSE_COLOURS",
@@ -478,6 +478,11 @@ def _header(view: RunView) -> str:
         + escape("; ".join(str(f) for f in exp.get("failures", []))))
     desc = f'<p class="desc">{escape(view.description.strip())}</p>' if view.description.strip() \
         else ""
+    if view.live is not None:
+        # Styled in place, so a simulated run's page stays byte for byte what it was.
+        desc += ('<div class="live" style="margin:6px 0;padding:4px 10px;border-left:4px solid '
+                 '#3949ab;background:#f3f4fb;color:#333">') + "".join(
+            f"<p>{escape(line)}</p>" for line in live_summary(view.live)) + "</div>"
     return (
         f'<header><h1>{escape(view.name)}</h1>'
         f'<div class="verdict {"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}</div>'

@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from controller.policy import Policy
-from sim.world.replay import CameraRun
+from sim.world.replay import ObservedCamera
 from sim.world.scenario import nearest
 
 __all__ = ["ERROR_MEANING", "describe_refusal", "explain_error", "refusal_sentence", "refusals"]
@@ -82,7 +82,7 @@ def describe_refusal(event: str, fields: dict[str, Any], error: str,
     return out
 
 
-def refusals(run: CameraRun, policy: Policy) -> list[dict[str, Any]]:
+def refusals(run: ObservedCamera, policy: Policy) -> list[dict[str, Any]]:
     """Each message the camera refused, once per message id, in arrival order (JSON-ready)."""
     out: list[dict[str, Any]] = []
     seen: set[object] = set()

@@ -508,9 +508,12 @@ class SimBroker:
 
     # ---------------------------------------------------------------------- subscriptions
 
-    def subscribe(self, client_id: str, topic_filter: str, qos: int = 1) -> list[Message]:
+    def subscribe(
+        self, client_id: str, topic_filter: str, qos: int = 1, *, send_retained: bool = True
+    ) -> list[Message]:
         """Subscribe with granted QoS ``qos``; returns the retained messages that will now be
-        delivered to the client (``retain=True``, QoS downgraded to ``qos``)."""
+        delivered to the client (``retain=True``, QoS downgraded to ``qos``). With
+        ``send_retained=False`` none are (MQTT 5's retain handling 2, "do not send")."""
         validate_filter(topic_filter)
         _check_qos(qos)
         session = self._online_session(client_id, "subscribe")
@@ -525,6 +528,8 @@ class SimBroker:
         self._routes.clear()
 
         matching: list[Message] = []
+        if not send_retained:
+            return matching
         self._collect_retained(topic_filter.split("/"), matching)
         matching.sort(key=lambda msg: msg.topic)
         sent: list[Message] = []

@@ -42,6 +42,25 @@ know (the later of the miss starting and the arrival of the window's trigger) fo
 whose trigger never arrived. A stretch of one cause that runs through several windows is checked
 piece by piece, so a window the camera never heard of does not excuse the seconds of another
 window it did hear of.
+
+Live runs (SPEC §15)
+--------------------
+In simulation every time above is exact and the two inputs below are empty. A run on a real
+broker against a real device (:mod:`sim.live.hil`) adds them:
+
+* **Offline spans** — when the device was not online (its Last Will said ``offline``, or it
+  never came online). Uncovered seconds in them are ``bus``: the link, not the controller,
+  kept the harness from seeing footage, and a ``bus`` second needs no alert.
+* **A timing tolerance** ``tolerance_s``. Some times come from the harness's clock (a window's
+  edges, when a trigger arrived, a deactivation's bounds — derived from acks the harness
+  received) and some from the device's (its footage, its states, its alerts); between the two
+  lies the jitter of a real network and two schedulers. So, and only so: a ``controller``
+  stretch no longer than the tolerance with an end within the tolerance of a harness-timed
+  moment is *excused* as jitter (listed in ``Judgement.excused``, counted under no cause); a
+  stretch of another cause that small and that close needs no alert; and an alert counts if
+  it falls within the tolerance of its 1 s window. A gap between two of the device's own
+  recordings is never near a harness-timed moment by accident of jitter, so it is judged
+  exactly, whatever its length.
 """
 
 from __future__ import annotations
@@ -49,7 +68,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.messages import Alert
@@ -100,6 +119,10 @@ class Observation:
     states: list[StatePoint]
     deactivations: list[tuple[float, float]]
     alerts: list[Alert]
+    # Live runs only (see "Live runs" above); empty or zero in simulation.
+    offline: list[tuple[float, float]] = field(default_factory=list)
+    timed: Sequence[float] = ()  # harness-timed moments besides the windows' own
+    tolerance_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +146,7 @@ class Judgement:
     per_window: list[list[Miss]]  # aligned with Observation.windows
     missed_s: dict[str, float]
     unannounced: list[str] = field(default_factory=list)  # misses lacking their alert
+    excused: list[Miss] = field(default_factory=list)  # controller stretches within the tolerance
 
     @property
     def ok(self) -> bool:
@@ -172,6 +196,7 @@ def judge(obs: Observation) -> Judgement:
     uncovered = subtract(required, union(obs.footage))
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
+    offline = union(obs.offline)
     reaches = [_reach(w, obs.prebuffer_s) for w in windows]
     kepts = [_kept(w, r) for w, r in zip(windows, reaches, strict=True)]
 
@@ -185,7 +210,7 @@ def judge(obs: Observation) -> Judgement:
         if k is not None:
             cuts.add(k)
     cuts.update(p.at for p in obs.states)
-    for a, b in deacts:
+    for a, b in (*deacts, *offline):
         cuts.update((a, b))
     sorted_cuts = sorted(cuts)
 
@@ -205,6 +230,8 @@ def judge(obs: Observation) -> Judgement:
             return "storage", min(unfit)
         if any(a <= t < b for a, b in deacts):
             return "deactivated", None
+        if any(a <= t < b for a, b in offline):
+            return "bus", None  # the device was offline: not the controller's seconds
         lost = False
         for w, r in zip(windows, reaches, strict=True):
             if not w.start <= t < w.end:
@@ -228,6 +255,9 @@ def judge(obs: Observation) -> Judgement:
                 else:
                     pieces.append(Miss(lo, hi, c, knew))
 
+    jitter = _Jitter(obs, [x for pair in zip(reaches, kepts, strict=True) for x in pair])
+    excused = [m for m in pieces if m.cause == "controller" and jitter.covers(m)]
+    pieces = [m for m in pieces if m not in excused]
     missed = empty_missed()
     for m in pieces:
         missed[m.cause] += m.seconds
@@ -237,7 +267,37 @@ def judge(obs: Observation) -> Judgement:
                          for m in pieces if m.end > w.start + EPS and m.start < w.end - EPS])
         for w in windows
     ]
-    return Judgement(obs.camera_id, pieces, per_window, missed, _unannounced(obs, pieces))
+    return Judgement(obs.camera_id, pieces, per_window, missed,
+                     _unannounced(obs, pieces, jitter), excused)
+
+
+class _Jitter:
+    """Which misses are small enough, and close enough to a harness-timed moment, to be jitter.
+
+    Harness-timed moments: every window's edges, the arrival of its trigger and of its end,
+    what is derived from an arrival (how far the buffer reached back from it, how much of it
+    fitted in storage; the bounds of deactivations), and ``obs.timed``. With a zero tolerance
+    (every simulated run) nothing is jitter.
+    """
+
+    def __init__(self, obs: Observation, derived: Iterable[float | None]) -> None:
+        self.tol = obs.tolerance_s
+        moments: set[float] = set(obs.timed)
+        moments.update(x for x in derived if x is not None)
+        for w in obs.windows:
+            moments.update(x for x in (w.start, w.end, w.delivered, w.told_end) if x is not None)
+        for a, b in obs.deactivations:
+            moments.update((a, b))
+        self.moments = sorted(moments)
+
+    def _near(self, t: float) -> bool:
+        i = bisect.bisect_left(self.moments, t - self.tol - EPS)
+        return i < len(self.moments) and self.moments[i] <= t + self.tol + EPS
+
+    def covers(self, m: Miss) -> bool:
+        if self.tol <= 0 or m.seconds > self.tol + EPS:
+            return False
+        return self._near(m.start) or self._near(m.end)
 
 
 def _merge_adjacent(misses: list[Miss]) -> list[Miss]:
@@ -251,7 +311,7 @@ def _merge_adjacent(misses: list[Miss]) -> list[Miss]:
     return out
 
 
-def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
+def _unannounced(obs: Observation, pieces: list[Miss], jitter: _Jitter) -> list[str]:
     """Misses that needed an alert (SPEC §4a) and did not get one.
 
     A miss stretch may run through several windows, each announced by its own trigger, so
@@ -262,9 +322,12 @@ def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
     """
     problems: list[str] = []
     windows = obs.windows
+    tol = obs.tolerance_s
     for m in pieces:
         if m.cause not in ALERTED_BY_CAUSE and m.cause != "late_trigger":
             continue
+        if jitter.covers(m):
+            continue  # a live run's sliver at a timed edge: within the tolerance, no alert due
         points = sorted({m.start, m.end, *(
             x for w in windows for x in (w.start, w.end) if m.start < x < m.end
         )})
@@ -296,11 +359,11 @@ def _unannounced(obs: Observation, pieces: list[Miss]) -> list[str]:
         for knew_at, (lo, hi, _ids) in sorted(due.items()):
             if not any(
                 a.kind == "missed_required_recording" and a.cause == m.cause
-                and knew_at - EPS <= a.at <= knew_at + ALERT_GRACE_S + EPS
+                and knew_at - tol - EPS <= a.at <= knew_at + ALERT_GRACE_S + tol + EPS
                 for a in obs.alerts
             ):
                 problems.append(
                     f"{lo:.3f}-{hi:.3f} {m.cause}: no missed_required_recording alert with "
-                    f"cause {m.cause} within {ALERT_GRACE_S:g} s of {knew_at:.3f}"
+                    f"cause {m.cause} within {ALERT_GRACE_S + tol:g} s of {knew_at:.3f}"
                 )
     return problems

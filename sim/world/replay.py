@@ -11,6 +11,10 @@ With ``auth: signed`` (SPEC §14) the cameras are provisioned with the scenario'
 every message goes out as its sender signed it (:mod:`sim.world.senders`). Whatever a camera
 is obliged to refuse — a forgery, a replay, a stale or re-sequenced command — is, for the
 oracle, nothing happening; a camera that acts on one anyway fails the verdict.
+
+What the oracle needs of a camera is an :class:`ObservedCamera`; :func:`judge_run` judges a set of
+them. A run on a real broker (:mod:`sim.live.hil`) observes the same things from outside the
+device and is judged by the same function, so its report, trace and timeline are a replay's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,14 +62,12 @@ class Refusal:
     ack: Ack
 
 
-@dataclass(eq=False, slots=True)
-class CameraRun:
-    """Everything observed of one camera during a replay."""
+@dataclass(eq=False, slots=True, kw_only=True)
+class ObservedCamera:
+    """Everything observed of one camera during a run: what the oracle and the views read."""
 
     spec: CameraSpec
-    node: CameraNode
     topics: Topics
-    timer: Handle | None = None
     last_state: StateReport | None = None
     states: list[StatePoint] = field(default_factory=list)
     recordings: dict[str, RecordingMeta] = field(default_factory=dict)
@@ -78,6 +80,17 @@ class CameraRun:
     refusals: list[Refusal] = field(default_factory=list)
     # Allowed deactivations as the oracle derived them (set when the run is judged).
     paused: list[tuple[float, float]] = field(default_factory=list)
+    # Live runs only: when the device was offline, and moments the harness timed itself.
+    offline: list[tuple[float, float]] = field(default_factory=list)
+    timed: list[float] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class CameraRun(ObservedCamera):
+    """One camera of a replay: its observations and the node the replay drives."""
+
+    node: CameraNode
+    timer: Handle | None = None
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -86,11 +99,14 @@ class CameraRun:
 @dataclass(slots=True)
 class ReplayResult:
     scenario: Scenario
-    cameras: dict[str, CameraRun]
+    cameras: Mapping[str, ObservedCamera]
     windows: dict[str, list[Window]]
     judgements: dict[str, Judgement]
     # Per camera: commands it acted on although it had to refuse them (SPEC §14).
     forgeries: dict[str, list[str]] = field(default_factory=dict)
+    # A run on a real broker (SPEC §15): broker, devices, clock mapping, tolerance. The report
+    # carries it as its ``live`` key; ``None`` for a simulated run.
+    live: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -297,142 +313,161 @@ class Replay:
     # ------------------------------------------------------------------ judging
 
     def _judge(self) -> ReplayResult:
-        sc = self.scenario
-        forgeries: dict[str, list[str]] = {}
-        for cam, run in self.runs.items():
-            def arrival(idx: int, run: CameraRun = run) -> float | None:
-                first = run.delivered.get(idx)
-                return first.at if first is not None else None
+        return judge_run(self.scenario, self.runs)
 
-            run.refusable = must_refuse(sc, cam, arrival)
-            forgeries[cam] = [
-                f"timeline[{idx}] ({sc.timeline[idx].event or 'replay'}, line {sc.timeline[idx].line}) "
-                f"was acted on although the camera had to refuse it: {why}"
-                for idx, why in run.refusable.items()
-                if (first := run.delivered.get(idx)) is not None and first.ok
-            ]
-        windows = {cam: self._windows(run) for cam, run in self.runs.items()}
-        judgements = {}
-        for cam, run in self.runs.items():
-            obs = Observation(
-                camera_id=cam,
-                prebuffer_s=run.spec.params.prebuffer_s,
-                windows=windows[cam],
-                footage=[seg for rec in run.recordings.values() for seg in rec.segment_list],
-                states=run.states,
-                deactivations=self._deactivations(run, windows[cam]),
-                alerts=run.alerts,
-            )
-            run.paused = list(obs.deactivations)
-            judgements[cam] = judge(obs)
-        return ReplayResult(self.scenario, self.runs, windows, judgements, forgeries)
 
-    def _windows(self, run: CameraRun) -> list[Window]:
-        """Ground truth: the camera's required windows, from the scenario alone."""
-        sc = self.scenario
-        policy = sc.policy
-        cam = run.spec.id
-        # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
-        open_: dict[str, tuple[str, float, list[int]]] = {}
-        out: list[Window] = []
+def judge_run(
+    scenario: Scenario,
+    cameras: Mapping[str, ObservedCamera],
+    *,
+    tolerance_s: float = 0.0,
+    live: dict[str, Any] | None = None,
+) -> ReplayResult:
+    """Judge every camera's observations against the scenario's ground truth (SPEC §8).
 
-        def close(aid: str, end: float, end_idx: int | None) -> None:
-            activity, start, idxs = open_.pop(aid)
-            told = run.delivered.get(end_idx) if end_idx is not None else None
-            # The same activity may be announced more than once (its own topic and the team's,
-            # a resend): the camera knew of the window from the first of them to arrive.
-            firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
-            first = min(firsts, key=lambda f: f.seq) if firsts else None
-            out.append(Window(
-                activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
-                delivered=first.at if first else None,
-                lost=first is None and any(i in run.lost for i in idxs),
-                prior_state=first.prior_state if first else None,
-                prior_since=first.prior_since if first else 0.0,
-                prior_storage_free=first.prior_storage_free if first else math.inf,
-                told_end=(told.at + policy.post_s.get(activity, 0.0)
-                          if told is not None and told.ok else None),
-            ))
+    ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
+    """
+    forgeries: dict[str, list[str]] = {}
+    for cam, seen in cameras.items():
+        def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
+            first = seen.delivered.get(idx)
+            return first.at if first is not None else None
 
-        for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
-            if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
-                continue
-            if e.index in run.refusable:
-                continue  # a forgery, a replay, a stale command: nothing happened
-            aid = str(e.fields.get("activity_id"))
-            if e.event == "activity_start":
-                activity = str(e.fields.get("activity"))
-                if aid in open_:
-                    if open_[aid][0] == activity:
-                        open_[aid][2].append(e.index)
-                elif policy.is_required(activity):
-                    open_[aid] = (activity, e.at, [e.index])
-            elif aid in open_:
-                close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
-        for aid in list(open_):
-            close(aid, sc.end, None)
-        out.sort(key=lambda w: (w.start, w.activity_id))
-        return [w for w in out if w.end > w.start]
+        seen.refusable = must_refuse(scenario, cam, arrival)
+        forgeries[cam] = [
+            f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
+            f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
+            for idx, why in seen.refusable.items()
+            if (first := seen.delivered.get(idx)) is not None and first.ok
+        ]
+    windows = {cam: required_windows(scenario, seen) for cam, seen in cameras.items()}
+    judgements = {}
+    for cam, seen in cameras.items():
+        obs = Observation(
+            camera_id=cam,
+            prebuffer_s=seen.spec.params.prebuffer_s,
+            windows=windows[cam],
+            footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
+            states=seen.states,
+            deactivations=allowed_deactivations(scenario, seen, windows[cam]),
+            alerts=seen.alerts,
+            offline=seen.offline,
+            timed=seen.timed,
+            tolerance_s=tolerance_s,
+        )
+        seen.paused = list(obs.deactivations)
+        judgements[cam] = judge(obs)
+    return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
-    def _deactivations(self, run: CameraRun, windows: list[Window]) -> list[tuple[float, float]]:
-        """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
-        sc = self.scenario
-        policy = sc.policy
-        # The windows as the camera knew them: from the arrival of the start to the arrival of
-        # the end plus post_s (or the end of the run when the end never arrived) — a
-        # deactivation is judged by what the camera was told, not by the ground truth.
-        known = [(w.delivered, w.told_end if w.told_end is not None else sc.end) for w in windows
-                 if w.delivered is not None]
 
-        def open_until(t: float) -> float | None:
-            ends = [b for a, b in known if a <= t < b]
-            if not ends:
-                return None
-            # extend through windows that overlap, until none is open
-            end = max(ends)
-            while True:
-                more = [b for a, b in known if a <= end < b]
-                if not more or max(more) <= end:
-                    return end
-                end = max(more)
+def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
+    """Ground truth: the camera's required windows, from the scenario alone (with what
+    became of their triggers)."""
+    policy = sc.policy
+    cam = run.spec.id
+    # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
+    open_: dict[str, tuple[str, float, list[int]]] = {}
+    out: list[Window] = []
 
-        out: list[tuple[float, float]] = []
-        start: float | None = None
-        limit = sc.end
-        running: set[str] = set()
-        for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
-            if first.ok is not True or idx in run.refusable:
-                continue
-            e = sc.timeline[idx]
-            if start is not None and first.at >= limit:
-                out.append((start, limit))
-                start = None
-            f = e.fields
-            # Only a *new* required activity resumes; a repeated start of a running one is
-            # a duplicate and changes nothing (R-NOSPLIT).
-            new_required = False
-            if e.event == "activity_start":
-                aid = str(f.get("activity_id"))
-                new_required = aid not in running and policy.is_required(str(f.get("activity")))
-                running.add(aid)
-            elif e.event == "activity_end":
-                running.discard(str(f.get("activity_id")))
-            if start is None:
-                if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
-                    until = open_until(first.at)
-                    if until is not None:
-                        start, limit = first.at, until
-            elif (
-                e.event == "reactivate"
-                or new_required
-                or (e.event == "signal" and f.get("source") in policy.signals)
-                or (e.event == "button" and f.get("action") == "start")
-            ):
-                out.append((start, first.at))
-                start = None
-        if start is not None:
-            out.append((start, min(limit, sc.end)))
-        return out
+    def close(aid: str, end: float, end_idx: int | None) -> None:
+        activity, start, idxs = open_.pop(aid)
+        told = run.delivered.get(end_idx) if end_idx is not None else None
+        # The same activity may be announced more than once (its own topic and the team's,
+        # a resend): the camera knew of the window from the first of them to arrive.
+        firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
+        first = min(firsts, key=lambda f: f.seq) if firsts else None
+        out.append(Window(
+            activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
+            delivered=first.at if first else None,
+            lost=first is None and any(i in run.lost for i in idxs),
+            prior_state=first.prior_state if first else None,
+            prior_since=first.prior_since if first else 0.0,
+            prior_storage_free=first.prior_storage_free if first else math.inf,
+            told_end=(told.at + policy.post_s.get(activity, 0.0)
+                      if told is not None and told.ok else None),
+        ))
+
+    for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
+        if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
+            continue
+        if e.index in run.refusable:
+            continue  # a forgery, a replay, a stale command: nothing happened
+        aid = str(e.fields.get("activity_id"))
+        if e.event == "activity_start":
+            activity = str(e.fields.get("activity"))
+            if aid in open_:
+                if open_[aid][0] == activity:
+                    open_[aid][2].append(e.index)
+            elif policy.is_required(activity):
+                open_[aid] = (activity, e.at, [e.index])
+        elif aid in open_:
+            close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
+    for aid in list(open_):
+        close(aid, sc.end, None)
+    out.sort(key=lambda w: (w.start, w.activity_id))
+    return [w for w in out if w.end > w.start]
+
+
+def allowed_deactivations(
+    sc: Scenario, run: ObservedCamera, windows: list[Window]
+) -> list[tuple[float, float]]:
+    """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
+    policy = sc.policy
+    # The windows as the camera knew them: from the arrival of the start to the arrival of
+    # the end plus post_s (or the end of the run when the end never arrived) — a
+    # deactivation is judged by what the camera was told, not by the ground truth.
+    known = [(w.delivered, w.told_end if w.told_end is not None else sc.end) for w in windows
+             if w.delivered is not None]
+
+    def open_until(t: float) -> float | None:
+        ends = [b for a, b in known if a <= t < b]
+        if not ends:
+            return None
+        # extend through windows that overlap, until none is open
+        end = max(ends)
+        while True:
+            more = [b for a, b in known if a <= end < b]
+            if not more or max(more) <= end:
+                return end
+            end = max(more)
+
+    out: list[tuple[float, float]] = []
+    start: float | None = None
+    limit = sc.end
+    running: set[str] = set()
+    for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
+        if first.ok is not True or idx in run.refusable:
+            continue
+        e = sc.timeline[idx]
+        if start is not None and first.at >= limit:
+            out.append((start, limit))
+            start = None
+        f = e.fields
+        # Only a *new* required activity resumes; a repeated start of a running one is
+        # a duplicate and changes nothing (R-NOSPLIT).
+        new_required = False
+        if e.event == "activity_start":
+            aid = str(f.get("activity_id"))
+            new_required = aid not in running and policy.is_required(str(f.get("activity")))
+            running.add(aid)
+        elif e.event == "activity_end":
+            running.discard(str(f.get("activity_id")))
+        if start is None:
+            if e.event == "deactivate" and f.get("reason") in policy.deactivation_reasons:
+                until = open_until(first.at)
+                if until is not None:
+                    start, limit = first.at, until
+        elif (
+            e.event == "reactivate"
+            or new_required
+            or (e.event == "signal" and f.get("source") in policy.signals)
+            or (e.event == "button" and f.get("action") == "start")
+        ):
+            out.append((start, first.at))
+            start = None
+    if start is not None:
+        out.append((start, min(limit, sc.end)))
+    return out
 
 
 def _text(payload: bytes) -> str:

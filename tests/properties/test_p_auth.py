@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from signing import CAM, DHS, EVENT, TEAM, Sender, trust
 
+from controller.audit import NoAuditTrail, trail_of
 from controller.codec import decode_outbound
 from controller.messages import Ack
 from controller.node import CameraSetup, ControllerFactory
@@ -165,7 +166,11 @@ def test_attacks_are_refused_and_change_nothing(
     clean.finish(t + 1)
     assert same_outputs(clean.outputs, attacked.outputs) == []
     a, c = attacked.node, clean.node
-    if not isinstance(a, ReferenceNode) or not isinstance(c, ReferenceNode):
-        return  # the audit log and the gate's memory are the reference controller's own
-    assert len(a.camera.audit) == len(c.camera.audit) + n_attacks
-    assert msgspec.json.encode(a.gate.state) == msgspec.json.encode(c.gate.state)
+    try:
+        trails = trail_of(a), trail_of(c)
+    except NoAuditTrail:
+        trails = None  # a controller whose audit log the bench cannot read
+    if trails is not None:
+        assert len(trails[0]) == len(trails[1]) + n_attacks
+    if isinstance(a, ReferenceNode) and isinstance(c, ReferenceNode):  # the gate's own memory
+        assert msgspec.json.encode(a.gate.state) == msgspec.json.encode(c.gate.state)
