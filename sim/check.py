@@ -25,7 +25,7 @@ from controller.errors import BwcError, ControllerFailure
 from controller.node import ControllerFactory
 from sim.views.report import build_report, exit_code
 from sim.world.replay import replay
-from sim.world.scenario import Scenario, load_scenario
+from sim.world.scenario import Expect, Scenario, load_scenario
 
 if TYPE_CHECKING:
     from sim.live.session import LiveSession
@@ -50,13 +50,25 @@ def _judge(res: CheckResult, doc: dict[str, Any], scenario: Scenario) -> None:
     """Set ``res`` from a run's report: the exit code's verdict and every reason for it."""
     if exit_code(doc, scenario.expect) != 0:
         res.status = "fail"
-        exp = doc["expect"]
-        res.messages = list(exp["failures"]) if exp else []
-        if doc["verdict"] != "pass" and (scenario.expect is None or scenario.expect.verdict is None):
-            res.messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
-        for cam, c in doc["cameras"].items():
-            res.messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
-            res.messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
+        res.messages = failure_messages(doc, scenario.expect)
+
+
+def failure_messages(doc: dict[str, Any], expect: Expect | None) -> list[str]:
+    """Why a run failed, one line each: the unmet ``expect:`` lines, then what else made it fail.
+
+    ``doc`` is the run's report (:func:`~sim.views.report.build_report`). A ``fail`` verdict is
+    named here only when the scenario did not state a verdict (an unmet ``verdict:`` line already
+    says it); every unannounced miss and every forged command the camera accepted is named with
+    its camera. ``bwcsim check`` and the pytest plugin's scenario items both say it this way.
+    """
+    exp = doc["expect"]
+    messages = list(exp["failures"]) if exp else []
+    if doc["verdict"] != "pass" and (expect is None or expect.verdict is None):
+        messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
+    for cam, c in doc["cameras"].items():
+        messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+        messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
+    return messages
 
 
 def check_one(path: Path, factory: ControllerFactory, reports: Path | None = None) -> CheckResult:

@@ -3,6 +3,20 @@
 Exit codes: 0 pass, 1 verdict fail or unmet ``expect``, 2 invalid input (one line on stderr
 naming file, line and field; never a traceback). ``run --report json`` prints exactly one JSON
 object on stdout; everything else a command says goes to stderr.
+
+Conventions every command follows (``tests/test_cli_consistency.py`` checks them, whatever the
+commands are):
+
+* ``bwcsim --help`` lists the commands in the order they are defined in this module, then the
+  command groups (``app.add_typer``) in theirs, and the README's command table lists them in
+  that same order: add a new command where it belongs for a reader, and its README row at the
+  same place.
+* A command that runs a controller takes ``--controller`` (:data:`ControllerOpt`), resolved
+  by :func:`sim.nodes.load_factory`; a command that never runs one is listed in the test.
+* An option with a fixed set of values is an enum, so ``--help`` shows the choices and click
+  refuses anything else with exit 2. Flags are declared as bare ``--name`` booleans; the
+  root group's class (below) keeps typer from printing a ``<bool>`` value placeholder after
+  them, in every command and sub-command.
 """
 
 from __future__ import annotations
@@ -16,13 +30,45 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
+from controller.policy import BUILTIN
 from sim.nodes import load_factory
 
 if TYPE_CHECKING:
     from sim.live.session import LiveSession
+
+def _without_flag_placeholder(params: list[Any]) -> list[Any]:
+    """Flags take no value: give them an empty metavar so help shows no ``<bool>`` after them."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", "") is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholder(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The root group. Every command and sub-group it hands out becomes one of these classes,
+    so the rule holds for commands and ``add_typer`` groups whoever declares them, and at
+    any depth (the classes add behaviour only, no state, so swapping ``__class__`` is safe)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholder(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = _Command
+        elif type(command) is TyperGroup:
+            command.__class__ = _Group
+        return command
+
 
 app = typer.Typer(
     name="bwcsim",
@@ -30,17 +76,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 ControllerOpt = Annotated[
     str,
     typer.Option(
-        "--controller",
+        "--controller", metavar="<spec>",
         help=(
             "Controller under test: module:factory (a Python factory) or exec:COMMAND (a program "
             "in any language speaking the node protocol on stdin/stdout; docs/node-protocol.md)."
         ),
     ),
+]
+
+PolicyOpt = Annotated[
+    str, typer.Option(help=f"Built-in policy ({', '.join(BUILTIN)}) or a policy file.")
 ]
 
 
@@ -207,6 +258,55 @@ class ReportFormat(StrEnum):
     text = "text"
 
 
+class ChartFormat(StrEnum):
+    mermaid = "mermaid"
+
+
+class PageFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class DocFormat(StrEnum):
+    json = "json"
+    yaml = "yaml"
+
+
+class InitialState(StrEnum):
+    docked = "docked"
+    standby = "standby"
+    pre_buffer = "pre_buffer"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class Clock(StrEnum):
+    unix = "unix"
+    run = "run"
+
+
+class BrokerBackend(StrEnum):
+    dynsec = "dynsec"
+    acl = "acl"
+
+
+class MqttVersion(StrEnum):
+    v5 = "5"
+    v311 = "3.1.1"
+    auto = "auto"
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"bwcsim: {message}", err=True)
     raise typer.Exit(code)
@@ -217,6 +317,25 @@ def _factory(spec: str) -> ControllerFactory:
         return load_factory(spec)
     except BwcError as exc:
         _fail(str(exc))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"bwcsim {version('bwcsim')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("bwcsim (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _bwcsim(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Body-worn camera recording-control simulator: replay scenarios, judge missed footage."""
 
 
 @app.command()
@@ -366,56 +485,26 @@ def check(
 
 
 @app.command()
-def chart(
-    format: Annotated[str, typer.Option("--format", help="Chart format.")] = "mermaid",
-) -> None:
-    """Print the camera state chart, generated from the state table."""
-    from controller.machine import mermaid
-
-    if format != "mermaid":
-        _fail(f"--format: unknown format {format!r} (one of: mermaid)")
-    sys.stdout.write(mermaid())
-
-
-@app.command("trace-reqs")
-def trace_reqs(
-    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
-    tests: Annotated[Path, typer.Option(help="Tests folder.")] = Path("tests"),
-    scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
-) -> None:
-    """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
-    from sim.spec import traceability as tr
-
-    renderers = {"text": tr.render_text, "markdown": tr.render_markdown, "json": tr.render_json}
-    if format not in renderers:
-        _fail(f"--format: unknown format {format!r} (one of: {', '.join(renderers)})")
-    matrix = tr.build_matrix(tests, scenarios or [Path("scenarios")])
-    sys.stdout.write(renderers[format](matrix).rstrip("\n") + "\n")
-    gaps = tr.missing(matrix)
-    if gaps:
-        typer.echo(f"bwcsim: requirements without a test: {', '.join(gaps)}", err=True)
-        raise typer.Exit(1)
-
-
-@app.command()
 def fleet(
     cameras: Annotated[int, typer.Option(help="Number of cameras (teams of 2-6).")],
     hours: Annotated[float, typer.Option(help="Shift length in hours.")],
     seed: Annotated[int, typer.Option(help="Seed of the generated shifts.")] = 0,
-    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    policy: PolicyOpt = "dhs-2023",
     report: Annotated[ReportFormat, typer.Option(help="Summary on stdout.")] = ReportFormat.text,
     timeline: Annotated[Path | None, typer.Option(help="HTML timeline of the worst cameras.")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     cluster: Annotated[
         str | None, typer.Option(help="Dask scheduler address, e.g. tcp://HOST:8786.")
     ] = None,
+    controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
     """Simulate a fleet through a generated shift, with a progress bar and a summary."""
     from .fleet import fleet_command
 
+    _factory(controller)  # a bad spec is one line and exit 2 here, before any worker starts
     try:
         code = fleet_command(cameras, hours, seed, policy, report=report.value, timeline=timeline,
-                             workers=workers, cluster=cluster)
+                             workers=workers, cluster=cluster, controller=controller)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
@@ -427,9 +516,11 @@ def live(
     camera: Annotated[str, typer.Option(help="Camera id (topics <prefix>/<camera>/...).")],
     team: Annotated[list[str] | None, typer.Option(help="Team the camera belongs to (repeatable).")] = None,
     prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "bwc",
-    policy: Annotated[str, typer.Option(help="Built-in policy name or policy file.")] = "dhs-2023",
+    policy: PolicyOpt = "dhs-2023",
     controller: ControllerOpt = DEFAULT_FACTORY,
-    initial: Annotated[str, typer.Option(help="docked, standby or pre_buffer.")] = "pre_buffer",
+    initial: Annotated[InitialState, typer.Option(help="State the camera starts in.")] = (
+        InitialState.pre_buffer
+    ),
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (default bwcsim-<camera>).")] = None,
     username: Annotated[str | None, typer.Option(help="MQTT user name.")] = None,
     password_file: Annotated[
@@ -439,14 +530,16 @@ def live(
     cafile: Annotated[Path | None, typer.Option(help="CA certificates (PEM) for TLS.")] = None,
     certfile: Annotated[Path | None, typer.Option(help="Client certificate (PEM) for TLS.")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="Client key (PEM) for TLS.")] = None,
-    log_format: Annotated[str, typer.Option(help="text or json (JSON lines on stderr).")] = "text",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[LogFormat, typer.Option(help="Log lines on stderr (json: JSON lines).")] = (
+        LogFormat.text
+    ),
+    log_level: Annotated[LogLevel, typer.Option(help="Least severe level logged.")] = LogLevel.info,
     backoff_initial: Annotated[float, typer.Option(help="First reconnect delay, seconds.")] = 0.5,
     backoff_max: Annotated[float, typer.Option(help="Longest reconnect delay, seconds.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the reconnect jitter.")] = 0,
-    clock: Annotated[str, typer.Option(
+    clock: Annotated[Clock, typer.Option(
         help="unix: the camera's times (and triggers' ts) are Unix seconds; run: seconds since start."
-    )] = "unix",
+    )] = Clock.unix,
     param: Annotated[list[str] | None, typer.Option(
         help="Camera parameter NAME=VALUE (repeatable), e.g. prebuffer_s=60 (SPEC §2)."
     )] = None,
@@ -462,9 +555,9 @@ def live(
         help="Durable state (journal, evidence, audit file); default: a folder per camera in the user's "
              "state directory."
     )] = None,
-    mqtt_version: Annotated[str, typer.Option(
-        help="5, 3.1.1, or auto (5, falling back to 3.1.1 for a broker that refuses 5)."
-    )] = "auto",
+    mqtt_version: Annotated[MqttVersion, typer.Option(
+        help="MQTT version (auto: 5, falling back to 3.1.1 for a broker that refuses 5)."
+    )] = MqttVersion.auto,
     rate_limit: Annotated[float, typer.Option(
         help="Messages per second per sender before rate_limited NACKs (0: no limit)."
     )] = 2000.0,
@@ -479,29 +572,18 @@ def live(
     """Run one camera's controller on a real MQTT broker until Ctrl-C or SIGTERM."""
     from sim.live.command import LiveOptions, run_live
 
-    if mqtt_version not in ("5", "3.1.1", "auto"):
-        _fail(f"--mqtt-version: unknown version {mqtt_version!r} (one of: 5, 3.1.1, auto)")
     if rate_limit < 0 or outbox_limit < 1 or audit_max_bytes < 4096:
         _fail("--rate-limit >= 0, --outbox-limit >= 1 and --audit-max-bytes >= 4096, please")
-    if log_format not in ("text", "json"):
-        _fail(f"--log-format: unknown format {log_format!r} (one of: text, json)")
-    if initial not in ("docked", "standby", "pre_buffer"):
-        _fail(f"--initial: unknown state {initial!r} (one of: docked, standby, pre_buffer)")
-    if clock not in ("unix", "run"):
-        _fail(f"--clock: unknown clock {clock!r} (one of: unix, run)")
     if not 0 < backoff_initial <= 3600 or not 0 < backoff_max <= 86400:
         _fail("--backoff-initial/--backoff-max: must be positive seconds")
     options = LiveOptions(
         broker=broker, camera=camera, teams=tuple(team or ()), prefix=prefix, policy=policy,
-        controller=controller, initial=initial,  # type: ignore[arg-type]  # checked above
-        client_id=client_id, username=username, password_file=password_file, tls=tls,
-        cafile=cafile, certfile=certfile, keyfile=keyfile,
-        log_format=log_format,  # type: ignore[arg-type]  # checked above
-        log_level=log_level, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max, seed=seed,
-        clock=clock,  # type: ignore[arg-type]  # checked above
+        controller=controller, initial=initial.value, client_id=client_id, username=username,
+        password_file=password_file, tls=tls, cafile=cafile, certfile=certfile, keyfile=keyfile,
+        log_format=log_format.value, log_level=log_level.value, backoff_initial_s=backoff_initial,
+        backoff_max_s=backoff_max, seed=seed, clock=clock.value,
         params=tuple(param or ()), speed=speed, start_at=_unix_time(start_at),
-        start_at_stdin=start_at == "-",
-        state_dir=state_dir, mqtt_version=mqtt_version,  # type: ignore[arg-type]  # checked above
+        start_at_stdin=start_at == "-", state_dir=state_dir, mqtt_version=mqtt_version.value,
         rate_limit=rate_limit, audit_max_bytes=audit_max_bytes, outbox_limit=outbox_limit,
         trust=trust,
     )
@@ -528,9 +610,9 @@ def broker_config(
         help="Deployment file: prefix, cameras (with teams), principals."
     )],
     out: Annotated[Path, typer.Option(help="Folder to write mosquitto.conf and its files into.")],
-    backend: Annotated[str, typer.Option(
+    backend: Annotated[BrokerBackend, typer.Option(
         help="dynsec (dynamic-security plugin: refuses forbidden subscriptions) or acl (password + ACL file)."
-    )] = "dynsec",
+    )] = BrokerBackend.dynsec,
     port: Annotated[int, typer.Option(help="Plain MQTT listener port.")] = 1883,
     bind: Annotated[str, typer.Option(help="Address the listeners bind to.")] = "127.0.0.1",
     tls_port: Annotated[int | None, typer.Option(help="Also a TLS listener on this port.")] = None,
@@ -551,8 +633,6 @@ def broker_config(
     """Generate a Mosquitto configuration from a deployment file: who may publish and subscribe what."""
     from sim.live.brokerconfig import Listener, TlsListener, dynsec_plugin_path, load_deployment, write_config
 
-    if backend not in ("dynsec", "acl"):
-        _fail(f"--backend: unknown backend {backend!r} (one of: dynsec, acl)")
     if max_queued < 0 or not 0 < port < 65536:
         _fail("--max-queued must be >= 0 and --port a TCP port")
     tls = None
@@ -566,7 +646,7 @@ def broker_config(
         if backend == "dynsec" and chosen is None:
             typer.echo("bwcsim: warning: mosquitto_dynamic_security.so not found; "
                        "set its path with --plugin before starting the broker", err=True)
-        files = write_config(dep, out, backend=backend,  # type: ignore[arg-type]  # checked above
+        files = write_config(dep, out, backend=backend.value,
                              listener=Listener(port, bind), tls=tls, plugin=chosen, run_as=run_as,
                              max_queued=max_queued, source=str(deployment))
     except BwcError as exc:
@@ -699,34 +779,6 @@ def keys_sign(
 
 
 @app.command()
-def schema(
-    asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
-    format: Annotated[
-        str | None, typer.Option("--format", help="json or yaml (default: json; yaml with --asyncapi).")
-    ] = None,
-    prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
-    node_protocol: Annotated[bool, typer.Option(
-        "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
-    )] = False,
-) -> None:
-    """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
-    from sim.spec.schema import asyncapi_document, json_schema, render
-
-    chosen = format or ("yaml" if asyncapi else "json")
-    if chosen not in ("json", "yaml"):
-        _fail(f"--format: unknown format {chosen!r} (one of: json, yaml)")
-    if asyncapi and node_protocol:
-        _fail("--asyncapi and --node-protocol: choose one")
-    if node_protocol:
-        from sim.spec.node_protocol import node_protocol_schema
-
-        doc = node_protocol_schema()
-    else:
-        doc = asyncapi_document(prefix) if asyncapi else json_schema()
-    sys.stdout.write(render(doc, chosen))
-
-
-@app.command()
 def fuzz(
     examples: Annotated[int, typer.Option(min=1, help="Examples to generate.")] = 200,
     seed: Annotated[int, typer.Option(help="Search seed (same seed, same examples).")] = 0,
@@ -841,7 +893,7 @@ def policy_list(
 @policy_app.command("show")
 def policy_show(
     name: Annotated[str, typer.Argument(help="A built-in policy name or a policy file.")],
-    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    format: Annotated[PageFormat, typer.Option("--format", help="Output format.")] = PageFormat.text,
 ) -> None:
     """Print a policy's vocabulary: activities and their kind, deactivation reasons, signal
     sources, camera parameters and the event words."""
@@ -849,8 +901,6 @@ def policy_show(
     from sim.views.vocabulary import render_markdown, render_text, vocabulary
     from sim.world.scenario import nearest
 
-    if format not in ("text", "markdown", "json"):
-        _fail(f"--format: unknown format {format!r} (one of: text, markdown, json)")
     if name not in BUILTIN and not Path(name).is_file():
         guess = nearest(name, BUILTIN)
         hint = f"; did you mean `{guess}`?" if guess else ""
@@ -863,6 +913,62 @@ def policy_show(
         sys.stdout.write(msgspec.json.encode(vocab).decode() + "\n")
     else:
         sys.stdout.write((render_text if format == "text" else render_markdown)(vocab))
+
+
+@app.command()
+def chart(
+    format: Annotated[ChartFormat, typer.Option("--format", help="Chart format.")] = ChartFormat.mermaid,
+) -> None:
+    """Print the camera state chart, generated from the state table."""
+    from controller.machine import mermaid
+
+    sys.stdout.write(mermaid())
+
+
+@app.command()
+def schema(
+    asyncapi: Annotated[bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3.0 document.")] = False,
+    format: Annotated[
+        DocFormat | None,
+        typer.Option("--format", help="Output format (default: json; yaml with --asyncapi)."),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Topic prefix used in the AsyncAPI addresses.")] = "bwc",
+    node_protocol: Annotated[bool, typer.Option(
+        "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
+    )] = False,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
+    from sim.spec.schema import asyncapi_document, json_schema, render
+
+    chosen = format.value if format is not None else ("yaml" if asyncapi else "json")
+    if asyncapi and node_protocol:
+        _fail("--asyncapi and --node-protocol: choose one")
+    if node_protocol:
+        from sim.spec.node_protocol import node_protocol_schema
+
+        doc = node_protocol_schema()
+    else:
+        doc = asyncapi_document(prefix) if asyncapi else json_schema()
+    sys.stdout.write(render(doc, chosen))
+
+
+@app.command("trace-reqs")
+def trace_reqs(
+    format: Annotated[PageFormat, typer.Option("--format", help="Output format.")] = PageFormat.text,
+    tests: Annotated[Path, typer.Option(help="Tests folder.")] = Path("tests"),
+    scenarios: Annotated[list[Path] | None, typer.Option(help="Scenario folders.")] = None,
+) -> None:
+    """List every requirement with the tests and scenarios that cover it; exit 1 if one has none."""
+    from sim.spec import traceability as tr
+
+    renderers = {PageFormat.text: tr.render_text, PageFormat.markdown: tr.render_markdown,
+                 PageFormat.json: tr.render_json}
+    matrix = tr.build_matrix(tests, scenarios or [Path("scenarios")])
+    sys.stdout.write(renderers[format](matrix).rstrip("\n") + "\n")
+    gaps = tr.missing(matrix)
+    if gaps:
+        typer.echo(f"bwcsim: requirements without a test: {', '.join(gaps)}", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -4,8 +4,11 @@
   through a module ``pytestmark``); collection fails with the list of unmarked tests otherwise.
   ``bwcsim trace-reqs`` reads the same marks to build the traceability matrix.
 * ``--controller=module:factory`` selects the controller the suites run against (default: the
-  reference controller); tests take it from the ``controller_factory`` fixture.
-* The hypothesis profile comes from ``$HYPOTHESIS_PROFILE`` (``dev``, ``ci``, ``nightly``).
+  reference controller). It is this repository's name for the bwcsim pytest plugin's
+  ``--bwcsim-controller`` (both set the same value); tests take the factory from the plugin's
+  ``bwcsim_controller`` fixture or from ``controller_factory``, its older name here.
+* The hypothesis profile comes from ``$HYPOTHESIS_PROFILE`` (``dev``, ``ci``, ``nightly``), ``dev``
+  when unset: loaded here, at import, so that every suite module sees it.
 * ``mqtt_broker`` yields a real broker on loopback (see ``tests/brokers.py``).
 """
 
@@ -17,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
-from sim.nodes import load_factory
 from sim.search.profiles import load_profile
 
 # The tests directory is not a package; put it on sys.path so the broker helpers import the
@@ -37,18 +38,14 @@ HYPOTHESIS_PROFILE = load_profile()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--controller",
-        default=DEFAULT_FACTORY,
+        dest="bwcsim_controller",  # the plugin's --bwcsim-controller: one value, two names
+        default=None,
         metavar="MODULE:FACTORY",
         help=(
             "controller factory the suites run against: a callable taking a CameraSetup and "
-            f"returning a CameraNode (default: {DEFAULT_FACTORY})"
+            f"returning a CameraNode (default: {DEFAULT_FACTORY}); same as --bwcsim-controller"
         ),
     )
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    controller = config.getoption("--controller")
-    return [f"bwcsim: controller={controller} hypothesis-profile={HYPOTHESIS_PROFILE}"]
 
 
 def pytest_collection_modifyitems(
@@ -70,15 +67,9 @@ def pytest_collection_modifyitems(
 
 
 @pytest.fixture(scope="session")
-def controller_factory(pytestconfig: pytest.Config) -> ControllerFactory:
-    """The controller factory named by ``--controller`` (imported on first use)."""
-    spec = str(pytestconfig.getoption("--controller"))
-    try:
-        return load_factory(spec)
-    except InvalidInput as error:
-        problem = f"--controller={spec}: {error.message}"
-    # Failing outside the handler keeps the report to the one line that says what to fix.
-    pytest.fail(problem, pytrace=False)
+def controller_factory(bwcsim_controller: ControllerFactory) -> ControllerFactory:
+    """The controller factory named by ``--controller`` (the plugin's ``bwcsim_controller``)."""
+    return bwcsim_controller
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
 """The layout is the architecture: imports point down, the core is pure, old import paths work.
 
 Layers, lowest first: ``controller`` → ``sim.world`` / ``sim.nodes`` / ``sim.spec`` → ``sim.views`` →
-``sim.search`` / ``sim.fleet`` / ``sim.live`` / ``sim.studio`` → ``sim.check`` / ``sim.cli``. A
-module may import its own layer or a lower one, never a higher one, and no set of modules imports itself in a
-circle. Read statically with :mod:`ast` (lazy imports inside functions included), so a test
-fails on the import that breaks the picture, not on a symptom of it.
+``sim.search`` / ``sim.fleet`` / ``sim.live`` / ``sim.studio`` → ``sim.check`` → ``sim.cli`` /
+``sim.pytest_plugin``. A module may import its own layer or a lower one, never a higher one, and
+no set of modules imports itself in a circle. Read statically with :mod:`ast` (lazy imports
+inside functions included), so a test fails on the import that breaks the picture, not on a
+symptom of it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ LAYERS: dict[str, int] = {
     "sim.studio": 3,
     "sim.check": 4,
     "sim.cli": 5,
+    "sim.pytest_plugin": 5,
     "sim.__main__": 6,
 }
 

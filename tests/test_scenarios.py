@@ -229,9 +229,8 @@ def test_audit_chains_verify_and_record_deactivations(
 
 
 @pytest.mark.req("SCN-LIBRARY")
-def test_check_command_passes_the_library(pytestconfig: pytest.Config) -> None:
-    controller = str(pytestconfig.getoption("--controller"))
-    result = CliRunner().invoke(app, ["check", str(SCENARIO_DIR), "--controller", controller])
+def test_check_command_passes_the_library(bwcsim_controller_spec: str) -> None:
+    result = CliRunner().invoke(app, ["check", str(SCENARIO_DIR), "--controller", bwcsim_controller_spec])
     assert result.exit_code == 0, result.stderr
 
 

@@ -24,7 +24,8 @@ def inner_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> p
     tests_dir = pytester.mkdir("tests")
     for helper in ("conftest.py", "brokers.py"):
         shutil.copy(REPO / "tests" / helper, tests_dir / helper)
-    pytester.makeini("[pytest]\nmarkers =\n    req(id): requirement\n    live: broker\n")
+    pytester.makeini("[pytest]\nmarkers =\n    req(id): requirement\n    live: broker\n"
+                     "bwcsim_properties = none\n")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("HYPOTHESIS_PROFILE", raising=False)
     return pytester
@@ -113,7 +114,7 @@ def test_controller_factory_fixture_names_the_option(inner_suite: pytest.Pyteste
     )
     result = inner_suite.runpytest_subprocess("tests", "--controller=controller.reference")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*--controller=controller.reference: expected module:factory*"])
+    result.stdout.fnmatch_lines(["*controller 'controller.reference': expected module:factory*"])
 
 
 def test_default_controller_builds_a_node(controller_factory: ControllerFactory) -> None:

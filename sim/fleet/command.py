@@ -6,10 +6,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from controller.node import DEFAULT_FACTORY
 from controller.policy import BUILTIN
 from sim.world.oracle import REPORT_KEYS
 
-from .engine import FleetResult, run_fleet
+from .engine import FleetResult, controller_factory, run_fleet
 from .shift import plan_fleet, team_scenario
 
 # ------------------------------------------------------------------------------- output
@@ -18,12 +19,14 @@ from .shift import plan_fleet, team_scenario
 def render_text(doc: dict[str, Any], console: Any = None) -> None:
     """The fleet summary for people (``--report text``)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     con: Console = console or Console(highlight=False)
     colour = "green" if doc["verdict"] == "pass" else "red"
     con.print(f"[bold]fleet[/]  {doc['cameras']} cameras in {doc['teams']} teams, "
-              f"{doc['hours']:g} h, policy {doc['policy']}, seed {doc['seed']}")
+              f"{doc['hours']:g} h, policy {doc['policy']}, seed {doc['seed']}, "
+              f"controller {escape(doc['controller'])}")
     con.print(f"verdict: [{colour} bold]{doc['verdict'].upper()}[/]"
               f"  ({doc['failing_cameras']} failing camera(s))")
     con.print(f"events: {doc['events']} handled ({doc['refused']} refused), "
@@ -63,6 +66,7 @@ def fleet_command(
     timeline: Path | None = None,
     workers: int = 1,
     cluster: str | None = None,
+    controller: str = DEFAULT_FACTORY,
 ) -> int:
     """``bwcsim fleet``: run, show a progress bar on stderr, print the summary; the exit code.
 
@@ -96,7 +100,7 @@ def fleet_command(
             bar.update(task, completed=done, total=total)
 
         result = run_fleet(cameras, hours, seed, policy, workers=workers, cluster=cluster,
-                           progress=progress)
+                           progress=progress, controller=controller)
     doc = result.to_json()
     if timeline is not None:
         write_worst_timelines(result, timeline, err)
@@ -160,12 +164,13 @@ def write_worst_timelines(result: FleetResult, path: Path, err: Any, teams: int 
         return []
     ref = result.policy if result.policy in BUILTIN else str((Path.cwd() / result.policy).resolve())
     plans = {p.team: p for p in plan_fleet(result.cameras_requested, result.hours, result.seed,
-                                            ref, result.profile)}
+                                            ref, result.profile, result.controller)}
     written: list[Path] = []
     for i, team in enumerate(chosen[:teams]):
         target = path if i == 0 else path.with_name(f"{path.stem}-{team}{path.suffix}")
         records: list[dict[str, Any]] = []
-        run = replay(team_scenario(plans[team]), trace=records.append)
+        run = replay(team_scenario(plans[team]), controller_factory(result.controller),
+                     trace=records.append)
         try:
             write_outputs(run, build_report(run), records, timeline=target)
         except NotImplementedError as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.node import DEFAULT_FACTORY, ControllerFactory
 from controller.policy import BUILTIN
 from sim.world.oracle import REPORT_KEYS, empty_missed
 
@@ -45,13 +46,25 @@ class TeamResult:
     cameras: tuple[CameraSummary, ...]
 
 
+def controller_factory(spec: str) -> ControllerFactory:
+    """The factory ``spec`` names, resolved in the process that runs the team.
+
+    :func:`sim.nodes.load_factory` keeps one ``exec:`` factory per command and process (a
+    forked worker starts children of its own), and a module import is cached by Python, so
+    calling it for every team costs a dictionary lookup.
+    """
+    from sim.nodes import load_factory
+
+    return load_factory(spec)
+
+
 def run_team(plan: TeamPlan) -> TeamResult:
-    """Generate and replay one team's shift; summarise each camera."""
+    """Generate and replay one team's shift with the plan's controller; summarise each camera."""
     from sim.views.report import refused_count
     from sim.world.replay import replay
 
     scenario = team_scenario(plan)
-    result = replay(scenario)
+    result = replay(scenario, controller_factory(plan.controller))
     out: list[CameraSummary] = []
     for spec in scenario.cameras:
         run = result.cameras[spec.id]
@@ -90,6 +103,7 @@ class FleetResult:
     policy: str
     teams: list[TeamResult] = field(default_factory=list)
     profile: ShiftProfile = DEFAULT_PROFILE
+    controller: str = DEFAULT_FACTORY
 
     def camera_summaries(self) -> list[CameraSummary]:
         return [c for t in self.teams for c in t.cameras]
@@ -119,6 +133,7 @@ class FleetResult:
             "hours": self.hours,
             "seed": self.seed,
             "policy": self.policy,
+            "controller": self.controller,
             "verdict": self.verdict,
             "failing_cameras": sum(not c.ok for c in cams),
             "timeline_entries": sum(t.timeline for t in self.teams),
@@ -164,19 +179,23 @@ def run_fleet(
     cluster: Any = None,
     progress: ProgressFn | None = None,
     profile: ShiftProfile = DEFAULT_PROFILE,
+    controller: str = DEFAULT_FACTORY,
 ) -> FleetResult:
     """Simulate ``cameras`` cameras for ``hours`` hours; same result for any ``workers``/``cluster``.
 
     ``workers > 1`` runs teams on a local process pool; ``cluster`` (a ``tcp://host:port``
-    scheduler address or a ``distributed.Client``) runs them on a Dask cluster.
+    scheduler address or a ``distributed.Client``) runs them on a Dask cluster. ``controller`` is
+    a ``--controller`` spec; every worker resolves it itself, so it must name something the
+    workers can import or run too.
     """
     from .parallel import map_batches
 
-    _policy(policy)  # fail early, in this process, on an unknown policy
+    _policy(policy)  # fail early, in this process, on an unknown policy or controller
+    controller_factory(controller)
     # Workers may start elsewhere (another cwd, another machine with the same layout): give them
     # an absolute path to a policy file.
     ref = policy if policy in BUILTIN else str((Path.cwd() / policy).resolve())
-    plans = plan_fleet(cameras, hours, seed, ref, profile)
+    plans = plan_fleet(cameras, hours, seed, ref, profile, controller)
     total = sum(len(p.cameras) for p in plans)
     done = 0
 
@@ -187,6 +206,6 @@ def run_fleet(
             progress(done, total)
 
     results = map_batches(run_teams, plans, workers=workers, cluster=cluster, on_batch=on_batch)
-    return FleetResult(cameras, hours, seed, policy, results, profile)
+    return FleetResult(cameras, hours, seed, policy, results, profile, controller)
 
 

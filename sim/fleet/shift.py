@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.node import DEFAULT_FACTORY
 from controller.params import CameraParams
 from controller.policy import BUILTIN, Policy, load_policy
 from sim.world.scenario import BusSpec, CameraSpec, Scenario, TimelineEntry
@@ -61,6 +62,9 @@ class TeamPlan:
     seed: int
     policy: str = "dhs-2023"
     profile: ShiftProfile = DEFAULT_PROFILE
+    #: The controller spec (``--controller``), resolved by name in whichever process runs the
+    #: team: a factory object need not pickle, and an ``exec:`` child must be the worker's own.
+    controller: str = DEFAULT_FACTORY
 
 
 def plan_fleet(
@@ -69,6 +73,7 @@ def plan_fleet(
     seed: int = 0,
     policy: str = "dhs-2023",
     profile: ShiftProfile = DEFAULT_PROFILE,
+    controller: str = DEFAULT_FACTORY,
 ) -> list[TeamPlan]:
     """Split ``cameras`` cameras into teams of 2 to 6 (one camera alone only if ``cameras == 1``).
 
@@ -94,7 +99,8 @@ def plan_fleet(
     for i, size in enumerate(sizes, 1):
         ids = tuple(f"cam-{n + k + 1:0{width}d}" for k in range(size))
         n += size
-        plans.append(TeamPlan(f"team-{i:0{team_width}d}", ids, hours, seed, policy, profile))
+        plans.append(TeamPlan(f"team-{i:0{team_width}d}", ids, hours, seed, policy, profile,
+                              controller))
     return plans
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "prepare_save_dir",
     "replay_hint",
     "run_cli",
+    "saved_line",
     "search",
     "write_counterexample",
 ]
@@ -238,15 +239,20 @@ def minimise(
 
 
 def counterexample_document(
-    data: dict[str, Any], prop: str, seed: int, problems: list[str], controller: str
+    data: dict[str, Any], prop: str, seed: int, problems: list[str], controller: str,
+    found_by: str | None = None,
 ) -> dict[str, Any]:
-    """The shrunk scenario as a self-describing format-v1 document, expecting a pass."""
+    """The shrunk scenario as a self-describing format-v1 document, expecting a pass.
+
+    ``found_by`` names the search in the name and description (default: ``bwcsim fuzz`` with
+    ``seed``; the pytest plugin names the test).
+    """
     doc: dict[str, Any] = {
         "version": 1,
-        "name": f"{prop} counterexample (fuzz seed {seed})",
+        "name": f"{prop} counterexample ({found_by or f'fuzz seed {seed}'})",
         "description": (
-            f"Shrunk counterexample for {prop} found by `bwcsim fuzz --seed {seed}` with "
-            f"controller {controller}. Problems: " + "; ".join(problems)
+            f"Shrunk counterexample for {prop} found by `{found_by or f'bwcsim fuzz --seed {seed}'}` "
+            f"with controller {controller}. Problems: " + "; ".join(problems)
         ),
     }
     doc.update({k: v for k, v in data.items() if k not in ("version", "name", "description")})
@@ -274,13 +280,16 @@ def prepare_save_dir(directory: Path) -> None:
         raise InvalidInput(f"cannot write {directory}: {exc.strerror or exc}") from None
 
 
-def write_counterexample(doc: dict[str, Any], directory: Path, prop: str, seed: int) -> Path:
-    """Write ``doc`` as ``<prop>-seed<seed>.yaml`` under ``directory``; return the path.
+def write_counterexample(
+    doc: dict[str, Any], directory: Path, prop: str, seed: int, stem: str | None = None
+) -> Path:
+    """Write ``doc`` as ``<prop>-seed<seed>.yaml`` (or ``<stem>.yaml``) under ``directory``.
 
-    Raises :class:`~controller.errors.InvalidInput` (``cannot write ...``) when it cannot.
+    Returns the path. Raises :class:`~controller.errors.InvalidInput` (``cannot write ...``)
+    when it cannot.
     """
     prepare_save_dir(directory)
-    path = directory / f"{prop.lower()}-seed{seed}.yaml"
+    path = directory / f"{stem or f'{prop.lower()}-seed{seed}'}.yaml"
     try:
         path.write_text(scenario_yaml(doc), encoding="utf-8")
     except OSError as exc:
@@ -297,6 +306,14 @@ def replay_hint(path: Path, controller: str) -> str:
     if controller != DEFAULT_FACTORY:
         command += f" --controller {shlex.quote(controller)}"
     return command
+
+
+def saved_line(path: Path, controller: str) -> str:
+    """The line that announces a saved counterexample and how to replay it.
+
+    Printed by ``bwcsim fuzz --save`` and by the pytest plugin, so both read the same.
+    """
+    return f"saved: {path}  (replay: {replay_hint(path, controller)})"
 
 
 # ------------------------------------------------------------------------------ command line
@@ -344,9 +361,7 @@ def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int
             f"after {outcome.shrink_calls} shrink replays"
         )
         if outcome.saved is not None:
-            console.print(f"  saved: {outcome.saved}  "
-                          f"(replay: {replay_hint(outcome.saved, controller)})",
-                          markup=False, soft_wrap=True)
+            console.print(f"  {saved_line(outcome.saved, controller)}", markup=False, soft_wrap=True)
         else:
             console.print("  (use --save DIR to write it as a scenario file)")
     return 0 if outcome.passed else 1

@@ -25,19 +25,33 @@ DEFAULT_PROFILE = "dev"
 PROFILE_EXAMPLES: dict[str, int] = {"dev": 50, "ci": 2000, "nightly": 20000}
 
 
+def profile_settings() -> dict[str, settings]:
+    """The ``dev``, ``ci`` and ``nightly`` settings, by name.
+
+    Built on hypothesis' ``default`` profile, not on whatever is active: hypothesis loads its own
+    ``ci`` profile by itself on a CI machine, and ours must not inherit from it.
+    """
+    base = settings.get_profile("default")
+    return {
+        "dev": settings(base, max_examples=PROFILE_EXAMPLES["dev"], deadline=None),
+        # CI explores the same examples on every run (derandomized, no example database), so a
+        # red build always reproduces and a green one is not luck; fresh ground is the nightly
+        # profile's and `bwcsim fuzz --seed`'s job.
+        "ci": settings(base, max_examples=PROFILE_EXAMPLES["ci"], deadline=None, print_blob=True,
+                       derandomize=True, database=None),
+        "nightly": settings(base, max_examples=PROFILE_EXAMPLES["nightly"], deadline=None,
+                            print_blob=True),
+    }
+
+
 def register_profiles() -> None:
-    """Register the ``dev``, ``ci`` and ``nightly`` profiles with hypothesis (idempotent)."""
-    settings.register_profile("dev", max_examples=PROFILE_EXAMPLES["dev"], deadline=None)
-    # CI explores the same examples on every run (derandomized, no example database), so a
-    # red build always reproduces and a green one is not luck; fresh ground is the nightly
-    # profile's and `bwcsim fuzz --seed`'s job.
-    settings.register_profile(
-        "ci", max_examples=PROFILE_EXAMPLES["ci"], deadline=None, print_blob=True,
-        derandomize=True, database=None,
-    )
-    settings.register_profile(
-        "nightly", max_examples=PROFILE_EXAMPLES["nightly"], deadline=None, print_blob=True
-    )
+    """Register the ``dev``, ``ci`` and ``nightly`` profiles with hypothesis (idempotent).
+
+    Under these bare names, for this repository's own suites and ``bwcsim fuzz``; the pytest
+    plugin registers them as ``bwcsim-dev``, ``bwcsim-ci``, ``bwcsim-nightly`` in any repository.
+    """
+    for name, profile in profile_settings().items():
+        settings.register_profile(name, profile)
 
 
 def load_profile(name: str | None = None) -> str:

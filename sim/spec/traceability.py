@@ -16,7 +16,12 @@ Tests name their requirements with ``@pytest.mark.req("ID", ...)``. The scanner 
   test of the module) or in a class body (covering the class's tests);
 * module-level ``TestX = <expression>`` assignments (hypothesis stateful ``Machine.TestCase``
   objects): marks inside the expression, plus ``TestX.pytestmark = ...`` assignments;
-* module-level aliases, ``WARRANT = pytest.mark.req("R-TRIG")`` then ``@WARRANT``.
+* module-level aliases, ``WARRANT = pytest.mark.req("R-TRIG")`` then ``@WARRANT``;
+* test functions a module imports (``from pkg.suite import test_x`` or ``import *``), which
+  pytest collects as that module's tests: their marks are read from the module that defines
+  them, found on disk (the repository first, then where Python would import it from) without
+  importing it. This is how a repository that runs bwcsim's packaged property suites
+  (``sim/pytest_plugin/suites/``) through a test module of its own gets credit for them.
 
 Only string literals count as IDs. Scenario files name what they exercise with a top-level
 ``requirements: [ID, ...]`` key; files that do not parse as YAML mappings are skipped (the
@@ -31,9 +36,10 @@ that each ID has a test. IDs found that are not in the SPEC (infrastructure IDs 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +153,12 @@ class _ModuleScan:
     stands for those IDs.
     """
 
-    def __init__(self, tree: ast.Module, test_path: str) -> None:
+    def __init__(
+        self, tree: ast.Module, test_path: str, search: Sequence[Path] = (), follow: bool = True
+    ) -> None:
         self.test_path = test_path
+        self.search = search
+        self.follow = follow
         self.aliases: dict[str, list[str]] = {}
         for statement in tree.body:
             if isinstance(statement, ast.Assign):
@@ -196,8 +206,32 @@ class _ModuleScan:
             elif isinstance(child, ast.ClassDef) and child.name.startswith("Test"):
                 self._scan_class(child, name, marks)
 
+    def _scan_import(self, statement: ast.ImportFrom) -> None:
+        """Tests imported from another module are this module's tests, with their own marks."""
+        wanted = {alias.name: alias.asname or alias.name for alias in statement.names
+                  if alias.name == "*" or alias.name.startswith("test")}
+        if not wanted or statement.level or not statement.module or not self.follow:
+            return
+        source_file = module_file(statement.module, self.search)
+        if source_file is None:
+            return
+        try:
+            tree = ast.parse(source_file.read_text(encoding="utf-8"), filename=str(source_file))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            return
+        # One level only: a suite module that re-exports another is not followed again.
+        theirs = _ModuleScan(tree, "", follow=False).found
+        for their_id, ids in theirs.items():
+            name = their_id.removeprefix("::").split("::")[0]
+            if "*" in wanted or name in wanted:
+                local = wanted.get(name, name)
+                rest = their_id.removeprefix("::").removeprefix(name)
+                self.found[f"{self.test_path}::{local}{rest}"] = self.module_marks + ids
+
     def _scan_module_statement(self, statement: ast.stmt) -> None:
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(statement, ast.ImportFrom):
+            self._scan_import(statement)
+        elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
             if statement.name.startswith("test"):
                 test_id = f"{self.test_path}::{statement.name}"
                 self.found[test_id] = self.module_marks + self.decorator_ids(statement)
@@ -222,14 +256,45 @@ class _ModuleScan:
                     )
 
 
-def scan_test_module(source: str, test_path: str) -> list[tuple[str, list[str]]]:
+def scan_test_module(
+    source: str, test_path: str, search: Sequence[Path] = ()
+) -> list[tuple[str, list[str]]]:
     """``(test id, requirement IDs)`` for every test in one module's source.
 
     ``test_path`` is the prefix of the ids (``tests/test_x.py``). A test with no mark appears with
-    an empty list. Raises :class:`SyntaxError` for unparsable source.
+    an empty list. ``search`` lists folders to look in first for modules the source imports
+    tests from (see :func:`module_file`). Raises :class:`SyntaxError` for unparsable source.
     """
-    scan = _ModuleScan(ast.parse(source, filename=test_path), test_path)
+    scan = _ModuleScan(ast.parse(source, filename=test_path), test_path, search)
     return [(test_id, _unique(ids)) for test_id, ids in scan.found.items()]
+
+
+def module_file(name: str, search: Sequence[Path] = ()) -> Path | None:
+    """The source file of module ``name`` (``a.b.c``), found without importing it.
+
+    Looked for under each folder of ``search`` first, then where Python would find the
+    top-level package (:func:`importlib.util.find_spec` on a top-level name runs no code).
+    """
+    top, _, rest = name.partition(".")
+    parts = rest.split(".") if rest else []
+    bases = [folder / top for folder in search]
+    if not any((b.with_suffix(".py") if not parts else b).exists() for b in bases):
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            bases += [Path(loc) for loc in spec.submodule_search_locations]
+        elif spec is not None and spec.origin and not parts:
+            return Path(spec.origin)
+    for base in bases:
+        if not parts and base.with_suffix(".py").is_file():
+            return base.with_suffix(".py")
+        target = base.joinpath(*parts)
+        for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -308,7 +373,8 @@ def build_matrix(
     for test_file in _test_files(tests_dir):
         display = _display_path(test_file, base)
         try:
-            entries = scan_test_module(test_file.read_text(encoding="utf-8"), display)
+            entries = scan_test_module(test_file.read_text(encoding="utf-8"), display,
+                                       search=(base, tests_dir))
         except (SyntaxError, UnicodeDecodeError, OSError):
             continue  # pytest reports a broken module far better than a table could
         for test_id, ids in entries:

@@ -1,41 +1,11 @@
-"""P-AUDIT: the audit chain verifies after every run; altering any entry breaks it.
+"""P-AUDIT: the audit chain verifies; altering any entry breaks it, for the controller under test.
 
-The audit log is internal to a controller (it is not on the bus), so this suite reads it
-through :func:`controller.audit.trail_of`: the reference node's own log, or the log of a
-controller in a child process that accepted the node protocol's ``audit`` feature
-(``exec:python -m controller.serve``, ``exec:examples/c-controller/bwc-fixed``). A controller
-that keeps none the bench can read is skipped, with the reason.
+The suite ships with the package (``sim/pytest_plugin/suites/audit.py``) so that any repository
+can run it; importing it here runs it as part of this repository's own tests.
 """
 
-from __future__ import annotations
+from sim.pytest_plugin.suites.audit import (
+    test_audit_chain_verifies_and_any_alteration_breaks_it,
+)
 
-from typing import Any
-
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from controller.audit import NoAuditTrail, trail_of
-from controller.node import ControllerFactory
-from sim.search.invariants import audit_problems
-from sim.search.strategies import load_scenario_dict, scenarios
-from sim.world.replay import CameraRun, replay
-
-FIELDS = ("seq", "at", "kind", "data", "prev", "hash")
-
-
-@pytest.mark.req("P-AUDIT")
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=scenarios(), index=st.integers(0, 10_000), field=st.sampled_from(FIELDS))
-def test_audit_chain_verifies_and_any_alteration_breaks_it(
-    controller_factory: ControllerFactory, data: dict[str, Any], index: int, field: str
-) -> None:
-    result = replay(load_scenario_dict(data), controller_factory)
-    for cam, run in result.cameras.items():
-        assert isinstance(run, CameraRun)  # a replay drives a node per camera
-        try:
-            trail = trail_of(run.node)
-        except NoAuditTrail as why:
-            pytest.skip(str(why))
-        assert len(trail) > 0
-        assert audit_problems(cam, trail.entries, index, field, head=trail.head) == []
+__all__ = ["test_audit_chain_verifies_and_any_alteration_breaks_it"]
