@@ -783,14 +783,17 @@ def fuzz(
     examples: Annotated[int, typer.Option(min=1, help="Examples to generate.")] = 200,
     seed: Annotated[int, typer.Option(help="Search seed (same seed, same examples).")] = 0,
     save: Annotated[Path | None, typer.Option(help="Folder for the shrunk counterexample.")] = None,
+    prop: Annotated[str, typer.Option(
+        "--property", help="One property ID to search for (default: every registered property).",
+    )] = "all",
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
-    """Search generated scenarios for a missed recording (P-NOMISS); save the shrunk failure."""
+    """Search generated scenarios for a violation of any property; save the shrunk failure."""
     from sim.search.fuzz import run_cli
 
     _factory(controller)
     try:
-        code = run_cli(examples, seed, save, controller)
+        code = run_cli(examples, seed, save, controller, prop)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)

@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-:func:`search` runs one property (P-NOMISS by default) over scenarios drawn from
-:func:`sim.search.strategies.scenarios`, replaying each with the given controller factory and judging
-it with :mod:`sim.search.invariants`. Hypothesis does the searching and the shrinking; this module
-only pins down what makes a search *reproducible* and *useful*:
+:func:`search` judges scenarios drawn from :func:`sim.search.strategies.scenarios` against
+*every* property registered in :data:`sim.search.invariants.REPLAY_PROPERTIES` (or the one
+named with ``prop``), replaying each scenario once with the given controller factory. A property
+registered there is searched for by ``bwcsim fuzz`` with no change here. Hypothesis does the
+searching and the shrinking; this module only pins down what makes a search *reproducible* and *useful*:
 
 * **Seeded.** ``database=None`` (no example replayed from a previous run), ``@seed(seed)`` and
   no ``explain`` phase: the same seed, controller and example budget give the same examples in
@@ -27,7 +28,7 @@ from __future__ import annotations
 import shlex
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,14 @@ from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.world.replay import ReplayResult, replay
 
-from .invariants import no_miss, no_split
+from .invariants import REPLAY_PROPERTIES, judge_all
 from .strategies import load_scenario_dict, scenario_yaml, scenarios
 
 __all__ = [
     "PROPERTIES",
     "FuzzOutcome",
     "ProgressFn",
+    "check_all",
     "check_scenario",
     "counterexample_document",
     "minimise",
@@ -58,11 +60,11 @@ __all__ = [
     "write_counterexample",
 ]
 
-#: The replay-judged properties a search can look for, by SPEC ID.
-PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = {
-    "P-NOMISS": no_miss,
-    "P-NOSPLIT": no_split,
-}
+#: The replay-judged properties a search can look for, by SPEC ID: the very registry of
+#: :mod:`sim.search.invariants`, so every property registered there is searched for.
+PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = REPLAY_PROPERTIES
+#: ``prop`` value meaning "every registered property".
+ALL = "all"
 
 #: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.
 ProgressFn = Callable[[int, int, str], None]
@@ -72,7 +74,7 @@ ProgressFn = Callable[[int, int, str], None]
 class FuzzOutcome:
     """What one search did and found."""
 
-    prop: str
+    prop: str  # a property ID, or "all"
     seed: int
     budget: int
     examples: int = 0  # examples run before a failure was found (all of them if none was)
@@ -82,6 +84,7 @@ class FuzzOutcome:
     counterexample: dict[str, Any] | None = None  # the shrunk scenario, as a dict
     problems: list[str] = field(default_factory=list)
     saved: Path | None = None
+    failed: list[str] = field(default_factory=list)  # the IDs the counterexample falsifies
 
     @property
     def failures(self) -> int:
@@ -97,18 +100,45 @@ class FuzzOutcome:
         return self.examples / self.search_seconds if self.search_seconds > 0 else 0.0
 
 
-def check_scenario(
-    data: dict[str, Any], factory: ControllerFactory, prop: str = "P-NOMISS"
-) -> list[str]:
-    """Replay one scenario dict with ``factory``; the problems ``prop`` finds (``[]``: holds)."""
+def _replay(data: dict[str, Any], factory: ControllerFactory) -> ReplayResult | list[str]:
     scenario = load_scenario_dict(data)
     try:
-        result = replay(scenario, factory)
+        return replay(scenario, factory)
     except ControllerFailure as exc:  # a child that crashed, hung or spoke garbage: a finding
         return [f"controller failed: {exc}"]
     except Exception as exc:  # a controller that raises is a finding, not a crash of the search
         return [f"replay raised {type(exc).__name__}: {exc}"]
+
+
+def check_scenario(
+    data: dict[str, Any], factory: ControllerFactory, prop: str = "P-NOMISS"
+) -> list[str]:
+    """Replay one scenario dict with ``factory``; the problems ``prop`` finds (``[]``: holds).
+
+    ``prop`` ``"all"`` judges every registered property (see :func:`check_all`).
+    """
+    if prop == ALL:
+        return [p for problems in check_all(data, factory).values() for p in problems]
+    result = _replay(data, factory)
+    if isinstance(result, list):
+        return result
     return PROPERTIES[prop](result)
+
+
+def check_all(
+    data: dict[str, Any], factory: ControllerFactory, props: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Replay one scenario dict once and judge every registered property (or ``props``).
+
+    Returns the problems of each property that does not hold, by ID, each problem prefixed with
+    its ID. A controller that raises or a child that fails falsifies every property judged.
+    """
+    judged = list(PROPERTIES) if props is None else list(props)
+    result = _replay(data, factory)
+    if isinstance(result, list):
+        return {prop: [f"{prop}: {p}" for p in result] for prop in judged}
+    return {prop: [f"{prop}: {p}" for p in problems]
+            for prop, problems in judge_all(result, judged).items()}
 
 
 class _PropertyFailed(AssertionError):
@@ -120,7 +150,7 @@ def search(
     *,
     examples: int = 200,
     seed: int = 0,
-    prop: str = "P-NOMISS",
+    prop: str = ALL,
     save_dir: Path | None = None,
     controller: str = DEFAULT_FACTORY,
     progress: ProgressFn | None = None,
@@ -128,14 +158,19 @@ def search(
 ) -> FuzzOutcome:
     """Search ``examples`` generated scenarios for a violation of ``prop``; shrink and save it.
 
-    ``controller`` is only recorded in a saved file's description. With ``save_dir`` the shrunk
-    counterexample is written there (see :func:`write_counterexample`).
+    ``prop`` is a registered property ID, or ``"all"`` (the default): every registered property
+    is judged on each example, and the counterexample is shrunk keeping the properties its
+    shrunk form falsifies (:attr:`FuzzOutcome.failed`). ``controller`` is only recorded in a
+    saved file's description. With ``save_dir`` the shrunk counterexample is written there
+    (see :func:`write_counterexample`).
     """
-    if prop not in PROPERTIES:
-        raise ValueError(f"unknown property {prop!r} (one of {', '.join(PROPERTIES)})")
+    if prop != ALL and prop not in PROPERTIES:
+        raise ValueError(
+            f"unknown property {prop!r} (one of {', '.join([ALL, *PROPERTIES])})")
+    judged = list(PROPERTIES) if prop == ALL else [prop]
     outcome = FuzzOutcome(prop=prop, seed=seed, budget=examples)
     started = time.perf_counter()  # wall clock only for the summary's rate, never the simulation
-    last_failure: list[tuple[dict[str, Any], list[str]]] = []
+    last_failure: list[tuple[dict[str, Any], dict[str, list[str]]]] = []
 
     @settings(
         max_examples=examples,
@@ -156,13 +191,13 @@ def search(
             outcome.examples += 1
         if progress is not None:
             progress(outcome.examples, examples, "shrink" if last_failure else "search")
-        problems = check_scenario(data, factory, prop)
-        if problems:
+        found = check_all(data, factory, judged)
+        if found:
             if not last_failure:
                 outcome.search_seconds = time.perf_counter() - started
-            last_failure.append((data, problems))
+            last_failure.append((data, found))
             del last_failure[:-1]
-            raise _PropertyFailed("; ".join(problems))
+            raise _PropertyFailed("; ".join(p for ps in found.values() for p in ps))
 
     try:
         run_one()
@@ -173,12 +208,22 @@ def search(
         if not last_failure:
             outcome.search_seconds = outcome.seconds
     if last_failure:
-        data, problems = last_failure[-1]
-        data, problems = minimise(data, lambda d: check_scenario(d, factory, prop), problems)
-        outcome.counterexample = counterexample_document(data, prop, seed, problems, controller)
+        data, found = last_failure[-1]
+        failed = list(found)
+
+        def problems_of(candidate: dict[str, Any]) -> list[str]:
+            return [p for ps in check_all(candidate, factory, failed).values() for p in ps]
+
+        problems = [p for ps in found.values() for p in ps]
+        data, problems = minimise(data, problems_of, problems)
+        failed = [p for p in failed if any(q.startswith(f"{p}: ") for q in problems)]
+        label = "+".join(failed)
+        outcome.failed = failed
+        outcome.counterexample = counterexample_document(data, label, seed, problems, controller)
+        outcome.counterexample["requirements"] = list(failed)
         outcome.problems = problems
         if save_dir is not None:
-            outcome.saved = write_counterexample(outcome.counterexample, save_dir, prop, seed)
+            outcome.saved = write_counterexample(outcome.counterexample, save_dir, label, seed)
     return outcome
 
 
@@ -319,35 +364,44 @@ def saved_line(path: Path, controller: str) -> str:
 # ------------------------------------------------------------------------------ command line
 
 
-def run_cli(examples: int, seed: int, save: Path | None, controller: str) -> int:
+def run_cli(
+    examples: int, seed: int, save: Path | None, controller: str, prop: str = ALL
+) -> int:
     """``bwcsim fuzz``: search with a progress bar, print a summary; 0 pass, 1 failure.
 
-    Raises :class:`~controller.errors.InvalidInput` when ``save`` cannot be written.
+    ``prop`` is a registered property ID or ``"all"`` (every registered property). Raises
+    :class:`~controller.errors.InvalidInput` when ``save`` cannot be written or ``prop`` is not
+    a registered property.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sim.nodes import load_factory
 
+    if prop != ALL and prop not in PROPERTIES:
+        raise InvalidInput(
+            f"unknown property {prop!r} (one of {', '.join([ALL, *PROPERTIES])})")
     factory = load_factory(controller)
     if save is not None:
         prepare_save_dir(save)  # before the search: a bad folder should not cost minutes
     console = Console(stderr=True, highlight=False)
+    judged = ", ".join(PROPERTIES) if prop == ALL else prop
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[phase]}"), TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("P-NOMISS", total=examples, phase="search")
+        task = bar.add_task(judged, total=examples, phase="search")
 
         def on_progress(done: int, total: int, phase: str) -> None:
             bar.update(task, completed=done, phase=phase)
 
         outcome = search(factory, examples=examples, seed=seed, save_dir=save,
-                         controller=controller, progress=on_progress)
+                         controller=controller, progress=on_progress, prop=prop)
     colour = "green" if outcome.passed else "red"
+    shown = judged if outcome.passed else ", ".join(outcome.failed)
     console.print(
-        f"[{colour} bold]{'PASS' if outcome.passed else 'FAIL'}[/] P-NOMISS  "
+        f"[{colour} bold]{'PASS' if outcome.passed else 'FAIL'}[/] {shown}  "
         f"examples {outcome.examples}  failures {outcome.failures}  "
         f"seconds {outcome.seconds:.2f}  examples/s {outcome.examples_per_s:.0f}  seed {seed}",
         soft_wrap=True,

@@ -5,6 +5,10 @@ empty list means the property holds. Generated-scenario tests, the rule-based st
 the exhaustive explorer and ``bwcsim fuzz`` all call these same functions, so a property means
 the same thing everywhere.
 
+Every property judged on a replay is registered in :data:`REPLAY_PROPERTIES` under its SPEC ID
+(with :func:`replay_property`); ``bwcsim fuzz`` and ``bwcsim explore`` judge every registered
+property, so a new one is searched for as soon as it is registered (:func:`judge_all`).
+
 * :func:`no_miss` (P-NOMISS) — the oracle's verdict: no ``controller`` second, every excused
   miss announced.
 * :func:`no_split` (P-NOSPLIT) — while a delivered required window is open and the camera can
@@ -36,25 +40,61 @@ from sim.world.replay import ReplayResult
 from sim.world.scenario import Scenario
 
 __all__ = [
+    "REPLAY_PROPERTIES",
     "Delivery",
     "NodeDriver",
     "audit_problems",
     "camera_setup",
     "deliveries_by_camera",
+    "judge_all",
     "no_miss",
     "no_split",
     "normalise",
     "only_acks",
+    "replay_property",
     "same_outputs",
     "tamper",
 ]
 
 _CANNOT_RECORD = frozenset({"docked", "off", "standby"})
 
+ReplayCheck = Callable[[ReplayResult], list[str]]
+
+#: Every property judged on a finished replay, by SPEC ID, in registration order. ``bwcsim
+#: fuzz`` and ``bwcsim explore`` judge all of them; register a new one with
+#: :func:`replay_property` (or by assigning here) and both search for it from then on.
+REPLAY_PROPERTIES: dict[str, ReplayCheck] = {}
+
+
+def replay_property(prop_id: str) -> Callable[[ReplayCheck], ReplayCheck]:
+    """Register the decorated function as the replay check of ``prop_id`` (a SPEC ID)."""
+
+    def register(check: ReplayCheck) -> ReplayCheck:
+        if prop_id in REPLAY_PROPERTIES and REPLAY_PROPERTIES[prop_id] is not check:
+            raise ValueError(f"{prop_id} is already registered")
+        REPLAY_PROPERTIES[prop_id] = check
+        return check
+
+    return register
+
+
+def judge_all(result: ReplayResult, props: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The problems of every registered property (or of ``props``) on ``result``, by ID.
+
+    Only properties that found problems appear; an empty dict means all of them hold.
+    """
+    found: dict[str, list[str]] = {}
+    for prop in (REPLAY_PROPERTIES if props is None else props):
+        problems = REPLAY_PROPERTIES[prop](result)
+        if problems:
+            found[prop] = problems
+    return found
+
 
 # ------------------------------------------------------------------------------ P-NOMISS
 
 
+@replay_property("P-NOMISS")
 def no_miss(result: ReplayResult) -> list[str]:
     """P-NOMISS: zero ``controller`` seconds and nothing unannounced, per camera."""
     problems: list[str] = []
@@ -72,6 +112,7 @@ def no_miss(result: ReplayResult) -> list[str]:
 # ------------------------------------------------------------------------------ P-NOSPLIT
 
 
+@replay_property("P-NOSPLIT")
 def no_split(result: ReplayResult) -> list[str]:
     """P-NOSPLIT: no recording closes, and no footage gap opens, inside an open required window.
 
