@@ -10,6 +10,11 @@ so a failure points at exactly the rule that was broken.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
+import msgspec
+
 from controller.camera import Camera, Deactivation
 from controller.messages import ActivityEnd
 from controller.node import CameraNode, CameraSetup
@@ -138,6 +143,31 @@ def signal_stops(setup: CameraSetup) -> CameraNode:
     return _node(_SignalStopsCamera, setup)
 
 
+def _misread_tails(
+    setup: CameraSetup, tail_of: Callable[[float | None, float], float | None]
+) -> CameraSetup:
+    """``setup`` with its policy as a loader with a mistake in its ``post_s`` reading builds it."""
+    misread = copy.copy(setup.policy)
+    spec = setup.policy.source
+    misread.post_s = {
+        name: float(tail_of(rule.post_s, spec.post_s) or 0.0)
+        for name, rule in spec.activities.items()
+    }
+    return msgspec.structs.replace(setup, policy=misread)
+
+
+def explicit_zero_tail(setup: CameraSetup) -> CameraNode:
+    """Its policy loader reads ``post_s`` with ``or``: an explicit ``post_s: 0`` on an activity
+    becomes the policy's default, so the camera keeps recording after the activity (R-TRIG)."""
+    return ReferenceNode(_misread_tails(setup, lambda own, default: own or default))
+
+
+def default_tail_only(setup: CameraSetup) -> CameraNode:
+    """Its policy loader ignores an activity's own ``post_s`` and uses the policy's default
+    for every activity, so a longer tail of one activity is cut short (R-TRIG)."""
+    return ReferenceNode(_misread_tails(setup, lambda own, default: default))
+
+
 #: Every broken factory, by name, with the requirement it breaks.
 BROKEN: dict[str, tuple[str, object]] = {
     "zero_buffer": ("R-BUF", zero_buffer),
@@ -147,4 +177,6 @@ BROKEN: dict[str, tuple[str, object]] = {
     "dock_drops": ("R-DOCK", dock_drops),
     "silent_miss": ("R-MISS", silent_miss),
     "signal_stops": ("R-SIG", signal_stops),
+    "explicit_zero_tail": ("R-TRIG", explicit_zero_tail),
+    "default_tail_only": ("R-TRIG", default_tail_only),
 }

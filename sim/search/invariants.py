@@ -15,6 +15,9 @@ property, so a new one is searched for as soon as it is registered (:func:`judge
   record, no recording closes; a recording may end inside such a window only at a dock, a
   battery or storage stop, or an accepted, policy-allowed ``deactivate``. Gaps in the footage
   there are the oracle's ``controller`` seconds, reported too.
+* :func:`tail_ends` (P-TAIL) — a recording that only required windows held ends by the end of
+  the last of them: its end as the camera was told plus the ``post_s`` the policy document
+  gives (the oracle's own reading, :mod:`sim.world.policy_reading`).
 * :class:`NodeDriver` drives one node directly (no bus), calling its timers at their deadlines as
   the replay harness does; :func:`same_outputs` compares two drivers' publications, which is how
   P-BAD and P-IDEM are stated: garbage, or a message delivered twice, adds exactly one ack and
@@ -26,6 +29,7 @@ property, so a new one is searched for as soon as it is registered (:func:`judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +40,7 @@ from controller.audit import AuditEntry, verify
 from controller.codec import split_topic
 from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
 from controller.spans import EPS
-from sim.world.replay import ReplayResult
+from sim.world.replay import ReplayResult, oracle_policy
 from sim.world.scenario import Scenario
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "only_acks",
     "replay_property",
     "same_outputs",
+    "tail_ends",
     "tamper",
 ]
 
@@ -122,6 +127,7 @@ def no_split(result: ReplayResult) -> list[str]:
     storage), or when an allowed ``deactivate`` was acknowledged at ``t``.
     """
     sc = result.scenario
+    reading = oracle_policy(sc)
     problems: list[str] = []
     for cam, run in result.cameras.items():
         # Each window on its own, not their union: a recording may end at the instant one
@@ -137,7 +143,7 @@ def no_split(result: ReplayResult) -> list[str]:
             first.at
             for idx, first in run.delivered.items()
             if first.ok and sc.timeline[idx].event == "deactivate"
-            and sc.timeline[idx].fields.get("reason") in sc.policy.deactivation_reasons
+            and sc.timeline[idx].fields.get("reason") in reading.deactivation_reasons
         }
         for rec in run.recordings.values():
             if rec.open:
@@ -164,6 +170,77 @@ def no_split(result: ReplayResult) -> list[str]:
             if m.cause == "controller" and any(a < m.end and m.start < b for a, b in knowable):
                 problems.append(f"{cam}: footage gap {m.start:g}-{m.end:g} in a required window")
     return problems
+
+
+# ------------------------------------------------------------------------------ P-TAIL
+
+
+@replay_property("P-TAIL")
+def tail_ends(result: ReplayResult) -> list[str]:
+    """P-TAIL: a recording held only by required windows ends when the last of them ends.
+
+    SPEC §4a: the recording ends the moment no reason holds it. A closed recording may not end
+    later than the latest end of the required windows the camera had heard of by then — the
+    arrival of the ``activity_end`` plus the activity's ``post_s`` as the oracle reads the
+    policy document — or than the release of a manual hold that was held during it. A manual
+    hold is given by an accepted ``button start`` or ``signal`` from a source the policy lists,
+    and released by an accepted ``button stop``, ``deactivate`` or ``dock``, or by the camera
+    reporting ``docked``, ``standby`` or ``off``; a recording ending while a hold may still be
+    given is not judged. A window whose end never arrived (or was refused) holds until the
+    run's end, so its recordings are not judged; nor are recordings cut by the end of the run.
+    """
+    sc = result.scenario
+    reading = oracle_policy(sc)
+    problems: list[str] = []
+    for cam, run in result.cameras.items():
+        # (time, order, gives): accepted messages in arrival order, then state reports.
+        marks: list[tuple[float, int, bool]] = []
+        for idx, first in run.delivered.items():
+            if not first.ok:
+                continue
+            entry = sc.timeline[idx]
+            effect = _hold_effect(entry.event, entry.fields, reading.signals)
+            if effect is not None:
+                marks.append((first.at, first.seq, effect))
+        marks.extend((p.at, 1 << 62, False) for p in run.states if p.state in _CANNOT_RECORD)
+        marks.sort()
+        windows = [w for w in result.windows[cam] if w.delivered is not None]
+        for rec in run.recordings.values():
+            if rec.open:
+                continue
+            held, released = False, -math.inf
+            for t, _, gives in marks:
+                if t > rec.end + EPS:
+                    break
+                if gives:
+                    held = True
+                elif held:
+                    held, released = False, t
+            if held:
+                continue
+            known = [w for w in windows if w.delivered is not None and w.delivered <= rec.end + EPS]
+            if not known or any(w.told_end is None for w in known):
+                continue  # nothing required held it (P-PRIVACY's business), or still holds
+            latest = max(w.told_end for w in known if w.told_end is not None)
+            allowed = max(latest, released)
+            if rec.end > allowed + EPS:
+                problems.append(
+                    f"{cam}: recording {rec.recording} ran until {rec.end:g}, "
+                    f"{rec.end - allowed:g} s after its last required window ended at "
+                    f"{latest:g} (end + post_s per the policy document), with no other hold"
+                )
+    return problems
+
+
+def _hold_effect(event: str | None, fields: dict[str, object], signals: frozenset[str]) -> bool | None:
+    """True if an accepted message of this kind gives a manual hold, False if it releases one."""
+    if event == "button":
+        return fields.get("action") == "start"
+    if event == "signal":
+        return True if fields.get("source") in signals else None
+    if event in ("deactivate", "dock"):
+        return False
+    return None
 
 
 # ------------------------------------------------------------------------------ node driving

@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,10 +32,12 @@ import msgspec
 from controller.codec import Topics, availability, decode_outbound, split_topic
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
+from controller.policy import BUILTIN
 from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
 from .oracle import Judgement, Observation, StatePoint, Window, judge
+from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
 from .senders import must_refuse, trust_file, wire_messages
@@ -340,7 +343,8 @@ def judge_run(
             for idx, why in seen.refusable.items()
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
-    windows = {cam: required_windows(scenario, seen) for cam, seen in cameras.items()}
+    reading = oracle_policy(scenario)
+    windows = {cam: required_windows(scenario, seen, reading) for cam, seen in cameras.items()}
     judgements = {}
     for cam, seen in cameras.items():
         obs = Observation(
@@ -349,7 +353,7 @@ def judge_run(
             windows=windows[cam],
             footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
             states=seen.states,
-            deactivations=allowed_deactivations(scenario, seen, windows[cam]),
+            deactivations=allowed_deactivations(scenario, seen, windows[cam], reading),
             alerts=seen.alerts,
             offline=seen.offline,
             timed=seen.timed,
@@ -360,10 +364,23 @@ def judge_run(
     return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 
-def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
+def oracle_policy(sc: Scenario) -> PolicyReading:
+    """The oracle's own reading of ``sc``'s policy document (never the controller's loader)."""
+    if sc.policy_doc is not None:
+        return read_policy(sc.policy_doc)
+    if sc.policy_ref in BUILTIN:
+        return read_policy(builtin_document(sc.policy_ref))
+    path = Path(sc.policy_ref)
+    return read_policy(file_document(path if path.is_absolute() else Path(sc.file).parent / path))
+
+
+def required_windows(
+    sc: Scenario, run: ObservedCamera, policy: PolicyReading | None = None
+) -> list[Window]:
     """Ground truth: the camera's required windows, from the scenario alone (with what
-    became of their triggers)."""
-    policy = sc.policy
+    became of their triggers). Kinds and tails come from the oracle's own reading of the
+    policy document (:func:`oracle_policy`)."""
+    policy = policy if policy is not None else oracle_policy(sc)
     cam = run.spec.id
     # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
     open_: dict[str, tuple[str, float, list[int]]] = {}
@@ -383,7 +400,7 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
             prior_state=first.prior_state if first else None,
             prior_since=first.prior_since if first else 0.0,
             prior_storage_free=first.prior_storage_free if first else math.inf,
-            told_end=(told.at + policy.post_s.get(activity, 0.0)
+            told_end=(told.at + policy.tail(activity)
                       if told is not None and told.ok else None),
         ))
 
@@ -401,7 +418,7 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
             elif policy.is_required(activity):
                 open_[aid] = (activity, e.at, [e.index])
         elif aid in open_:
-            close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
+            close(aid, e.at + policy.tail(open_[aid][0]), e.index)
     for aid in list(open_):
         close(aid, sc.end, None)
     out.sort(key=lambda w: (w.start, w.activity_id))
@@ -409,10 +426,10 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
 
 
 def allowed_deactivations(
-    sc: Scenario, run: ObservedCamera, windows: list[Window]
+    sc: Scenario, run: ObservedCamera, windows: list[Window], policy: PolicyReading | None = None
 ) -> list[tuple[float, float]]:
     """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
-    policy = sc.policy
+    policy = policy if policy is not None else oracle_policy(sc)
     # The windows as the camera knew them: from the arrival of the start to the arrival of
     # the end plus post_s (or the end of the run when the end never arrived) — a
     # deactivation is judged by what the camera was told, not by the ground truth.
