@@ -390,7 +390,9 @@ def run(
             result = replay(scenario, factory, records.append if records is not None else None)
         except ControllerFailure as exc:  # the controller under test failed: no report to give
             _fail(str(exc), 1)
-    doc = build_report(result)
+    from sim.search.invariants import judge_holds
+
+    doc = judge_holds(build_report(result), result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
                       perfetto=perfetto, projector=projector)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
@@ -41,6 +41,7 @@ from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.world.replay import ReplayResult, replay
 
+from .corners import corner_scenarios
 from .invariants import REPLAY_PROPERTIES, judge_all
 from .strategies import load_scenario_dict, scenario_yaml, scenarios
 
@@ -77,7 +78,8 @@ class FuzzOutcome:
     prop: str  # a property ID, or "all"
     seed: int
     budget: int
-    examples: int = 0  # examples run before a failure was found (all of them if none was)
+    examples: int = 0  # generated examples run before a failure (all of them if none was)
+    corners: int = 0  # corner scenarios tried before the generated ones
     shrink_calls: int = 0
     seconds: float = 0.0
     search_seconds: float = 0.0  # until the first failure (all of ``seconds`` if none)
@@ -155,8 +157,13 @@ def search(
     controller: str = DEFAULT_FACTORY,
     progress: ProgressFn | None = None,
     strategy: st.SearchStrategy[dict[str, Any]] | None = None,
+    corners: bool = True,
 ) -> FuzzOutcome:
     """Search ``examples`` generated scenarios for a violation of ``prop``; shrink and save it.
+
+    With ``corners`` (the default) the corner scenarios of :mod:`sim.search.corners` are tried
+    first, whatever the seed (counted in :attr:`FuzzOutcome.corners`, not in ``examples``); a
+    failing corner is minimised and saved like a generated example.
 
     ``prop`` is a registered property ID, or ``"all"`` (the default): every registered property
     is judged on each example, and the counterexample is shrunk keeping the properties its
@@ -172,21 +179,13 @@ def search(
     started = time.perf_counter()  # wall clock only for the summary's rate, never the simulation
     last_failure: list[tuple[dict[str, Any], dict[str, list[str]]]] = []
 
-    @settings(
-        max_examples=examples,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        phases=(Phase.generate, Phase.shrink),
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-        report_multiple_bugs=False,
-    )
-    @hypothesis_seed(seed)
-    @given(strategy if strategy is not None else scenarios())
+    tried_first = corner_scenarios() if corners else []
+
     def run_one(data: dict[str, Any]) -> None:
         if last_failure:
             outcome.shrink_calls += 1
+        elif any(data is c for c in tried_first):
+            outcome.corners += 1
         else:
             outcome.examples += 1
         if progress is not None:
@@ -199,8 +198,23 @@ def search(
             del last_failure[:-1]
             raise _PropertyFailed("; ".join(p for ps in found.values() for p in ps))
 
+    test = given(strategy if strategy is not None else scenarios())(run_one)
+    for corner in reversed(tried_first):  # explicit examples run first, in CORNERS order
+        test = example(corner)(test)
+    test = hypothesis_seed(seed)(test)
+    test = settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+        report_multiple_bugs=False,
+    )(test)
+
     try:
-        run_one()
+        test()
     except _PropertyFailed:
         pass
     finally:
@@ -220,7 +234,6 @@ def search(
         label = "+".join(failed)
         outcome.failed = failed
         outcome.counterexample = counterexample_document(data, label, seed, problems, controller)
-        outcome.counterexample["requirements"] = list(failed)
         outcome.problems = problems
         if save_dir is not None:
             outcome.saved = write_counterexample(outcome.counterexample, save_dir, label, seed)
@@ -289,6 +302,10 @@ def counterexample_document(
 ) -> dict[str, Any]:
     """The shrunk scenario as a self-describing format-v1 document, expecting a pass.
 
+    ``prop`` is a property ID, or several joined with ``+``; every one but P-NOMISS (which the
+    verdict itself judges) is listed under ``expect: holds``, so ``bwcsim run`` on the file
+    exits 1 with the controller that failed it and 0 once it is fixed.
+
     ``found_by`` names the search in the name and description (default: ``bwcsim fuzz`` with
     ``seed``; the pytest plugin names the test).
     """
@@ -302,7 +319,10 @@ def counterexample_document(
     }
     doc.update({k: v for k, v in data.items() if k not in ("version", "name", "description")})
     doc["expect"] = {"verdict": "pass"}
-    doc["requirements"] = [prop]
+    holds = [p for p in prop.split("+") if p in PROPERTIES and p != "P-NOMISS"]
+    if holds:  # judged by `bwcsim run` and `check` too, so the file replays to the failure
+        doc["expect"]["holds"] = holds
+    doc["requirements"] = prop.split("+")
     return doc
 
 
@@ -402,7 +422,7 @@ def run_cli(
     shown = judged if outcome.passed else ", ".join(outcome.failed)
     console.print(
         f"[{colour} bold]{'PASS' if outcome.passed else 'FAIL'}[/] {shown}  "
-        f"examples {outcome.examples}  failures {outcome.failures}  "
+        f"corners {outcome.corners}  examples {outcome.examples}  failures {outcome.failures}  "
         f"seconds {outcome.seconds:.2f}  examples/s {outcome.examples_per_s:.0f}  seed {seed}",
         soft_wrap=True,
     )

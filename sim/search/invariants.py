@@ -51,6 +51,7 @@ __all__ = [
     "camera_setup",
     "deliveries_by_camera",
     "judge_all",
+    "judge_holds",
     "no_miss",
     "no_split",
     "normalise",
@@ -94,6 +95,31 @@ def judge_all(result: ReplayResult, props: Iterable[str] | None = None) -> dict[
         if problems:
             found[prop] = problems
     return found
+
+
+def judge_holds(report: dict[str, Any], result: ReplayResult) -> dict[str, Any]:
+    """Add to ``report`` (a :func:`~sim.views.report.build_report` document) the unmet
+    ``expect: holds`` of its scenario: each listed property is judged on ``result`` and every
+    problem becomes an ``expect`` failure (``holds.P-TAIL: ...``). Returns ``report``.
+
+    This is how a saved counterexample of any property replays to a failure with ``bwcsim run``
+    and ``bwcsim check``: its ``expect`` lists the properties it falsified.
+    """
+    expect = result.scenario.expect
+    if expect is None or not expect.holds:
+        return report
+    failures: list[str] = []
+    for prop in expect.holds:
+        check = REPLAY_PROPERTIES.get(prop)
+        if check is None:
+            failures.append(f"holds.{prop}: not a replay-judged property (known: "
+                            f"{', '.join(REPLAY_PROPERTIES)})")
+            continue
+        failures.extend(f"holds.{prop}: {problem}" for problem in check(result))
+    if failures:
+        block = report.get("expect") or {"ok": True, "failures": []}
+        report["expect"] = {"ok": False, "failures": [*block["failures"], *failures]}
+    return report
 
 
 # ------------------------------------------------------------------------------ P-NOMISS

@@ -66,6 +66,7 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-META": "recording metadata",
     "P-NOMISS": "property: no controller misses",
     "P-NOSPLIT": "property: no gap while required",
+    "P-TAIL": "property: no recording outlasts its holds",
     "P-BAD": "property: garbage never changes state",
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",

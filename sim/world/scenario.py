@@ -108,6 +108,7 @@ MISSED_KEYS: tuple[str, ...] = (
 # a wildcard; the rest is kept permissive (letters, digits, '-', '_', '.').
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REQUIREMENT_RE = re.compile(r"^[RP]-[A-Z]+$")
+_PROPERTY_RE = re.compile(r"^P-[A-Z]+$")
 _TIME_RE = re.compile(r"^(\d+):(\d+):(\d+(?:\.\d*)?)$")
 _TWO_PART_RE = re.compile(r"^(\d+):(\d+(?:\.\d*)?)$")
 
@@ -132,7 +133,7 @@ _CAMERA_PARAM_TYPES: dict[str, type] = {
 }
 _CAMERA_KEYS = ("id", "team", "teams", "initial", *_CAMERA_PARAM_TYPES)
 _BUS_KEYS = ("latency_s", "jitter_s", "latency", "drop", "duplicate")
-_EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused")
+_EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused", "holds")
 _ENTRY_KINDS = ("event", "raw", "fault", "replay")
 _REPLAY_KEYS = ("of", "id")
 _RAW_KEYS = ("topic", "payload", "payload_hex")
@@ -283,6 +284,9 @@ class Expect:
     recordings: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, list[str]] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
+    #: Replay-judged properties (SPEC §11 IDs) that must hold on the run, e.g. ``P-TAIL``:
+    #: checked by ``run``, ``check`` and the pytest plugin (``sim.search.invariants.judge_holds``).
+    holds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1024,9 +1028,18 @@ class _Loader:
                         )
                 alerts[cam] = cast(list[str], list(kinds))
 
+        holds: list[str] = []
+        if expect.has("holds"):
+            for path, value in expect.items("holds", "expect.holds"):
+                if not isinstance(value, str) or not _PROPERTY_RE.match(value):
+                    raise self.doc.error(
+                        f"{_kind(value)} is not a property id such as P-NOMISS or P-TAIL", path
+                    )
+                holds.append(value)
         return Expect(
             verdict=cast(Verdict | None, verdict), missed_s=missed, final_state=final_state,
             recordings=counts["recordings"], alerts=alerts, refused=counts["refused"],
+            holds=tuple(holds),
         )
 
     def requirements(self, top: _Mapping) -> tuple[str, ...]:
