@@ -14,9 +14,9 @@ is the very :class:`Falsified` that was raised with it.
 replay-judged property (:data:`SAVED_PROPERTIES`) it replays the scenario through the harness
 to confirm the failure shows there (a state-machine run drives the node directly, so this is
 not a given), minimises it (:func:`sim.search.fuzz.minimise`), writes it with
-:func:`sim.search.fuzz.write_counterexample` and announces it with :func:`sim.search.fuzz.saved_line`. Other properties (P-BAD, P-IDEM,
-P-DET, P-AUDIT, P-AUTH) are not judged on a replay, so their scenario is shown in the report but
-not saved.
+:func:`sim.search.fuzz.write_counterexample` and announces it with
+:func:`sim.search.fuzz.saved_line`. Other properties (P-BAD, P-IDEM, P-DET, P-AUDIT, P-AUTH)
+are not judged on a replay, so their scenario is shown in the report but not saved.
 """
 
 from __future__ import annotations
