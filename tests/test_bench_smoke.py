@@ -77,3 +77,13 @@ def test_run_all_quick_does_not_judge_targets(run_all_quick: subprocess.Complete
     assert "**no**" not in proc.stdout and "| yes |" not in proc.stdout
     assert "targets are for full-size runs, so they are not judged here" in proc.stdout
     assert "not judged here" in proc.stderr
+
+
+def test_catalogue_catch_rates_each_bug_against_the_corners() -> None:
+    proc = _run("catalogue_catch.py", "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["bench"] == "catalogue_catch" and len(doc["rows"]) == 2
+    for row in doc["rows"]:
+        assert 0 <= row["value"] <= 100 and row["unit"] == "% of seeds"
+        assert row["baseline"].startswith("corner scenarios catch it in 100% of seeds")

@@ -17,8 +17,8 @@ but the rules SPEC §3 states:
 
 Nothing here imports the controller's policy code. The document has already been validated by
 the scenario loader (which is what makes the scenario loadable at all); this module only
-interprets it. :func:`tests.test_policy_reading` checks that both readings agree on every
-shipped and generated policy, so a difference is a bug in one of them, caught where it is made.
+interprets it. ``tests/test_policy_reading.py`` checks that both readings agree on every shipped
+and generated policy, so a difference is a bug in one of them, caught where it is made.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["PolicyReading", "builtin_document", "read_policy"]
+__all__ = ["PolicyReading", "builtin_document", "file_document", "read_policy"]
 
 #: The package that holds the built-in policy documents (data files, read as text).
 _BUILTIN_PACKAGE = "controller.policies"
