@@ -11,12 +11,17 @@ searching and the shrinking; this module only pins down what makes a search *rep
 * **Seeded.** ``database=None`` (no example replayed from a previous run), ``@seed(seed)`` and
   no ``explain`` phase: the same seed, controller and example budget give the same examples in
   the same order, hence the same counterexample, on any machine.
+* **Corners first.** The corner scenarios of :mod:`sim.search.corners` run as explicit examples
+  before any generated one, whatever the seed, so a rule broken in its plain case is caught by
+  the smallest budget (they are counted apart, in :attr:`FuzzOutcome.corners`).
 * **Counted.** Every replay is counted; calls before the first failure are the *examples* (the
   progress bar counts them up to the budget), calls after it are shrinking.
 * **Written out.** Hypothesis re-runs the minimal failing example last, so the last failing
-  scenario seen *is* the shrunk one. :func:`write_counterexample` saves it as a format-v1 file
-  whose description names the property, the seed and the problems, with ``expect: {verdict:
-  pass}`` — so ``bwcsim run`` on it exits 1 for the broken controller and 0 once it is fixed.
+  scenario seen *is* the shrunk one (a corner is not shrunk by hypothesis; :func:`minimise`
+  shrinks both). :func:`write_counterexample` saves it as a format-v1 file whose description
+  names the properties it falsifies, the seed and the problems, with ``expect: {verdict: pass}``
+  and every property but P-NOMISS under ``expect: holds`` — so ``bwcsim run`` on it exits 1 for
+  the broken controller and 0 once it is fixed. A generated policy travels inline in the file.
 
 A controller that raises out of its handler, or a child process (``exec:``) that crashes, hangs
 or answers garbage, is a failure like any other (its message becomes the problem, and the
