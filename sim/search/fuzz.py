@@ -254,8 +254,9 @@ def minimise(
     """Greedily drop whatever the failure does not need, after hypothesis' shrinking.
 
     Hypothesis shrinks the abstract steps; this pass works on the resolved scenario itself and
-    removes timeline entries, camera parameters, ``delay_s`` keys and the bus block one at a
-    time while the property still fails (a candidate that no longer validates counts as
+    removes timeline entries, camera parameters, ``delay_s`` keys, the bus block and what an
+    inline policy holds (activities, signals, reasons, overrides) one at a time while the
+    property still fails (a candidate that no longer validates counts as
     passing). It is deterministic, bounded by ``max_calls`` replays, and guarantees the saved
     scenario is 1-minimal in timeline entries when the budget suffices.
     """
@@ -287,6 +288,9 @@ def minimise(
                 if key != "id":
                     smaller = {k: v for k, v in cameras[i].items() if k != key}
                     yield {**current, "cameras": [*cameras[:i], smaller, *cameras[i + 1:]]}
+        policy = current.get("policy")
+        if isinstance(policy, dict):
+            yield from ({**current, "policy": smaller} for smaller in _smaller_policies(policy))
 
     progress = True
     while progress and calls < max_calls:
@@ -299,6 +303,25 @@ def minimise(
                 data, problems, progress = candidate, found, True
                 break
     return data, problems
+
+
+def _smaller_policies(policy: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """An inline policy with one thing less: an activity, a signal, a reason, an override.
+
+    A candidate that no longer validates (an activity the timeline still names) counts as
+    passing, so only what the failure does not need goes.
+    """
+    activities = policy.get("activities")
+    if isinstance(activities, dict) and len(activities) > 1:
+        for name in reversed(list(activities)):
+            yield {**policy, "activities": {k: v for k, v in activities.items() if k != name}}
+    for key in ("signals", "deactivation_reasons"):
+        items = policy.get(key)
+        if isinstance(items, list):
+            for i in reversed(range(len(items))):
+                yield {**policy, key: items[:i] + items[i + 1:]}
+    if "camera" in policy:
+        yield {k: v for k, v in policy.items() if k != "camera"}
 
 
 def counterexample_document(
