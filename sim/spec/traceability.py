@@ -488,8 +488,10 @@ def render_json(matrix: Matrix) -> str:
 # --- the specification's own list -----------------------------------------------------------
 
 #: A requirement's definition in ``docs/spec.md``: a list item that opens with the ID in bold,
-#: ``- **R-STOP** ...`` or ``- **R-NODE Node protocol.** ...``.
-_DEFINITION = re.compile(r"^\s*[-*] \*\*([RP]-[A-Z]+)\b", re.MULTILINE)
+#: ``- **R-STOP** ...`` or ``- **R-NODE Node protocol.** ...``; several IDs may open one item
+#: (``- **P-A**, **P-B** ...``).
+_DEFINITION = re.compile(r"^\s*[-*] ((?:\*\*[RP]-[A-Z]+\b[^*\n]*\*\*(?:,\s*)?)+)", re.MULTILINE)
+_BOLD_ID = re.compile(r"\*\*([RP]-[A-Z]+)\b")
 #: Any requirement ID mentioned in running text.
 _MENTION = re.compile(r"(?<![\w-])([RP]-[A-Z]+)(?![\w-])")
 
@@ -500,9 +502,9 @@ def spec_requirement_ids(text: str) -> list[str]:
     :data:`SPEC_REQUIREMENTS` is kept in the package rather than read from ``docs/spec.md`` at
     run time: an installed bwcsim (a firmware team's repository) has no ``docs/``, and
     ``bwcsim trace-reqs`` must give the same matrix wherever it runs. ``tests/test_spec_ids.py``
-    holds the two equal, in order, with this function.
+    holds the two equal with this function.
     """
-    return _unique(_DEFINITION.findall(text))
+    return _unique(i for opener in _DEFINITION.findall(text) for i in _BOLD_ID.findall(opener))
 
 
 def spec_mentioned_ids(text: str) -> list[str]:
