@@ -135,6 +135,7 @@ class FootageJudgement:
     prohibited: list[ProhibitedSpan] = field(default_factory=list)
     prohibited_s: float = 0.0
     stopped: list[str] = field(default_factory=list)  # recordings a signal/duplicate stopped
+    activities: list[ProhibitedActivity] = field(default_factory=list)  # what was prohibited
 
     @property
     def ok(self) -> bool:
@@ -201,6 +202,7 @@ def judge_footage(
         prohibited=prohibited,
         prohibited_s=sum(s.seconds for s in prohibited),
         stopped=_stopped(recordings, states, facts, tol),
+        activities=list(facts.prohibited),
     )
 
 
