@@ -231,8 +231,9 @@ def test_render_text(matrix: Matrix) -> None:
     assert any(line.startswith("SCN-EXTRA* ") for line in lines)
     assert lines[-1] == (
         "35 SPEC requirements: 12 covered by tests, 23 missing (R-NOSPLIT, R-MISS, R-POWER, "
-        "R-STORE, R-META, P-NOSPLIT, P-NOPHANTOM, P-PRIVACY, P-BAD, P-IDEM, P-AUDIT, P-AUTH, R-AUTH, R-FRESH, R-ISOLATE, "
-        "R-NODROP, R-DURABLE, R-BOUND, R-AUDITFILE, R-NODE, R-HIL, R-CLOCK, R-JITTER)"
+        "R-STORE, R-META, P-NOSPLIT, P-NOPHANTOM, P-PRIVACY, P-BAD, P-IDEM, P-AUDIT, P-AUTH, "
+        "R-AUTH, R-FRESH, R-ISOLATE, R-NODROP, R-DURABLE, R-BOUND, R-AUDITFILE, R-NODE, R-HIL, "
+        "R-CLOCK, R-JITTER)"
     )
 
 
