@@ -10,7 +10,8 @@ so a failure points at exactly the rule that was broken.
 
 from __future__ import annotations
 
-from controller.camera import Camera, Deactivation, State
+from controller.camera import Camera, Deactivation
+from controller.machine import State
 from controller.messages import ActivityEnd, ActivityStart, Event, Outbound
 from controller.node import CameraNode, CameraSetup
 from controller.reference import ReferenceNode

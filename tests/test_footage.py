@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import broken_controllers
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from rich.console import Console
 
