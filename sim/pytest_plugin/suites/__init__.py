@@ -28,7 +28,7 @@ from __future__ import annotations
 SUITES: dict[str, tuple[str, ...]] = {
     "nomiss": ("P-NOMISS", "P-NOSPLIT"),
     "footage": ("P-NOPHANTOM", "P-PRIVACY"),
-    "machine": ("P-NOMISS", "P-NOSPLIT", "P-IDEM"),
+    "machine": ("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-IDEM"),
     "bad_idem": ("P-BAD", "P-IDEM"),
     "det": ("P-DET",),
     "audit": ("P-AUDIT",),
