@@ -16,6 +16,7 @@ from sim.search.invariants import no_phantom, privacy
 from sim.search.strategies import load_scenario_dict
 from sim.spec.report_schema import report_schema
 from sim.views.model import run_view
+from sim.views.projector import render_projector
 from sim.views.report import build_report
 from sim.views.text import render_text
 from sim.views.timeline import render_timeline
@@ -204,6 +205,8 @@ def test_the_json_and_text_reports_and_the_timeline_show_what_should_not_be_ther
     page = render_timeline(run_view(result, report, []))
     assert 'class="prohibited"' in page and 'class="prohibited-window"' in page
     assert "recorded while the policy prohibits it" in page
+    room = render_projector(run_view(result, report, []))
+    assert 'class="prohibited"' in room and "recorded 80 s (~1 min) while prohibited" in room
 
     phantom = replay(load_scenario_dict(_demo([{"at": 20, "camera": "cam-1", "event": "button",
                                                 "action": "start"}])),
@@ -213,3 +216,4 @@ def test_the_json_and_text_reports_and_the_timeline_show_what_should_not_be_ther
     assert [p["kind"] for p in report["cameras"]["cam-1"]["phantom"]] == ["buffer"]
     page = render_timeline(run_view(phantom, report, []))
     assert 'class="phantom phantom-buffer"' in page and "Footage that should not be there" in page
+    assert "footage that cannot exist" in render_projector(run_view(phantom, report, []))
