@@ -52,17 +52,93 @@ A live run's tolerance (see the oracle) widens every comparison above by ``toler
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from controller.messages import RecordingMeta
+from controller.policy import Policy
 from controller.spans import EPS, Span, subtract, union
 
-if TYPE_CHECKING:
-    from .oracle import StatePoint, Window
-    from .replay import ObservedCamera
-    from .scenario import Scenario
+# What this module reads of the oracle's and the harness's types, as protocols: the oracle
+# calls this module, so importing those modules here would be a cycle.
+
+
+class StatePoint(Protocol):
+    """A reported state (:class:`sim.world.oracle.StatePoint`)."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def storage_free(self) -> float: ...
+
+
+class _Window(Protocol):
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def delivered(self) -> float | None: ...
+    @property
+    def told_end(self) -> float | None: ...
+
+
+class _Entry(Protocol):
+    @property
+    def index(self) -> int: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def event(self) -> str | None: ...
+    @property
+    def fields(self) -> dict[str, object]: ...
+
+
+_E = TypeVar("_E", bound=_Entry)
+_E_contra = TypeVar("_E_contra", bound=_Entry, contravariant=True)
+
+
+class _Targets(Protocol[_E_contra]):
+    def targets(self, entry: _E_contra, /) -> tuple[str, ...]: ...
+
+
+class _Scenario(_Targets[_E], Protocol[_E]):
+    @property
+    def timeline(self) -> Sequence[_E]: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def policy(self) -> Policy: ...
+
+
+class _Delivery(Protocol):
+    @property
+    def seq(self) -> int: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def ok(self) -> bool | None: ...
+
+
+class _Spec(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class _Seen(Protocol):
+    @property
+    def spec(self) -> _Spec: ...
+    @property
+    def refusable(self) -> Mapping[int, str]: ...
+    @property
+    def delivered(self) -> Mapping[int, _Delivery]: ...
+    @property
+    def arrivals(self) -> Sequence[tuple[float, int | None]]: ...
+    @property
+    def recordings(self) -> Mapping[str, RecordingMeta]: ...
 
 #: Kinds of phantom footage, in report order.
 PHANTOM_KINDS = ("buffer", "docked", "off", "standby", "overlap", "gap")
@@ -318,9 +394,7 @@ def _stopped(
     return out
 
 
-def facts_of(
-    sc: Scenario, seen: ObservedCamera, windows: Sequence[Window]
-) -> FootageFacts:
+def facts_of(sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window]) -> FootageFacts:
     """The :class:`FootageFacts` of one camera of a run, from the scenario and what was seen."""
     cam = seen.spec.id
     policy = sc.policy
