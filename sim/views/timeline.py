@@ -44,6 +44,7 @@ import bisect
 from collections.abc import Iterable
 from html import escape
 
+from controller.spans import union
 from sim.world.oracle import CAUSES
 
 from .model import CameraView, Inbound, RunView, fmt_duration, fmt_hms, live_summary, miss_tone
@@ -258,8 +259,8 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         out.append(f'<rect class="miss-tint" x="{_f(x)}" y="{_f(top + LANE_HEAD_H)}" '
                    f'width="{_f(w)}" height="{len(ROWS) * ROW_H}" '
                    f'fill="{CAUSE_COLOURS.get(m.cause, "#f00")}" fill-opacity="0.13"/>')
-    for fnd in cam.findings:
-        x, w = scale.span(fnd.start, fnd.end)
+    for a, b in union((f.start, f.end) for f in cam.findings):
+        x, w = scale.span(a, b)
         out.append(f'<rect class="finding-tint" x="{_f(x)}" y="{_f(top + LANE_HEAD_H)}" '
                    f'width="{_f(w)}" height="{len(ROWS) * ROW_H}" fill="{PHANTOM_COLOUR}" '
                    'fill-opacity="0.10"/>')
@@ -363,6 +364,7 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         if _text_fits(text, w - bw_px):
             out.append(_label(x + bw_px + 4, y + 12, text))
     # what should not be there, over the footage it is part of
+    labelled_to = 0.0
     for fnd in cam.findings:
         x, w = scale.span(fnd.start, fnd.end)
         title = (f"{fnd.label.upper()} {fmt_hms(fnd.start)}-{fmt_hms(fnd.end)} "
@@ -374,9 +376,11 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
             out.append(_rect(x, y - 1, w, bar_h + 2, "#fff", title, f"phantom phantom-{fnd.kind}",
                              f' fill-opacity="0.55" stroke="{PHANTOM_COLOUR}" stroke-width="2" '
                              'stroke-dasharray="3 2"'))
-        if _text_fits(fnd.label, w):
+        # one label per place: findings that overlap keep theirs in the hover text and table
+        if _text_fits(fnd.label, w) and x >= labelled_to:
             ink = "#fff" if fnd.what == "prohibited" else PHANTOM_COLOUR
             out.append(_label(x + 4, y + 12, fnd.label, ink))
+            labelled_to = x + w
 
     # misses, labelled with cause and length where they fit
     y = rows["missed"] + 3
