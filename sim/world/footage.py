@@ -126,6 +126,8 @@ class _Delivery(Protocol):
 class _Spec(Protocol):
     @property
     def id(self) -> str: ...
+    @property
+    def initial(self) -> str: ...
 
 
 class _Seen(Protocol):
@@ -173,6 +175,8 @@ class FootageFacts:
     # Other accepted arrivals, and moments a known required window ended: a close there is
     # explained by something other than a nudge.
     explained: Sequence[float] = ()
+    # The state the camera starts the run in (the scenario's ``initial``).
+    initial: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,10 +242,19 @@ def intersect(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
     return subtract(a, subtract(a, union(b)))
 
 
-def _intervals(states: Sequence[StatePoint]) -> list[tuple[str, float, float]]:
-    """Reported states as (state, from, to): consecutive reports of one state merged."""
+def _intervals(
+    states: Sequence[StatePoint], initial: str | None = None
+) -> list[tuple[str, float, float]]:
+    """Reported states as (state, from, to): consecutive reports of one state merged.
+
+    The camera starts the run in the scenario's ``initial`` state: when its first report comes
+    after time 0 (a live device whose report predates the run), that state holds until then.
+    """
     out: list[tuple[str, float, float]] = []
-    for p in sorted(states, key=lambda p: p.at):
+    ordered = sorted(states, key=lambda p: p.at)
+    if initial is not None and (not ordered or ordered[0].at > 0.0):
+        out.append((initial, 0.0, float("inf")))
+    for p in ordered:
         if out and out[-1][0] == p.state:
             continue
         if out:
@@ -255,7 +268,7 @@ def judge_footage(
 ) -> FootageJudgement:
     """Judge one camera's footage (see the module docs)."""
     tol = tolerance_s + EPS
-    intervals = _intervals(states)
+    intervals = _intervals(states, facts.initial)
     phantom: list[Phantom] = []
     recordings = sorted(facts.recordings, key=lambda r: (r.start, r.recording))
     for rec in recordings:
@@ -344,13 +357,15 @@ def _overlaps(recordings: Sequence[RecordingMeta], tol: float) -> list[Phantom]:
     return out
 
 
-def _justified(rec: RecordingMeta, facts: FootageFacts) -> list[tuple[float, float]]:
-    """The stretches of ``rec`` that some reason justifies."""
+def _justified(rec: RecordingMeta, facts: FootageFacts, tol: float) -> list[tuple[float, float]]:
+    """The stretches of ``rec`` that some reason justifies (``tol``: a live run's jitter
+    between the harness's clock, which times the reasons, and the camera's)."""
     t_act = rec.start + rec.buffer_s
     why = list(facts.required)
-    why += [(h, rec.end) for h in facts.holds if t_act - EPS <= h <= rec.end + EPS]
+    # A hold accepted a jitter before the activation it caused holds from the activation.
+    why += [(max(h, t_act), rec.end) for h in facts.holds if t_act - tol <= h <= rec.end + tol]
     why_u = union(why)
-    if any(a - EPS <= t_act < b + EPS for a, b in why_u) or any(abs(h - t_act) <= EPS
+    if any(a - tol <= t_act < b + tol for a, b in why_u) or any(abs(h - t_act) <= tol
                                                                  for h in facts.holds):
         why_u = union([*why_u, (rec.start, t_act)])
     return why_u
@@ -364,7 +379,7 @@ def _prohibited(
     out: list[ProhibitedSpan] = []
     forbidden = union((p.start, p.end) for p in facts.prohibited if p.end > p.start)
     for rec in recordings:
-        exposed = intersect(subtract(union(rec.segment_list), _justified(rec, facts)), forbidden)
+        exposed = intersect(subtract(union(rec.segment_list), _justified(rec, facts, tol)), forbidden)
         for lo, hi in exposed:
             if hi - lo <= tol:  # a live run's jitter at a harness-timed edge
                 continue
@@ -467,4 +482,5 @@ def facts_of(sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window]) -> Foot
         holds=sorted(holds),
         nudges=sorted(nudges),
         explained=sorted(explained),
+        initial=seen.spec.initial,
     )
