@@ -67,6 +67,8 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-META": "recording metadata",
     "P-NOMISS": "property: no controller misses",
     "P-NOSPLIT": "property: no gap while required",
+    "P-NOPHANTOM": "property: no footage that cannot exist",
+    "P-PRIVACY": "property: nothing recorded that policy prohibits",
     "P-BAD": "property: garbage never changes state",
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",
