@@ -131,6 +131,9 @@ _HOLD_HIGH, _HOLD_LOW = 1.0, 0.5
 broker's window of deliveries still on their way (a share of that room: 1.0), and resumed once
 they are down to half of it. The hold is for a backlog the outbox cannot take; in normal
 operation it never engages, since holding adds the wait of the whole queue to every command."""
+_RESTART_LOG_PAGES = 4096
+"""A state store log this long (16 MB of 4 KB pages) is made to start again (see
+:meth:`~sim.live.store.StateStore.checkpoint_tail`)."""
 _UNSTABLE_AFTER = 3
 """Links lost this many times in a row soon after connecting are alerted as unstable."""
 _FAULT_ALERT_EVERY_S = 60.0
@@ -228,7 +231,7 @@ class CameraRuntime:
         window: int = 100,
         batch_max: int = 256,
         heartbeat_s: float = 1.0,
-        snapshot_every: int = 1000,
+        snapshot_every: int = 10_000,
         snapshot_interval_s: float = 60.0,
         head_interval_s: float = 60.0,
     ) -> None:
@@ -976,11 +979,22 @@ class CameraRuntime:
                 synced = self._fsync_store()  # the journal of the last second, on stable storage
                 if synced is not None:
                     await synced
+                await self._checkpoint(store)
             audit = self.audit
             if audit is not None and (now - self._last_head >= self.head_interval_s
                                       or audit.rotations != self._rotations_seen):
                 await self._publish_head(now)
             self._report_overload()
+
+    async def _checkpoint(self, store: StateStore) -> None:
+        """Keep the store's log short without stalling the loop (see :mod:`sim.live.store`)."""
+        assert self._loop is not None
+        try:
+            pages = await self._loop.run_in_executor(self._fsync_pool(), store.checkpoint)
+            if pages >= _RESTART_LOG_PAGES:
+                store.checkpoint_tail()
+        except sqlite3.Error as exc:
+            self._store_failed(exc)
 
     def _snapshot(self, now: float) -> None:
         assert self.store is not None
