@@ -304,6 +304,7 @@ class CameraRuntime:
         self._holding_input = False
         self._input_resumed = asyncio.Event()
         self._unreleased_replies = 0
+        self._edge_alerts = 0  # without a store: this run's count of the edge's own alerts
         # How many unacknowledged deliveries the broker may push (MQTT 5 receive maximum).
         self._in_window = int(getattr(getattr(bus, "endpoint", None), "receive_maximum", 0) or 0)
 
@@ -1037,6 +1038,20 @@ class CameraRuntime:
     # ------------------------------------------------------------------------- faults
 
     def _alert(self, alert: Alert) -> Publish:
+        """An alert of the live edge, named ``<camera>-e<n>`` (``n`` kept in the state store, so a
+        restart goes on counting rather than reusing an id)."""
+        number = None
+        if self.store is not None:
+            try:
+                number = self.store.count_edge_alert()
+            except sqlite3.Error as exc:
+                self._store_failed(exc)
+        if number is None:
+            self._edge_alerts += 1
+            number = self._edge_alerts
+        else:
+            self._edge_alerts = number
+        alert = msgspec.structs.replace(alert, alert_id=f"{self.node.camera_id}-e{number}")
         return encode(alert, self.topics)
 
     def _fault(self, key: str, detail: str, extra: dict[str, Any] | None = None) -> None:

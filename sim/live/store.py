@@ -14,7 +14,8 @@ lose is written here before anything it caused leaves the process:
   not cost a disk write per message.
 * **Evidence** — alerts and recording metadata — from the moment it is produced until the broker
   has acknowledged it (R-NODROP). After a restart whatever is still here is published first.
-* **Meta**: the camera id (a directory belongs to one camera) and ``alive_at``, the last moment
+* **Meta**: the camera id (a directory belongs to one camera), the count of the live edge's own
+  alerts (their ids, ``<camera>-e<n>``, are never reused) and ``alive_at``, the last moment
   the camera is known to have been running, refreshed by every commit and by a heartbeat; after
   a crash the span from ``alive_at`` to the restart is what the camera could not record.
 
@@ -184,6 +185,7 @@ class StateStore:
         if new:
             _fsync_dir(path.parent)
         rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.edge_alerts = int(rows.get("edge_alerts") or 0)
         if not rows:
             db.execute("BEGIN")
             db.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -254,6 +256,13 @@ class StateStore:
         assert seq is not None
         self._must_sync = True
         return seq
+
+    def count_edge_alert(self) -> int:
+        """The number of the live edge's next alert (1, 2, ...), counted in the open batch — so
+        it is kept exactly when the alert it names is — and never handed out twice."""
+        self.edge_alerts += 1
+        self._begin().execute("INSERT OR REPLACE INTO meta VALUES ('edge_alerts', ?)", (self.edge_alerts,))
+        return self.edge_alerts
 
     def delivered(self, seq: int) -> None:
         """The broker acknowledged evidence ``seq``: forget it at the next commit."""
