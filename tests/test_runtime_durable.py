@@ -366,3 +366,26 @@ async def test_the_edge_s_own_alerts_are_named_and_a_restart_goes_on_counting(tm
                              if _json(m)["alert_id"] == "cam-1-e1"]
                     assert all(m.payload == first.payload for m in again)
                 crashed_at = back.now()
+
+
+@pytest.mark.req("R-DURABLE")
+def test_checkpoints_happen_outside_commits_and_keep_the_log_short(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "cam-1")
+    try:
+        for i in range(2000):  # one commit per command, as at a steady 1,000 msg/s
+            store.journal("message", float(i), "bwc/cam-1/event", b"x" * 300)
+            store.commit(alive_at=float(i), sync=False)
+        pages = store.checkpoint()  # what the heartbeat runs in its worker thread
+        assert pages > 1000, "no commit checkpointed on its own (SQLite would at 1,000 pages)"
+        store.checkpoint_tail()
+        store.journal("message", 2000.0, "bwc/cam-1/event", b"x")
+        store.commit(alive_at=2000.0, sync=False)
+        assert store.checkpoint() < 10, "the log started again from its beginning"
+        store.commit(alive_at=2001.0)
+    finally:
+        store.close()
+    again = StateStore(tmp_path, "cam-1")
+    try:
+        assert len(again.recover().journal) == 2001  # nothing a checkpoint touched was lost
+    finally:
+        again.close()
