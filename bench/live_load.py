@@ -417,9 +417,19 @@ def evidence_lost(state: Path, obs: Observer) -> tuple[int, int, int, int]:
     produced = [json.loads(line) for f in audit_files(state) for line in f.read_text().splitlines()]
     alerts = [e["data"] for e in produced if e["kind"] == "alert"]
     segments = [e["data"] for e in produced if e["kind"] == "segment_close"]
-    seen_alerts = {a.get("alert_id") for a in obs.of("alert")}  # each alert names itself
+    # Published alerts carry their alert_id (distinct even when kind, cause and activity repeat);
+    # the audit entry of an alert has kind, cause and activity: matched as a multiset.
+    seen_alerts = {a["alert_id"]: json.dumps({k: a.get(k) for k in ("kind", "cause", "activity_id")},
+                                             sort_keys=True) for a in obs.of("alert")}
+    pool = list(seen_alerts.values())
     seen_meta = {(m["recording"], m["segments"], m["final"]) for m in obs.of("recording")}
-    missing_alerts = sum(1 for a in alerts if a["alert_id"] not in seen_alerts)
+    missing_alerts = 0
+    for alert in alerts:
+        key = json.dumps({k: alert.get(k) for k in ("kind", "cause", "activity_id")}, sort_keys=True)
+        if key in pool:
+            pool.remove(key)
+        else:
+            missing_alerts += 1
     missing_meta = sum(1 for s in segments if (s["recording"], s["segment"], s["final"]) not in seen_meta)
     return len(alerts), missing_alerts, len(segments), missing_meta
 

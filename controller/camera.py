@@ -828,8 +828,7 @@ class Camera:
         alert = msgspec.structs.replace(alert, alert_id=f"{self.camera_id}-a{self.alerts}")
         self.audit.append(
             self._now, "alert",
-            {"kind": alert.kind, "cause": alert.cause, "activity_id": alert.activity_id,
-             "alert_id": alert.alert_id},
+            {"kind": alert.kind, "cause": alert.cause, "activity_id": alert.activity_id},
         )
         self._out.append(alert)
 
