@@ -32,9 +32,10 @@ from controller.errors import BwcError
 from controller.node import ControllerFactory
 
 #: Properties whose counterexample ``bwcsim run`` replays to the same failure (a ``fail``
-#: verdict for P-NOMISS, an unmet ``expect: holds`` for the others), hence saved as a scenario
-#: file. The replay-judged properties of :data:`sim.search.invariants.REPLAY_PROPERTIES`.
-SAVED_PROPERTIES = frozenset({"P-NOMISS", "P-NOSPLIT", "P-TAIL"})
+#: verdict for P-NOMISS, P-NOPHANTOM and P-PRIVACY, an unmet ``expect: holds`` for the others),
+#: hence saved as a scenario file: the replay-judged properties of
+#: :data:`sim.search.invariants.REPLAY_PROPERTIES`.
+SAVED_PROPERTIES = frozenset({"P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL"})
 
 
 class Falsified(AssertionError):

@@ -71,6 +71,8 @@ __all__ = [
 PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = REPLAY_PROPERTIES
 #: ``prop`` value meaning "every registered property".
 ALL = "all"
+#: Properties the verdict itself judges (``bwcsim run`` fails on them without ``expect: holds``).
+VERDICT_PROPERTIES = frozenset({"P-NOMISS", "P-NOPHANTOM", "P-PRIVACY"})
 
 #: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.
 ProgressFn = Callable[[int, int, str], None]
@@ -330,8 +332,8 @@ def counterexample_document(
 ) -> dict[str, Any]:
     """The shrunk scenario as a self-describing format-v1 document, expecting a pass.
 
-    ``prop`` is a property ID, or several joined with ``+``; every one but P-NOMISS (which the
-    verdict itself judges) is listed under ``expect: holds``, so ``bwcsim run`` on the file
+    ``prop`` is a property ID, or several joined with ``+``; every one the verdict does not
+    itself judge (:data:`VERDICT_PROPERTIES`) is listed under ``expect: holds``, so ``bwcsim run`` on the file
     exits 1 with the controller that failed it and 0 once it is fixed.
 
     ``found_by`` names the search in the name and description (default: ``bwcsim fuzz`` with
@@ -347,7 +349,7 @@ def counterexample_document(
     }
     doc.update({k: v for k, v in data.items() if k not in ("version", "name", "description")})
     doc["expect"] = {"verdict": "pass"}
-    holds = [p for p in prop.split("+") if p in PROPERTIES and p != "P-NOMISS"]
+    holds = [p for p in prop.split("+") if p in PROPERTIES and p not in VERDICT_PROPERTIES]
     if holds:  # judged by `bwcsim run` and `check` too, so the file replays to the failure
         doc["expect"]["holds"] = holds
     doc["requirements"] = prop.split("+")

@@ -15,6 +15,10 @@ property, so a new one is searched for as soon as it is registered (:func:`judge
   record, no recording closes; a recording may end inside such a window only at a dock, a
   battery or storage stop, or an accepted, policy-allowed ``deactivate``. Gaps in the footage
   there are the oracle's ``controller`` seconds, reported too.
+* :func:`no_phantom` (P-NOPHANTOM) — no footage the camera could not have captured, from what
+  it reported (:mod:`sim.world.footage`).
+* :func:`privacy` (P-PRIVACY) — no recorded second while a prohibited activity is open that
+  nothing justifies, and no recording stopped by a signal or a duplicate.
 * :func:`tail_ends` (P-TAIL) — a recording that only required windows held ends by the end of
   the last of them: its end as the camera was told plus the ``post_s`` the policy document
   gives (the oracle's own reading, :mod:`sim.world.policy_reading`).
@@ -53,9 +57,11 @@ __all__ = [
     "judge_all",
     "judge_holds",
     "no_miss",
+    "no_phantom",
     "no_split",
     "normalise",
     "only_acks",
+    "privacy",
     "replay_property",
     "same_outputs",
     "tail_ends",
@@ -138,6 +144,26 @@ def no_miss(result: ReplayResult) -> list[str]:
             problems.append(f"{cam}: {ctrl:g} controller second(s) missed ({spans})")
         problems.extend(f"{cam}: unannounced miss {u}" for u in judgement.unannounced)
     return problems
+
+
+# ------------------------------------------------------------------------------ P-NOPHANTOM
+
+
+@replay_property("P-NOPHANTOM")
+def no_phantom(result: ReplayResult) -> list[str]:
+    """P-NOPHANTOM: every recorded second was physically possible, per camera."""
+    return [f"{cam}: {p}" for cam, j in result.judgements.items()
+            for p in j.footage.phantom_problems()]
+
+
+# ------------------------------------------------------------------------------ P-PRIVACY
+
+
+@replay_property("P-PRIVACY")
+def privacy(result: ReplayResult) -> list[str]:
+    """P-PRIVACY: no prohibited second, no recording stopped by a signal or duplicate."""
+    return [f"{cam}: {p}" for cam, j in result.judgements.items()
+            for p in j.footage.privacy_problems()]
 
 
 # ------------------------------------------------------------------------------ P-NOSPLIT

@@ -50,13 +50,15 @@ def _check_saved(outcome: FuzzOutcome, factory: ControllerFactory, name: str, se
     assert _run_exit_code(outcome.saved, make_node) == 0
 
 
-def _caught_and_shrunk(factory: ControllerFactory, name: str, tmp_path: Path) -> None:
-    outcome = search(factory, examples=BUDGET, seed=SEED, save_dir=tmp_path,
+def _caught_and_shrunk(
+    factory: ControllerFactory, name: str, tmp_path: Path, prop: str = "all"
+) -> None:
+    outcome = search(factory, examples=BUDGET, seed=SEED, save_dir=tmp_path, prop=prop,
                      controller=f"broken_controllers:{name}")
     _check_saved(outcome, factory, name, SEED)
 
 
-@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-TAIL")
+@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL")
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(broken_controllers.BROKEN))
 def test_every_catalogued_bug_is_caught_within_the_dev_budget_whatever_the_seed(
@@ -113,3 +115,35 @@ def test_catches_a_policy_loader_that_reads_an_explicit_zero_tail_as_the_default
 @pytest.mark.req("P-NOMISS", "R-TRIG")
 def test_catches_a_policy_loader_that_ignores_an_activitys_own_tail(tmp_path: Path) -> None:
     _caught_and_shrunk(broken_controllers.default_tail_only, "default_tail_only", tmp_path)
+
+
+@pytest.mark.req("P-NOPHANTOM", "R-BUF")
+def test_catches_a_camera_that_claims_more_buffer_than_it_held(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.full_buffer, "full_buffer", tmp_path, "P-NOPHANTOM")
+
+
+@pytest.mark.req("P-NOPHANTOM", "R-DOCK")
+def test_catches_a_camera_that_buffers_while_docked(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.docked_buffer, "docked_buffer", tmp_path, "P-NOPHANTOM")
+
+
+@pytest.mark.req("P-PRIVACY", "R-SIG")
+def test_catches_a_camera_that_records_a_prohibited_activity(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.prohibited_records, "prohibited_records", tmp_path,
+                       "P-PRIVACY")
+
+
+@pytest.mark.req("P-PRIVACY", "R-SIG")
+def test_catches_a_camera_that_splits_a_recording_on_a_signal(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.signal_splits, "signal_splits", tmp_path, "P-PRIVACY")
+
+
+@pytest.mark.req("P-PRIVACY", "R-SIG")
+def test_catches_a_camera_that_stops_a_held_recording_on_a_signal(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.signal_stops, "signal_stops", tmp_path, "P-PRIVACY")
+
+
+@pytest.mark.req("P-PRIVACY", "R-IDEM", "R-NOSPLIT")
+def test_catches_a_camera_that_splits_a_recording_on_a_redelivery(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.duplicate_splits, "duplicate_splits", tmp_path,
+                       "P-PRIVACY")
