@@ -1,4 +1,5 @@
-"""P-NOPHANTOM and P-PRIVACY over generated scenarios, for the controller under test.
+"""P-NOPHANTOM and P-PRIVACY over the corner scenarios, then generated ones, for the controller
+under test.
 
 The footage itself is judged (:mod:`sim.world.footage`): nothing recorded that the camera could
 not have captured from what it reported, nothing recorded that the policy forbids, and no
@@ -18,13 +19,14 @@ from sim.search.fuzz import check_scenario
 from sim.search.strategies import scenarios
 
 from ..counterexamples import Counterexamples
-from .common import suite_settings
+from .common import suite_settings, with_corners
 
 __all__ = ["test_no_footage_the_camera_could_not_capture", "test_nothing_recorded_that_policy_forbids"]
 
 
 @pytest.mark.req("P-NOPHANTOM")
 @suite_settings()
+@with_corners
 @given(data=scenarios())
 def test_no_footage_the_camera_could_not_capture(
     bwcsim_controller: ControllerFactory, bwcsim_counterexample: Counterexamples, data: dict[str, Any]
@@ -36,6 +38,7 @@ def test_no_footage_the_camera_could_not_capture(
 
 @pytest.mark.req("P-PRIVACY")
 @suite_settings()
+@with_corners
 @given(data=scenarios())
 def test_nothing_recorded_that_policy_forbids(
     bwcsim_controller: ControllerFactory, bwcsim_counterexample: Counterexamples, data: dict[str, Any]

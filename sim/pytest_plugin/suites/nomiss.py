@@ -12,19 +12,17 @@ and a P-NOMISS counterexample is saved as a scenario file with its ``bwcsim run`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import given
 
 from controller.node import ControllerFactory
-from sim.search.corners import corner_scenarios
 from sim.search.fuzz import check_scenario
 from sim.search.strategies import scenarios
 
 from ..counterexamples import Counterexamples
-from .common import suite_settings
+from .common import suite_settings, with_corners
 
 __all__ = [
     "test_no_recording_is_split_inside_a_required_window",
@@ -32,14 +30,6 @@ __all__ = [
     "test_no_required_second_is_missed",
 ]
 
-F = TypeVar("F", bound=Callable[..., None])
-
-
-def with_corners(test: F) -> F:
-    """``test`` with every corner scenario as an explicit example, in corner order."""
-    for data in reversed(corner_scenarios()):
-        test = example(data=data)(test)
-    return test
 
 
 @pytest.mark.req("P-NOMISS")
