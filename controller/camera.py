@@ -72,11 +72,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
-from transitions import Machine
 
 from .audit import AuditLog
 from .bounds import Limits, Remembered, ReplyTable, bounded_add
-from .machine import CAPTURING, TRANSITIONS, State
+from .machine import CAPTURING, TRANSITIONS, CompiledMachine, State
 from .messages import (
     Ack,
     ActivityEnd,
@@ -168,7 +167,7 @@ class Camera:
         "audit._count": int,
     }
 
-    # Bound by the transitions Machine from the table in controller.machine.
+    # Bound from the table in controller.machine, compiled once per process (see _MACHINE).
     state: State
     dock: Callable[[], bool]
     undock: Callable[[], bool]
@@ -228,15 +227,7 @@ class Camera:
         self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
         self._reported: tuple[State, float, int] | None = None
-        Machine(
-            model=self,
-            states=State,
-            transitions=TRANSITIONS,
-            initial=State(initial),
-            auto_transitions=False,
-            send_event=False,
-            after_state_change="_state_changed",
-        )
+        self.state = State(initial)
         self._prev = self.state
         if self.state is S.standby:
             self.boot_end = now + p.boot_s
@@ -849,6 +840,12 @@ class Camera:
 
 
 _STATE = StateCodec("Camera", Camera.DURABLE)
+
+#: The state table compiled for the camera, once per process: what a ``transitions.Machine``
+#: built per camera with ``auto_transitions=False, send_event=False,
+#: after_state_change="_state_changed"`` would do, without building one.
+_MACHINE = CompiledMachine(State, TRANSITIONS, Camera, after_state_change="_state_changed")
+_MACHINE.bind(Camera)
 
 
 def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:
