@@ -84,9 +84,9 @@ FULL_OPTIONS: dict[str, Any] = {
 }
 
 
-def _outcome(model: Recorder, fire: Callable[[], Any]) -> tuple[Any, ...]:
+def _outcome(model: Recorder, trigger: str) -> tuple[Any, ...]:
     try:
-        result: Any = fire()
+        result: Any = getattr(model, trigger)()
         error = None
     except MachineError as exc:
         result, error = None, str(exc)
@@ -105,8 +105,8 @@ def _compare(table: Sequence[dict[str, Any]], options: dict[str, Any],
                     auto_transitions=False, send_event=False, **options)
             ours = Compiled(outcomes)
             ours.state = state
-            expected = _outcome(real_model, lambda m=real_model, t=trigger: getattr(m, t)())
-            got = _outcome(ours, lambda m=ours, t=trigger: getattr(m, t)())
+            expected = _outcome(real_model, trigger)
+            got = _outcome(ours, trigger)
             assert got == expected, (state, trigger, dict(outcomes))
             checked += 1
     return checked
