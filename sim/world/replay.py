@@ -151,6 +151,16 @@ class Replay:
             self.trace({"t": sc.end, "kind": "end"})
         return self._judge()
 
+    def close(self) -> None:
+        """Break the references a finished run leaves in a circle (the broker's client callbacks
+        and observer, the scheduler's pending events, each pointing back at this replay), so the
+        run is freed by reference counting when its result is dropped; the result keeps what it
+        observed. Called by :func:`replay` once the run is judged."""
+        self.sched.clear()
+        self.broker.close()
+        for run in self.runs.values():
+            run.timer = None
+
     def _add_camera(self, spec: CameraSpec) -> None:
         sc = self.scenario
         setup = CameraSetup(
@@ -481,4 +491,8 @@ def replay(
     scenario: Scenario, factory: ControllerFactory = make_node, trace: TraceSink | None = None
 ) -> ReplayResult:
     """Replay ``scenario`` once and judge it."""
-    return Replay(scenario, factory, trace).run()
+    run = Replay(scenario, factory, trace)
+    try:
+        return run.run()
+    finally:
+        run.close()
