@@ -715,33 +715,40 @@ class Camera:
                 self.used = max(0.0, self.used - item[0])
 
     def _next_timer(self) -> tuple[float, str] | None:
+        # The earliest deadline, the first one considered winning a tie. Called at least twice
+        # per event, so written out flat (no helper, no tuple per candidate).
         st = self.state
         p = self.params
-        best: tuple[float, str] | None = None
-
-        def consider(at: float, kind: str) -> None:
-            nonlocal best
-            if best is None or at < best[0]:
-                best = (at, kind)
-
+        kind: str | None = None
+        at = 0.0
         if st is S.standby and self.boot_end is not None:
-            consider(self.boot_end, "boot")
-        if st in (S.standby, S.pre_buffer, S.recording):
+            at, kind = self.boot_end, "boot"
+        if st is S.standby or st is S.pre_buffer or st is S.recording:
             drain = p.record_drain if st is S.recording else 1.0
+            charge, charge_t = self.charge, self.charge_t
             # low_battery_s = 0 means no warning: crossing zero is depletion, announced by
             # battery_empty; a low_battery at the same instant would only be noise.
-            if self.low_armed and self.charge > p.low_battery_s > 0:
-                consider(self.charge_t + (self.charge - p.low_battery_s) / drain, "low_battery")
-            consider(self.charge_t + self.charge / drain, "deplete")
-        if st is S.recording:
-            rec = self.rec
-            assert rec is not None
-            consider(rec.seg_start + p.segment_max_s, "rollover")
-            consider(self.used_t + (p.storage_s - self.used), "storage_full")
-        tail = self._next_tail()
-        if tail is not None:
-            consider(tail, "tail")
-        return best
+            if self.low_armed and charge > p.low_battery_s > 0:
+                t = charge_t + (charge - p.low_battery_s) / drain
+                if kind is None or t < at:
+                    at, kind = t, "low_battery"
+            t = charge_t + charge / drain
+            if kind is None or t < at:
+                at, kind = t, "deplete"
+            if st is S.recording:
+                rec = self.rec
+                assert rec is not None
+                t = rec.seg_start + p.segment_max_s
+                if t < at:
+                    at, kind = t, "rollover"
+                t = self.used_t + (p.storage_s - self.used)
+                if t < at:
+                    at, kind = t, "storage_full"
+        if self._tails:
+            tail = self._next_tail()
+            if tail is not None and (kind is None or tail < at):
+                at, kind = tail, "tail"
+        return None if kind is None else (at, kind)
 
     def _next_tail(self) -> float | None:
         """The earliest ``post_s`` tail end still current (stale heap entries dropped)."""

@@ -37,7 +37,7 @@ from .broker import LossReason, Message, SimBroker
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
-from .senders import must_refuse, trust_file, wire_messages
+from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -133,6 +133,8 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        # topic → what split_topic makes of it: a run's cameras publish on a handful of topics.
+        self._where: dict[str, tuple[str, str] | None] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
 
@@ -266,7 +268,11 @@ class Replay:
             self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
     def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
-        where = split_topic(pub.topic, self.scenario.prefix)
+        topic = pub.topic
+        try:
+            where = self._where[topic]
+        except KeyError:
+            where = self._where[topic] = split_topic(topic, self.scenario.prefix)
         if where is None or where[0] != run.spec.id or where[1] in ("event", "availability"):
             return
         try:
@@ -338,12 +344,14 @@ def judge_run(
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
     forgeries: dict[str, list[str]] = {}
+    order = send_order(scenario)
+    seqs = sequence_numbers(scenario, order)
     for cam, seen in cameras.items():
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
 
-        seen.refusable = must_refuse(scenario, cam, arrival)
+        seen.refusable = must_refuse(scenario, cam, arrival, order=order, seqs=seqs)
         forgeries[cam] = [
             f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
             f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
