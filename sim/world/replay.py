@@ -218,12 +218,15 @@ class Replay:
         if self.trace is not None:
             self.trace({"t": now, "kind": "deliver", "camera": run.spec.id, "topic": msg.topic,
                         "payload": _text(msg.payload), "entry": idx})
-        n_acks = len(run.acks)
+        acks = run.acks
+        n_acks = len(acks)
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
-        if first is not None and len(run.acks) > n_acks:
-            first.ok = run.acks[n_acks].ok
-        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
-                            for ack in run.acks[n_acks:] if not ack.ok)
+        if len(acks) > n_acks:
+            if first is not None:
+                first.ok = acks[n_acks].ok
+            for ack in acks[n_acks:]:
+                if not ack.ok:
+                    run.refusals.append(Refusal(now, msg.topic, msg.payload, ack))
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
