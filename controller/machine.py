@@ -45,9 +45,11 @@ its conditions (``conditions`` must return a value equal to ``True``, ``unless``
 when a callback raised. A trigger the table does not allow from the current state raises the
 library's ``MachineError`` with its message; when no candidate's conditions hold, the trigger
 returns ``False`` and nothing changes. :meth:`CompiledMachine.bind` puts one method per trigger
-on the model's class. ``tests/test_machine_compiled.py`` checks, for every (state, trigger) pair
-and every outcome of the conditions, that the compiled table and a real ``transitions.Machine``
-built from the same rows do the same thing.
+on the model's class; a subclass with ``on_enter_``/``on_exit_`` methods of its own gets its own
+table on first use, as the library would find them on its models.
+``tests/test_machine_compiled.py`` checks, for every (state, trigger) pair and every outcome of
+the conditions, that the compiled table and a real ``transitions.Machine`` built from the same
+rows do the same thing.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class Step:
 class CompiledMachine:
     """The state table compiled for one model class (see "The compiled table" above)."""
 
-    __slots__ = ("attribute", "finalize_event", "prepare_event", "table", "triggers")
+    __slots__ = ("_after", "_before", "_by_class", "_rows", "_states", "attribute", "finalize_event",
+                 "model_class", "prepare_event", "table", "triggers")
 
     def __init__(
         self,
@@ -149,11 +152,24 @@ class CompiledMachine:
         finalize_event: Any = None,
         attribute: str = "state",
     ) -> None:
-        all_states = list(states)
+        self._states = list(states)
+        self._rows = [dict(row) for row in transitions]
         self.attribute = attribute
         self.prepare_event = _names(prepare_event)
         self.finalize_event = _names(finalize_event)
-        before_change, after_change = _names(before_state_change), _names(after_state_change)
+        self._before, self._after = _names(before_state_change), _names(after_state_change)
+        self.model_class = model_class
+        self.triggers = tuple(dict.fromkeys(row["trigger"] for row in self._rows))
+        self.table = self._compile(model_class)
+        # Subclasses of the model class may add on_enter_/on_exit_ methods of their own (the
+        # library looks for them on each model): their tables are compiled on first use.
+        self._by_class: dict[type, dict[tuple[enum.Enum, str], tuple[Step, ...]]] = {
+            model_class: self.table
+        }
+
+    def _compile(self, model_class: type) -> dict[tuple[enum.Enum, str], tuple[Step, ...]]:
+        """The table for models of ``model_class``: (state, trigger) → candidates in order."""
+        before_change, after_change = self._before, self._after
 
         def hooks(kind: str, state: enum.Enum) -> tuple[Callback, ...]:
             # The library adds on_enter_<name> / on_exit_<name> when the model has such a method.
@@ -161,13 +177,10 @@ class CompiledMachine:
             return (name,) if inspect.isfunction(getattr(model_class, name, None)) else ()
 
         table: dict[tuple[enum.Enum, str], list[Step]] = {}
-        triggers: list[str] = []
-        for row in transitions:
+        for row in self._rows:
             trigger = row["trigger"]
-            if trigger not in triggers:
-                triggers.append(trigger)
             source = row["source"]
-            sources = all_states if source == "*" else list(_names(source))
+            sources = self._states if source == "*" else list(_names(source))
             conditions = tuple((c, True) for c in _names(row.get("conditions")))
             conditions += tuple((c, False) for c in _names(row.get("unless")))
             for src in sources:
@@ -185,17 +198,18 @@ class CompiledMachine:
                     enter=hooks("on_enter", dest) if dest is not None else (),
                     after=_names(row.get("after")) + after_change,
                 ))
-        self.table: dict[tuple[enum.Enum, str], tuple[Step, ...]] = {
-            k: tuple(v) for k, v in table.items()
-        }
-        self.triggers = tuple(triggers)
+        return {k: tuple(v) for k, v in table.items()}
 
     def fire(self, model: object, trigger: str, *args: Any, **kwargs: Any) -> bool:
         """Fire ``trigger`` on ``model``: True when a transition ran, False when no candidate's
         conditions held; ``MachineError`` when the table does not allow it from this state."""
         attribute = self.attribute
+        cls = type(model)
+        table = self._by_class.get(cls)
+        if table is None:
+            table = self._by_class[cls] = self._compile(cls)
         try:
-            steps = self.table.get((getattr(model, attribute), trigger))
+            steps = table.get((getattr(model, attribute), trigger))
             if steps is None:
                 state = getattr(model, attribute)
                 raise MachineError(f"Can't trigger event {trigger} from state {state.name}!")

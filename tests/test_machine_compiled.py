@@ -146,3 +146,29 @@ def test_the_camera_runs_the_table_compiled_for_its_own_hooks() -> None:
 def test_compiled_table_rejects_a_source_that_is_not_a_state() -> None:
     with pytest.raises(ValueError, match="not a state"):
         CompiledMachine(State, [{"trigger": "x", "source": "docked", "dest": State.off}], Recorder)
+
+
+class _WithOwnHook(Compiled):
+    """A subclass that adds a hook its base does not have (the library finds it per model)."""
+
+    def on_enter_off(self) -> None:
+        self._hit("subclass_on_enter_off")
+
+
+class _RealWithOwnHook(Recorder):
+    def on_enter_off(self) -> None:
+        self._hit("subclass_on_enter_off")
+
+
+@pytest.mark.req("R-TRIG")
+def test_a_subclass_hook_is_called_as_the_library_calls_it() -> None:
+    compiled = CompiledMachine(State, TRANSITIONS, Compiled, **CAMERA_OPTIONS)
+    compiled.bind(Compiled)
+    for state in (State.standby, State.pre_buffer, State.recording):
+        real = _RealWithOwnHook({})
+        Machine(model=real, states=State, transitions=TRANSITIONS, initial=state,
+                auto_transitions=False, send_event=False, **CAMERA_OPTIONS)
+        ours = _WithOwnHook({})
+        ours.state = state
+        assert _outcome(ours, "deplete") == _outcome(real, "deplete")
+        assert any(e.startswith("subclass_on_enter_off") for e in ours.log)
