@@ -4,8 +4,9 @@ Each back-end runs the same fleet (``run_fleet(cameras, hours, seed=0)``) in a f
 interleaved (one process, workers, Dask, one process, ...) ``--repeat`` times; the figures are
 median wall times, and the ratios are speed-ups over one process measured in the same run. The
 Dask figure is ``run_fleet(..., cluster=client)`` on a ``distributed.LocalCluster`` of as many
-single-threaded worker processes as ``--workers``, started before the clock starts (its start-up
-is reported apart). The load average before each run shows whether a core was free: the
+single-threaded worker processes as ``--workers``, started and warmed (a two-camera fleet, so
+the workers have imported bwcsim, as on a cluster that is already running) before the clock
+starts; that start-up is reported apart. The load average before each run shows whether a core was free: the
 back-ends can only be faster than one process by as much as the other cores are idle. Totals
 must be identical on every back-end (exit status 1 otherwise).
 
@@ -42,6 +43,8 @@ def one(backend: str, cameras: int, hours: float, workers: int) -> None:
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                            processes=True, dashboard_address=None)
         client = distributed.Client(cluster)
+        # Warm the workers (their first task imports bwcsim), as a running cluster would be.
+        run_fleet(2, 0.1, seed=0, cluster=client)
         startup = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
@@ -117,7 +120,7 @@ def main() -> None:
              f"{os.cpu_count()} CPUs; 1-minute load average before the runs "
              f"{min(loads):.1f}-{max(loads):.1f} (a free core needs it below {os.cpu_count()})"]
     if "dask" in runs:
-        notes.append("Dask cluster start-up (not in the wall figure) "
+        notes.append("Dask cluster start-up and warm-up (not in the wall figure) "
                      f"{statistics.median(f['startup_s'] for f in runs['dask']):.2f} s")
     measure.emit("fleet_parallel", rows, args.json, notes)
 
