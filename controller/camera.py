@@ -157,6 +157,7 @@ class Camera:
         "_next_reasons": list[str],
         "incidents": int,
         "recordings": int,
+        "alerts": int,
         "replies": Via(list[Remembered], ReplyTable.entries, ReplyTable.restore),
         "_reported": tuple[State, float, int] | None,
         "_history": list[tuple[float, str | None]],
@@ -224,6 +225,7 @@ class Camera:
         self._next_reasons: list[str] = []
         self.incidents = 0
         self.recordings = 0
+        self.alerts = 0  # alert ids: <camera>-a<n>
         self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
         self._reported: tuple[State, float, int] | None = None
@@ -820,6 +822,8 @@ class Camera:
             )
 
     def _emit_alert(self, alert: Alert) -> None:
+        self.alerts += 1
+        alert = msgspec.structs.replace(alert, alert_id=f"{self.camera_id}-a{self.alerts}")
         self.audit.append(
             self._now, "alert",
             {"kind": alert.kind, "cause": alert.cause, "activity_id": alert.activity_id},

@@ -936,14 +936,21 @@ def schema(
     node_protocol: Annotated[bool, typer.Option(
         "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
     )] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Print the JSON Schema of the run report (run --report json)."
+    )] = False,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
     from sim.spec.schema import asyncapi_document, json_schema, render
 
     chosen = format.value if format is not None else ("yaml" if asyncapi else "json")
-    if asyncapi and node_protocol:
-        _fail("--asyncapi and --node-protocol: choose one")
-    if node_protocol:
+    if asyncapi + node_protocol + report > 1:
+        _fail("--asyncapi, --node-protocol and --report: choose one")
+    if report:
+        from sim.spec.report_schema import report_schema
+
+        doc = report_schema()
+    elif node_protocol:
         from sim.spec.node_protocol import node_protocol_schema
 
         doc = node_protocol_schema()

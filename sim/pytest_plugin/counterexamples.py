@@ -32,7 +32,7 @@ from controller.node import ControllerFactory
 
 #: Properties whose counterexample ``bwcsim run`` replays to the same failure (a ``fail``
 #: verdict), hence saved as a scenario file.
-SAVED_PROPERTIES = frozenset({"P-NOMISS"})
+SAVED_PROPERTIES = frozenset({"P-NOMISS", "P-NOPHANTOM", "P-PRIVACY"})
 
 
 class Falsified(AssertionError):

@@ -40,7 +40,7 @@ from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.world.replay import ReplayResult, replay
 
-from .invariants import no_miss, no_split
+from .invariants import no_miss, no_phantom, no_split, privacy
 from .strategies import load_scenario_dict, scenario_yaml, scenarios
 
 __all__ = [
@@ -62,6 +62,8 @@ __all__ = [
 PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = {
     "P-NOMISS": no_miss,
     "P-NOSPLIT": no_split,
+    "P-NOPHANTOM": no_phantom,
+    "P-PRIVACY": privacy,
 }
 
 #: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.

@@ -11,6 +11,10 @@ the same thing everywhere.
   record, no recording closes; a recording may end inside such a window only at a dock, a
   battery or storage stop, or an accepted, policy-allowed ``deactivate``. Gaps in the footage
   there are the oracle's ``controller`` seconds, reported too.
+* :func:`no_phantom` (P-NOPHANTOM) — no footage the camera could not have captured, from what
+  it reported (:mod:`sim.world.footage`).
+* :func:`privacy` (P-PRIVACY) — no recorded second while a prohibited activity is open that
+  nothing justifies, and no recording stopped by a signal or a duplicate.
 * :class:`NodeDriver` drives one node directly (no bus), calling its timers at their deadlines as
   the replay harness does; :func:`same_outputs` compares two drivers' publications, which is how
   P-BAD and P-IDEM are stated: garbage, or a message delivered twice, adds exactly one ack and
@@ -42,9 +46,11 @@ __all__ = [
     "camera_setup",
     "deliveries_by_camera",
     "no_miss",
+    "no_phantom",
     "no_split",
     "normalise",
     "only_acks",
+    "privacy",
     "same_outputs",
     "tamper",
 ]
@@ -67,6 +73,24 @@ def no_miss(result: ReplayResult) -> list[str]:
             problems.append(f"{cam}: {ctrl:g} controller second(s) missed ({spans})")
         problems.extend(f"{cam}: unannounced miss {u}" for u in judgement.unannounced)
     return problems
+
+
+# ------------------------------------------------------------------------------ P-NOPHANTOM
+
+
+def no_phantom(result: ReplayResult) -> list[str]:
+    """P-NOPHANTOM: every recorded second was physically possible, per camera."""
+    return [f"{cam}: {p}" for cam, j in result.judgements.items()
+            for p in j.footage.phantom_problems()]
+
+
+# ------------------------------------------------------------------------------ P-PRIVACY
+
+
+def privacy(result: ReplayResult) -> list[str]:
+    """P-PRIVACY: no prohibited second, no recording stopped by a signal or duplicate."""
+    return [f"{cam}: {p}" for cam, j in result.judgements.items()
+            for p in j.footage.privacy_problems()]
 
 
 # ------------------------------------------------------------------------------ P-NOSPLIT

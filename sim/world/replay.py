@@ -34,6 +34,7 @@ from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
 from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
+from .footage import facts_of
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
@@ -74,6 +75,8 @@ class ObservedCamera:
     alerts: list[Alert] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
+    # Every delivery, redeliveries included: (when, timeline entry or None).
+    arrivals: list[tuple[float, int | None]] = field(default_factory=list)
     lost: set[int] = field(default_factory=set)
     # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
     refusable: dict[int, str] = field(default_factory=dict)
@@ -207,6 +210,7 @@ class Replay:
         now = self.sched.now
         idx = self._entry_of.get((msg.topic, msg.payload))
         first: FirstDelivery | None = None
+        run.arrivals.append((now, idx))
         if idx is not None and idx not in run.delivered:
             last = run.last_state
             self._arrivals += 1
@@ -375,6 +379,7 @@ def judge_run(
             offline=seen.offline,
             timed=seen.timed,
             tolerance_s=tolerance_s,
+            facts=facts_of(scenario, seen, windows[cam]),
         )
         seen.paused = list(obs.deactivations)
         judgements[cam] = judge(obs)

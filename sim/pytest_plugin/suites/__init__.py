@@ -27,13 +27,16 @@ from __future__ import annotations
 #: Suite module (under this package) → the property IDs its tests check, in SPEC order.
 SUITES: dict[str, tuple[str, ...]] = {
     "nomiss": ("P-NOMISS", "P-NOSPLIT"),
-    "machine": ("P-NOMISS", "P-NOSPLIT", "P-IDEM"),
+    "footage": ("P-NOPHANTOM", "P-PRIVACY"),
+    "machine": ("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-IDEM"),
     "bad_idem": ("P-BAD", "P-IDEM"),
     "det": ("P-DET",),
     "audit": ("P-AUDIT",),
 }
 
 #: Every property ID a suite checks, in SPEC order.
-PROPERTY_IDS: tuple[str, ...] = ("P-NOMISS", "P-NOSPLIT", "P-BAD", "P-IDEM", "P-DET", "P-AUDIT")
+PROPERTY_IDS: tuple[str, ...] = (
+    "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-BAD", "P-IDEM", "P-DET", "P-AUDIT",
+)
 
 __all__ = ["PROPERTY_IDS", "SUITES"]
