@@ -41,7 +41,7 @@ from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
-from .senders import must_refuse, trust_file, wire_messages
+from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -139,6 +139,8 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        # topic → what split_topic makes of it: a run's cameras publish on a handful of topics.
+        self._where: dict[str, tuple[str, str] | None] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
 
@@ -156,6 +158,16 @@ class Replay:
         if self.trace is not None:
             self.trace({"t": sc.end, "kind": "end"})
         return self._judge()
+
+    def close(self) -> None:
+        """Break the references a finished run leaves in a circle (the broker's client callbacks
+        and observer, the scheduler's pending events, each pointing back at this replay), so the
+        run is freed by reference counting when its result is dropped; the result keeps what it
+        observed. Called by :func:`replay` once the run is judged."""
+        self.sched.clear()
+        self.broker.close()
+        for run in self.runs.values():
+            run.timer = None
 
     def _add_camera(self, spec: CameraSpec) -> None:
         sc = self.scenario
@@ -213,12 +225,15 @@ class Replay:
         if self.trace is not None:
             self.trace({"t": now, "kind": "deliver", "camera": run.spec.id, "topic": msg.topic,
                         "payload": _text(msg.payload), "entry": idx})
-        n_acks = len(run.acks)
+        acks = run.acks
+        n_acks = len(acks)
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
-        if first is not None and len(run.acks) > n_acks:
-            first.ok = run.acks[n_acks].ok
-        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
-                            for ack in run.acks[n_acks:] if not ack.ok)
+        if len(acks) > n_acks:
+            if first is not None:
+                first.ok = acks[n_acks].ok
+            for ack in acks[n_acks:]:
+                if not ack.ok:
+                    run.refusals.append(Refusal(now, msg.topic, msg.payload, ack))
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
@@ -263,7 +278,11 @@ class Replay:
             self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
     def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
-        where = split_topic(pub.topic, self.scenario.prefix)
+        topic = pub.topic
+        try:
+            where = self._where[topic]
+        except KeyError:
+            where = self._where[topic] = split_topic(topic, self.scenario.prefix)
         if where is None or where[0] != run.spec.id or where[1] in ("event", "availability"):
             return
         try:
@@ -335,12 +354,14 @@ def judge_run(
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
     forgeries: dict[str, list[str]] = {}
+    order = send_order(scenario)
+    seqs = sequence_numbers(scenario, order)
     for cam, seen in cameras.items():
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
 
-        seen.refusable = must_refuse(scenario, cam, arrival)
+        seen.refusable = must_refuse(scenario, cam, arrival, order=order, seqs=seqs)
         forgeries[cam] = [
             f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
             f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
@@ -503,4 +524,8 @@ def replay(
     scenario: Scenario, factory: ControllerFactory = make_node, trace: TraceSink | None = None
 ) -> ReplayResult:
     """Replay ``scenario`` once and judge it."""
-    return Replay(scenario, factory, trace).run()
+    run = Replay(scenario, factory, trace)
+    try:
+        return run.run()
+    finally:
+        run.close()
