@@ -271,13 +271,15 @@ def judge_footage(
     intervals = _intervals(states, facts.initial)
     phantom: list[Phantom] = []
     recordings = sorted(facts.recordings, key=lambda r: (r.start, r.recording))
+    no_capture = [iv for iv in intervals if iv[0] in _NO_CAPTURE]
     for rec in recordings:
         phantom += _segments(rec, tol)
         phantom += _buffer(rec, prebuffer_s, intervals, tol)
-        for state, a, b in intervals:
-            if state not in _NO_CAPTURE:
-                continue
-            for lo, hi in intersect(union(rec.segment_list), [(a, b)]):
+        if not no_capture:
+            continue
+        captured = union(rec.segment_list)  # once per recording, not once per interval
+        for state, a, b in no_capture:
+            for lo, hi in intersect(captured, [(a, b)]):
                 if hi - lo > tol:
                     phantom.append(Phantom(lo, hi, state, rec.recording,
                                            f"captured while the camera reported {state}"))
@@ -411,8 +413,14 @@ def _stopped(
     return out
 
 
-def facts_of(sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window]) -> FootageFacts:
-    """The :class:`FootageFacts` of one camera of a run, from the scenario and what was seen."""
+def facts_of(
+    sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window], activities: Sequence[_E] | None = None
+) -> FootageFacts:
+    """The :class:`FootageFacts` of one camera of a run, from the scenario and what was seen.
+
+    ``activities``: the activity starts and ends addressed to the camera in timeline order
+    (``(at, index)``), when the caller computed them for every camera at once.
+    """
     cam = seen.spec.id
     policy = sc.policy
     required: list[tuple[float, float]] = []
@@ -428,9 +436,10 @@ def facts_of(sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window]) -> Foot
 
     prohibited: list[ProhibitedActivity] = []
     open_: dict[str, tuple[str, float]] = {}
-    for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
-        if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
-            continue
+    if activities is None:
+        activities = [e for e in sorted(sc.timeline, key=lambda e: (e.at, e.index))
+                      if e.event in ("activity_start", "activity_end") and cam in sc.targets(e)]
+    for e in activities:
         if e.index in seen.refusable:
             continue
         aid = str(e.fields.get("activity_id"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,12 +356,18 @@ def judge_run(
     forgeries: dict[str, list[str]] = {}
     order = send_order(scenario)
     seqs = sequence_numbers(scenario, order)
+    # Once per run, not per camera: each camera's share of the send order, and of the
+    # activity entries in timeline order (what must_refuse, required_windows and facts_of scan).
+    sent_to = entries_by_camera(scenario, order)
+    acts = entries_by_camera(scenario, sorted(
+        (e for e in scenario.timeline if e.event in ("activity_start", "activity_end")),
+        key=lambda e: (e.at, e.index)))
     for cam, seen in cameras.items():
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
 
-        seen.refusable = must_refuse(scenario, cam, arrival, order=order, seqs=seqs)
+        seen.refusable = must_refuse(scenario, cam, arrival, order=sent_to.get(cam, []), seqs=seqs)
         forgeries[cam] = [
             f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
             f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
@@ -369,7 +375,8 @@ def judge_run(
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
     reading = oracle_policy(scenario)
-    windows = {cam: required_windows(scenario, seen, reading) for cam, seen in cameras.items()}
+    windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
+               for cam, seen in cameras.items()}
     judgements = {}
     for cam, seen in cameras.items():
         obs = Observation(
@@ -383,7 +390,7 @@ def judge_run(
             offline=seen.offline,
             timed=seen.timed,
             tolerance_s=tolerance_s,
-            facts=facts_of(scenario, seen, windows[cam]),
+            facts=facts_of(scenario, seen, windows[cam], acts.get(cam, [])),
         )
         seen.paused = list(obs.deactivations)
         judgements[cam] = judge(obs)
@@ -400,12 +407,29 @@ def oracle_policy(sc: Scenario) -> PolicyReading:
     return read_policy(file_document(path if path.is_absolute() else Path(sc.file).parent / path))
 
 
+def entries_by_camera(sc: Scenario, entries: Iterable[TimelineEntry]) -> dict[str, list[TimelineEntry]]:
+    """Camera id → the ``entries`` that address it (:meth:`Scenario.targets`), order kept."""
+    out: dict[str, list[TimelineEntry]] = {}
+    for e in entries:
+        for cam in sc.targets(e):
+            out.setdefault(cam, []).append(e)
+    return out
+
+
+def activity_entries(sc: Scenario, camera: str) -> list[TimelineEntry]:
+    """The activity starts and ends addressed to ``camera``, in timeline order."""
+    return [e for e in sorted(sc.timeline, key=lambda e: (e.at, e.index))
+            if e.event in ("activity_start", "activity_end") and camera in sc.targets(e)]
+
+
 def required_windows(
-    sc: Scenario, run: ObservedCamera, policy: PolicyReading | None = None
+    sc: Scenario, run: ObservedCamera, policy: PolicyReading | None = None,
+    activities: Sequence[TimelineEntry] | None = None,
 ) -> list[Window]:
     """Ground truth: the camera's required windows, from the scenario alone (with what
     became of their triggers). Kinds and tails come from the oracle's own reading of the
-    policy document (:func:`oracle_policy`)."""
+    policy document (:func:`oracle_policy`). ``activities``: :func:`activity_entries` of the
+    camera, when the caller computed them for every camera at once."""
     policy = policy if policy is not None else oracle_policy(sc)
     cam = run.spec.id
     # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
@@ -430,9 +454,7 @@ def required_windows(
                       if told is not None and told.ok else None),
         ))
 
-    for e in sorted(sc.timeline, key=lambda e: (e.at, e.index)):
-        if e.event not in ("activity_start", "activity_end") or cam not in sc.targets(e):
-            continue
+    for e in activity_entries(sc, cam) if activities is None else activities:
         if e.index in run.refusable:
             continue  # a forgery, a replay, a stale command: nothing happened
         aid = str(e.fields.get("activity_id"))
