@@ -263,6 +263,9 @@ def _intervals(
     return out
 
 
+_CLEAR = 1000 * EPS  # far beyond the slack of union/subtract, far below a reported second
+
+
 def judge_footage(
     prebuffer_s: float, states: Sequence[StatePoint], facts: FootageFacts, tolerance_s: float = 0.0
 ) -> FootageJudgement:
@@ -278,7 +281,15 @@ def judge_footage(
         if not no_capture:
             continue
         captured = union(rec.segment_list)  # once per recording, not once per interval
+        if not captured:
+            continue
+        first, last = captured[0][0], captured[-1][1]
         for state, a, b in no_capture:
+            # Every piece of the intersection lies within the recording's extent, and within
+            # the interval's up to a few EPS of float slack: an interval clear of the recording
+            # by far more than that yields nothing, so it is not intersected at all.
+            if b < first - _CLEAR or a > last + _CLEAR:
+                continue
             for lo, hi in intersect(captured, [(a, b)]):
                 if hi - lo > tol:
                     phantom.append(Phantom(lo, hi, state, rec.recording,
