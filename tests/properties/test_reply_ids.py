@@ -3,11 +3,12 @@
 A message whose id can be read — a string of at most 128 bytes or an integer in the 64-bit range,
 negative ones included — gets exactly one reply on the camera's ack topic, carrying that id, be
 the rest of the message valid, incomplete or nonsense. An id that is too long, too large or of
-the wrong type is neither kept nor echoed: the reply's id is ``null``.
+the wrong type is neither kept nor echoed: the reply's id is ``null``. A message delivered again
+with a readable id gets its first reply again, whatever it was (R-IDEM).
 
 Mutation testing found replies with the wrong id that no suite or scenario noticed: a NACK
 for a message without a ``type`` sent with ``"id": null``, and negative integer ids treated as
-unreadable (docs/mutation.md).
+unreadable, and a refused message that crashed the camera when redelivered (docs/mutation.md).
 """
 
 from __future__ import annotations
@@ -54,16 +55,21 @@ rest = st.fixed_dictionaries({}, optional={
 
 
 
-def _replies_to(factory: ControllerFactory, payloads: list[bytes]) -> list[list[Any]]:
+def _replies_to(factory: ControllerFactory, payloads: list[bytes]) -> list[list[bytes]]:
+    """The replies to each payload, delivered one a second from t=10 to a fresh camera."""
     driver = NodeDriver.build(factory, camera_setup(_SCENARIO, "cam-1"))
-    out: list[list[Any]] = []
+    out: list[list[bytes]] = []
     for i, payload in enumerate(payloads):
         pubs = driver.deliver(_TOPIC, payload, 10.0 + i)
-        out.append([msgspec.json.decode(p.payload)["id"] for p in pubs if p.topic == _ACKS])
+        out.append([p.payload for p in pubs if p.topic == _ACKS])
     return out
 
 
-@pytest.mark.req("R-BAD", "R-BOUND")
+def _ids(replies: list[bytes]) -> list[Any]:
+    return [msgspec.json.decode(r)["id"] for r in replies]
+
+
+@pytest.mark.req("R-BAD", "R-BOUND", "R-IDEM")
 @_SETTINGS
 @given(ids=st.lists(readable_ids, min_size=1, max_size=4, unique_by=lambda v: (type(v), v)),
        bodies=st.lists(rest, min_size=4, max_size=4))
@@ -72,8 +78,12 @@ def test_a_readable_id_is_echoed_in_the_one_reply(
 ) -> None:
     payloads = [msgspec.json.encode({"id": msg_id, **body})
                 for msg_id, body in zip(ids, bodies, strict=False)]
-    for msg_id, payload, got in zip(ids, payloads, _replies_to(controller_factory, payloads), strict=True):
-        assert got == [msg_id], f"{payload!r} must get one reply with id {msg_id!r}, got ids {got}"
+    # Each delivered, then each delivered again (an MQTT redelivery): the same one reply again.
+    replies = _replies_to(controller_factory, payloads + payloads)
+    first, again = replies[:len(payloads)], replies[len(payloads):]
+    for msg_id, payload, got, repeated in zip(ids, payloads, first, again, strict=True):
+        assert _ids(got) == [msg_id], f"{payload!r} must get one reply with id {msg_id!r}, got {got}"
+        assert repeated == got, f"{payload!r} redelivered must get its first reply {got}, got {repeated}"
 
 
 @pytest.mark.req("R-BAD", "R-BOUND")
@@ -84,4 +94,4 @@ def test_an_unreadable_id_is_answered_with_a_null_id(
 ) -> None:
     payload = msgspec.json.encode({"id": msg_id, **body})
     [got] = _replies_to(controller_factory, [payload])
-    assert got == [None], f"{payload!r} has no readable id; its one reply must carry null, got {got}"
+    assert _ids(got) == [None], f"{payload!r} has no readable id; its one reply must carry null, got {got}"
