@@ -14,6 +14,8 @@ interval. The nightly job runs it whole (docs/ci.md).
 
     python bench/mutation.py [--modules camera,policy] [--max-mutants N] [--seed S]
                              [--budget SECONDS] [--jobs N] [--json] [--keep]
+    python bench/mutation.py ... --report-only          # score what mutants/ holds, run nothing
+    python bench/mutation.py ... --mutants NAME,NAME    # judge these again (after closing a gap)
 
 Exit status: 0 when the score (equivalents set aside) reaches ``--fail-under`` (default 0, so
 the script only measures unless asked), 1 below it, 2 on a usage or set-up error.
@@ -76,8 +78,10 @@ class Mutant:
             return "not checked"
         if self.exit_code in KILLED:
             return "killed"
+        if self.exit_code in SURVIVED | NO_TESTS and self.reason:
+            return "equivalent"
         if self.exit_code in SURVIVED:
-            return "equivalent" if self.reason else "survived"
+            return "survived"
         if self.exit_code in NO_TESTS:
             return "no tests"
         return "suspicious"
@@ -255,7 +259,8 @@ def measure(args: argparse.Namespace) -> Outcome:
     except ImportError as exc:
         raise SetupError("mutmut is not installed: pip install -e '.[mutation]'") from exc
     started = time.monotonic()
-    generate(args.jobs)
+    if not args.report_only:
+        generate(args.jobs)
     all_names = list(read_results())
     if not all_names:
         raise SetupError(f"mutmut wrote no mutants under {MUTANTS / PACKAGE}")
@@ -266,17 +271,24 @@ def measure(args: argparse.Namespace) -> Outcome:
                              f"{', '.join(sorted(Path(k).stem for k in known))})")
     names = select(all_names, args.modules, args.max_mutants, args.seed)
     population = len(select(all_names, args.modules, None, args.seed))
-    if not args.keep:
-        _forget(names)
-    budget = None if args.budget is None else max(1.0, args.budget - (time.monotonic() - started))
-    run_mutmut(names, args.jobs, budget)
+    if args.mutants:
+        unknown = sorted(set(args.mutants) - set(all_names))
+        if unknown:
+            raise SetupError(f"--mutants: no such mutant: {', '.join(unknown)}")
+        if not args.report_only:
+            run_mutmut(args.mutants, args.jobs, args.budget)
+    elif not args.report_only:
+        if not args.keep:
+            _forget(names)
+        budget = None if args.budget is None else max(1.0, args.budget - (time.monotonic() - started))
+        run_mutmut(names, args.jobs, budget)
     results = read_results()
     mutants = [Mutant(name=n, module=module_of(n), exit_code=results.get(n)) for n in names]
     equivalents = load_equivalents(args.equivalents)
     by_name = {e["mutant"]: e for e in equivalents}
     stale: list[str] = []
     for m in mutants:
-        if m.exit_code in SURVIVED or m.name in by_name:
+        if m.exit_code in SURVIVED | NO_TESTS or m.name in by_name:
             describe(m)
         entry = by_name.get(m.name)
         if entry is not None:
@@ -375,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-under", type=float, default=0.0, help="minimum score, percent")
     parser.add_argument("--keep", action="store_true",
                         help="reuse verdicts of an earlier run for unchanged mutants")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: score the verdicts mutants/ holds for the same selection")
+    parser.add_argument("--mutants", type=lambda s: [m for m in s.split(",") if m], default=[],
+                        help="judge these mutants again (comma-separated names), then score the selection")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
