@@ -271,17 +271,19 @@ def measure(args: argparse.Namespace) -> Outcome:
                              f"{', '.join(sorted(Path(k).stem for k in known))})")
     names = select(all_names, args.modules, args.max_mutants, args.seed)
     population = len(select(all_names, args.modules, None, args.seed))
-    if args.mutants:
-        unknown = sorted(set(args.mutants) - set(all_names))
-        if unknown:
-            raise SetupError(f"--mutants: no such mutant: {', '.join(unknown)}")
-        if not args.report_only:
-            run_mutmut(args.mutants, args.jobs, args.budget)
-    elif not args.report_only:
-        if not args.keep:
+    unknown = sorted(set(args.mutants) - set(all_names))
+    if unknown:
+        raise SetupError(f"--mutants: no such mutant: {', '.join(unknown)}")
+    if not args.report_only:
+        if args.keep:  # judge only what has no verdict yet, and what --mutants names again
+            known = read_results()
+            to_run = sorted({n for n in names if known.get(n) is None} | set(args.mutants))
+        else:
             _forget(names)
+            to_run = sorted(set(names) | set(args.mutants))
         budget = None if args.budget is None else max(1.0, args.budget - (time.monotonic() - started))
-        run_mutmut(names, args.jobs, budget)
+        if to_run:
+            run_mutmut(to_run, args.jobs, budget)
     results = read_results()
     mutants = [Mutant(name=n, module=module_of(n), exit_code=results.get(n)) for n in names]
     equivalents = load_equivalents(args.equivalents)
@@ -386,11 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
     parser.add_argument("--fail-under", type=float, default=0.0, help="minimum score, percent")
     parser.add_argument("--keep", action="store_true",
-                        help="reuse verdicts of an earlier run for unchanged mutants")
+                        help="keep the verdicts mutants/ holds; run only the mutants without one")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: score the verdicts mutants/ holds for the same selection")
     parser.add_argument("--mutants", type=lambda s: [m for m in s.split(",") if m], default=[],
-                        help="judge these mutants again (comma-separated names), then score the selection")
+                        help="judge these mutants again too (comma-separated names), e.g. survivors "
+                             "after closing a gap; with --keep, only they and the unjudged run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
