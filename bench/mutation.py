@@ -276,8 +276,8 @@ def measure(args: argparse.Namespace) -> Outcome:
         raise SetupError(f"--mutants: no such mutant: {', '.join(unknown)}")
     if not args.report_only:
         if args.keep:  # judge only what has no verdict yet, and what --mutants names again
-            known = read_results()
-            to_run = sorted({n for n in names if known.get(n) is None} | set(args.mutants))
+            verdicts = read_results()
+            to_run = sorted({n for n in names if verdicts.get(n) is None} | set(args.mutants))
         else:
             _forget(names)
             to_run = sorted(set(names) | set(args.mutants))
