@@ -40,7 +40,7 @@ from controller.errors import BwcError, ControllerFailure, InvalidInput
 from controller.node import DEFAULT_FACTORY, ControllerFactory
 from sim.world.replay import ReplayResult, replay
 
-from .invariants import no_miss, no_split
+from .invariants import evidence_judged, no_miss, no_split, replies_judged, resources_judged
 from .strategies import load_scenario_dict, scenario_yaml, scenarios
 
 __all__ = [
@@ -62,6 +62,9 @@ __all__ = [
 PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = {
     "P-NOMISS": no_miss,
     "P-NOSPLIT": no_split,
+    "P-REPLY": replies_judged,
+    "P-EVIDENCE": evidence_judged,
+    "P-RESOURCE": resources_judged,
 }
 
 #: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.

@@ -11,6 +11,10 @@ the same thing everywhere.
   record, no recording closes; a recording may end inside such a window only at a dock, a
   battery or storage stop, or an accepted, policy-allowed ``deactivate``. Gaps in the footage
   there are the oracle's ``controller`` seconds, reported too.
+* :func:`replies_judged` (P-REPLY), :func:`evidence_judged` (P-EVIDENCE) and
+  :func:`resources_judged` (P-RESOURCE) — what the camera answered, the recording metadata and
+  alerts it published, and the battery and storage it reported, as the oracle judged them
+  (:mod:`sim.world.replies`, :mod:`sim.world.evidence`, SPEC §8a).
 * :class:`NodeDriver` drives one node directly (no bus), calling its timers at their deadlines as
   the replay harness does; :func:`same_outputs` compares two drivers' publications, which is how
   P-BAD and P-IDEM are stated: garbage, or a message delivered twice, adds exactly one ack and
@@ -41,10 +45,13 @@ __all__ = [
     "audit_problems",
     "camera_setup",
     "deliveries_by_camera",
+    "evidence_judged",
     "no_miss",
     "no_split",
     "normalise",
     "only_acks",
+    "replies_judged",
+    "resources_judged",
     "same_outputs",
     "tamper",
 ]
@@ -67,6 +74,25 @@ def no_miss(result: ReplayResult) -> list[str]:
             problems.append(f"{cam}: {ctrl:g} controller second(s) missed ({spans})")
         problems.extend(f"{cam}: unannounced miss {u}" for u in judgement.unannounced)
     return problems
+
+
+# ------------------------------------------------------- P-REPLY, P-EVIDENCE, P-RESOURCE
+
+
+def replies_judged(result: ReplayResult) -> list[str]:
+    """P-REPLY: one reply per delivery with its id, the first reply again for a redelivery,
+    and the refusals and acceptances the spec mandates (SPEC §8a)."""
+    return [p for j in result.judgements.values() for p in j.replies]
+
+
+def evidence_judged(result: ReplayResult) -> list[str]:
+    """P-EVIDENCE: recording metadata (R-META) and alerts true to the facts (SPEC §8a)."""
+    return [p for j in result.judgements.values() for p in j.evidence]
+
+
+def resources_judged(result: ReplayResult) -> list[str]:
+    """P-RESOURCE: reported battery and storage, and their alerts, follow the §2 model."""
+    return [p for j in result.judgements.values() for p in j.resources]
 
 
 # ------------------------------------------------------------------------------ P-NOSPLIT

@@ -34,7 +34,9 @@ from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
 from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
+from .evidence import judge_evidence, judge_resources
 from .oracle import Judgement, Observation, StatePoint, Window, judge
+from .replies import judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
 from .senders import must_refuse, trust_file, wire_messages
@@ -50,6 +52,19 @@ class FirstDelivery:
     prior_since: float
     prior_storage_free: float  # free storage in that report (constant while buffering)
     ok: bool | None = None  # the camera's ack, when it sent one
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery to a camera and the replies it published while handling it (P-REPLY)."""
+
+    seq: int  # order of arrival at the camera, across the whole run
+    at: float
+    topic: str
+    payload: bytes
+    entry: int | None  # the timeline entry it carries, when it is one
+    prior: StateReport | None  # the state the camera had reported just before
+    acks: list[Ack] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,10 @@ class ObservedCamera:
     # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
     refusable: dict[int, str] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
+    # Every delivery with its replies, and every state report with its time (P-REPLY,
+    # P-RESOURCE); a live run does not fill them, and those judgements are then skipped.
+    deliveries: list[Delivery] = field(default_factory=list)
+    reports: list[tuple[float, StateReport]] = field(default_factory=list)
     # Allowed deactivations as the oracle derived them (set when the run is judged).
     paused: list[tuple[float, float]] = field(default_factory=list)
     # Live runs only: when the device was offline, and moments the harness timed itself.
@@ -133,6 +152,7 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        self._seq = 0
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
 
@@ -207,7 +227,11 @@ class Replay:
             self.trace({"t": now, "kind": "deliver", "camera": run.spec.id, "topic": msg.topic,
                         "payload": _text(msg.payload), "entry": idx})
         n_acks = len(run.acks)
+        self._seq += 1
+        delivery = Delivery(self._seq, now, msg.topic, msg.payload, idx, run.last_state)
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
+        delivery.acks = run.acks[n_acks:]
+        run.deliveries.append(delivery)
         if first is not None and len(run.acks) > n_acks:
             first.ok = run.acks[n_acks].ok
         run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
@@ -272,6 +296,7 @@ class Replay:
                             "battery_s": msg.battery_s, "storage_s": msg.storage_s})
             run.last_state = msg
             run.states.append(StatePoint(now, msg.state, msg.storage_s))
+            run.reports.append((now, msg))
         elif isinstance(msg, Ack):
             if self.trace is not None:
                 self.trace({"t": now, "kind": "ack", "camera": cam, "id": msg.id, "ok": msg.ok,
@@ -356,7 +381,11 @@ def judge_run(
             tolerance_s=tolerance_s,
         )
         seen.paused = list(obs.deactivations)
-        judgements[cam] = judge(obs)
+        judgement = judgements[cam] = judge(obs)
+        reading = judge_replies(scenario, seen)
+        judgement.replies = reading.problems
+        judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, reading.pauses)
+        judgement.resources = judge_resources(scenario, seen)
     return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 

@@ -1,0 +1,457 @@
+"""Everything a camera publishes about itself is evidence, and judged (SPEC §8a).
+
+Theory of operation
+===================
+
+The oracle (:mod:`sim.world.oracle`) asks whether required seconds were missed. This module asks
+whether what the camera *said* is true, from the scenario, the deliveries and the camera's own
+state reports — never from the controller's code:
+
+* **Recording metadata** (R-META, R-BUF, R-ROLL): each recording's segment list is contiguous,
+  runs from its ``start`` to its ``end``, and rolls over every ``segment_max_s``; its
+  ``buffer_s`` is exactly what R-BUF and R-STORE allow at activation (``min(prebuffer_s,
+  time since the camera entered pre_buffer, free storage)``); the camera reported ``recording``
+  for the whole of it; its reasons are the required windows it knew during the recording and
+  the signals and presses accepted then, and nothing else; its incident id is new, except
+  that a recording resuming an allowed deactivation carries the incident of the recording the
+  deactivation closed.
+* **Alerts**: each ``missed_required_recording`` names a required window the camera knew of at
+  that moment and the cause its reported state shows; each ``late_trigger`` belongs to a
+  trigger that arrived late, with the span R-LATE defines, and each late trigger that leaves an
+  unexplained uncovered second gets one; ``low_battery``, ``battery_empty`` and ``storage_full``
+  are due exactly where the resource model below puts them (one-to-one, within the alert
+  grace); any other kind is judged by the live edge, not here.
+* **Self-reports** (P-RESOURCE, SPEC §2 and §4a): the battery starts full and moves at the rate
+  of the state the camera reported (-1/s in ``standby`` and ``pre_buffer``, -``record_drain``
+  in ``recording``, +``charge_rate`` docked up to ``battery_s``, 0 ``off``); every reported
+  ``battery_s`` matches within :data:`RESOURCE_TOL_S`. The free storage is ``storage_s`` minus
+  the footage the metadata says was written (the buffer at activation, then one second a
+  second) plus the recordings whose whole upload was confirmed: closed recordings upload
+  oldest-first (in the order they closed) at ``upload_speed`` while docked, progress kept
+  across undocking. A camera that frees storage early, deletes what was not offloaded, or
+  claims footage that does not exist reports a value off this model.
+
+Each function returns *problems*: one sentence each, naming the camera, the time and what was
+expected. An empty list means everything said was true.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.messages import Alert, RecordingMeta, StateReport
+from controller.spans import EPS, subtract, union
+
+if TYPE_CHECKING:
+    from .oracle import Judgement, Window
+    from .replay import ObservedCamera
+    from .replies import Pause
+    from .scenario import Scenario
+
+__all__ = ["ALERT_GRACE_S", "META_TOL_S", "RESOURCE_TOL_S", "judge_evidence", "judge_resources"]
+
+#: How far a reported battery or free-storage value may lie from the §2 model, in seconds of
+#: charge or footage: generous to firmware that integrates in ticks, small beside any slope
+#: error over a minute.
+RESOURCE_TOL_S = 0.5
+#: How far a time the camera publishes (a span edge, a segment boundary, ``buffer_s``) may lie
+#: from the one the spec gives.
+META_TOL_S = 0.01
+#: An alert is due within this long after the moment that requires it (as R-MISS).
+ALERT_GRACE_S = 1.0
+_STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
+_EXPLAINED = frozenset({"docked", "battery", "not_ready", "storage", "deactivated"})
+_RESOURCE_KINDS = ("low_battery", "battery_empty", "storage_full")
+_JUDGED_ELSEWHERE = frozenset({"restarted", "bus_fault"})
+
+
+def _final(seen: ObservedCamera) -> list[RecordingMeta]:
+    return sorted(seen.recordings.values(), key=lambda r: (r.start + r.buffer_s, r.start))
+
+
+def _activation(rec: RecordingMeta) -> float:
+    return rec.start + rec.buffer_s
+
+
+@dataclass(frozen=True, slots=True)
+class _Reports:
+    """The camera's state reports, with the state in effect at any time."""
+
+    points: Sequence[tuple[float, StateReport]]
+
+    def times(self) -> list[float]:
+        return [t for t, _ in self.points]
+
+    def at(self, t: float) -> StateReport | None:
+        """The last report at or before ``t``."""
+        i = bisect.bisect_right(self.times(), t + EPS) - 1
+        return self.points[i][1] if i >= 0 else None
+
+    def around(self, t: float) -> list[StateReport]:
+        """The report in effect just before ``t`` and every report made at ``t``."""
+        times = self.times()
+        lo = bisect.bisect_left(times, t - EPS)
+        hi = bisect.bisect_right(times, t + EPS)
+        before = [self.points[lo - 1][1]] if lo > 0 else []
+        return before + [r for _, r in self.points[lo:hi]]
+
+
+# ------------------------------------------------------------------------------ recordings
+
+
+def _meta_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+                   pauses: Sequence[Pause]) -> list[str]:
+    cam = seen.spec.id
+    p = seen.spec.params
+    reports = _Reports(seen.reports)
+    recs = _final(seen)
+    problems: list[str] = []
+    accepted = _accepted_manual(sc, seen)
+    required_ids = {w.activity_id for w in windows}
+    for rec in recs:
+        name = f"{cam}: recording {rec.recording}"
+        a = _activation(rec)
+        segs = rec.segment_list
+        # Segments: contiguous, start to end, rolling over every segment_max_s (R-ROLL).
+        if rec.segments != len(segs) or not segs:
+            problems.append(f"{name} says {rec.segments} segment(s) but lists {len(segs)}")
+        elif (abs(segs[0][0] - rec.start) > META_TOL_S or abs(segs[-1][1] - rec.end) > META_TOL_S
+              or any(abs(b0 - a1) > META_TOL_S for (_, b0), (a1, _) in itertools.pairwise(segs))):
+            problems.append(f"{name}: its segments {segs} do not run contiguously from "
+                            f"{rec.start:g} to {rec.end:g}")
+        elif any(abs((b - a0) - p.segment_max_s) > META_TOL_S for a0, b in segs[:-1]) or (
+                segs[-1][1] - segs[-1][0] > p.segment_max_s + META_TOL_S):
+            problems.append(f"{name}: its segments {segs} do not roll over every "
+                            f"segment_max_s = {p.segment_max_s:g} s (R-ROLL)")
+        # The buffer prepended (R-BUF, R-STORE).
+        expected = _expected_buffer(reports, a, p.prebuffer_s)
+        if expected is not None and abs(rec.buffer_s - expected) > META_TOL_S:
+            problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
+                            f"gives {expected:g}")
+        # The camera said it was recording throughout.
+        for t, r in seen.reports:
+            if a + EPS < t < rec.end - EPS and r.state != "recording":
+                problems.append(f"{name} runs {a:g}-{rec.end:g} but the camera reported "
+                                f"{r.state} at {t:g}")
+                break
+        # Reasons: what it knew during the recording, and nothing else.
+        for w in windows:
+            if w.delivered is None:
+                continue
+            known_end = w.told_end if w.told_end is not None else sc.end
+            overlap = min(rec.end, known_end) - max(a, w.delivered)
+            if overlap > EPS and w.activity_id not in rec.reasons:
+                problems.append(f"{name} ({a:g}-{rec.end:g}) does not list {w.activity_id}, a "
+                                f"required window open meanwhile, among its reasons {rec.reasons}")
+        for reason in rec.reasons:
+            if reason in required_ids:
+                continue
+            if not any(what == reason and a - EPS <= t <= rec.end + EPS for t, what in accepted):
+                problems.append(f"{name} ({a:g}-{rec.end:g}) lists reason {reason!r}, which "
+                                f"nothing accepted during it supports")
+    problems.extend(_incident_problems(cam, recs, pauses))
+    return problems
+
+
+def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float) -> float | None:
+    """R-BUF's buffer at activation ``a`` from the reports before it; None when not judged."""
+    prior = [(t, r) for t, r in reports.points if t < a - EPS]
+    for t, r in reports.points:
+        if abs(t - a) <= EPS:
+            if r.state == "recording":
+                break  # the report of this activation: what came before it at ``a`` counts
+            prior.append((t, r))
+    if not prior:
+        return None
+    last = prior[-1][1]
+    if last.state == "standby":
+        return 0.0  # booted straight into a recording: no buffer ran
+    if last.state != "pre_buffer":
+        return None
+    # When the camera entered pre_buffer: the first report of this run of pre_buffer reports.
+    i = len(prior) - 1
+    while i > 0 and prior[i - 1][1].state == "pre_buffer":
+        i -= 1
+    entered = prior[i][0]
+    return max(0.0, min(prebuffer_s, a - entered, last.storage_s))
+
+
+def _accepted_manual(sc: Scenario, seen: ObservedCamera) -> list[tuple[float, str]]:
+    """(time, reason) of every accepted ``button start`` and listed ``signal``."""
+    from .replies import parse
+
+    out: list[tuple[float, str]] = []
+    for d in seen.deliveries:
+        if not d.acks or not d.acks[0].ok:
+            continue
+        ev = parse(d.payload, sc.auth == "signed").event
+        if ev is None:
+            continue
+        if ev["type"] == "button" and ev["action"] == "start":
+            out.append((d.at, "button"))
+        elif ev["type"] == "signal" and ev["source"] in sc.policy.signals:
+            out.append((d.at, f"signal:{ev['source']}"))
+    return out
+
+
+def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence[Pause]) -> list[str]:
+    problems: list[str] = []
+    resumes: dict[str, str] = {}  # recording that resumes → recording the deactivation closed
+    for pause in pauses:
+        if not pause.resumed or pause.end is None:
+            continue
+        closed = [r for r in recs if not r.open and abs(r.end - pause.start) <= EPS]
+        opened = [r for r in recs if abs(_activation(r) - pause.end) <= EPS]
+        if opened:
+            resumes[opened[0].recording] = closed[-1].recording if closed else ""
+    by_id = {r.recording: r for r in recs}
+    seen_incidents: set[str] = set()
+    for rec in recs:
+        if rec.recording in resumes:
+            before = by_id.get(resumes[rec.recording])
+            if before is not None and rec.incident != before.incident:
+                problems.append(
+                    f"{cam}: recording {rec.recording} resumes the deactivation that closed "
+                    f"{before.recording} but carries incident {rec.incident!r}, not "
+                    f"{before.incident!r} (R-META)")
+        elif rec.incident in seen_incidents:
+            problems.append(f"{cam}: recording {rec.recording} reuses incident {rec.incident!r} "
+                            f"although it resumes no deactivation (R-META)")
+        seen_incidents.add(rec.incident)
+    return problems
+
+
+# ------------------------------------------------------------------------------ alerts
+
+
+def _alert_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+                    judgement: Judgement) -> list[str]:
+    cam = seen.spec.id
+    reports = _Reports(seen.reports)
+    problems: list[str] = []
+    by_id = {w.activity_id: w for w in windows}
+    late_expected: list[tuple[Window, float, float]] = []
+    footage = union(seg for rec in seen.recordings.values() for seg in rec.segment_list)
+    explained = union((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED)
+    for w in windows:
+        if w.delivered is None or w.delivered <= w.start + EPS:
+            continue
+        before = subtract([(w.start, min(w.delivered, w.end))], footage)
+        left = subtract(before, explained)
+        if left:
+            late_expected.append((w, left[0][0], left[-1][1]))
+    matched_late: set[int] = set()
+    for alert in seen.alerts:
+        where = f"{cam}: alert {alert.kind} at {alert.at:g}"
+        if alert.kind == "missed_required_recording":
+            named = by_id.get(alert.activity_id or "")
+            if (named is None or named.delivered is None
+                    or alert.at < named.delivered - META_TOL_S):
+                problems.append(f"{where} names {alert.activity_id!r}, no required window the "
+                                f"camera knew of then")
+                continue
+            causes = set()
+            for r in reports.around(alert.at):
+                cause = _STATE_CAUSE.get(r.state)
+                if cause is None and r.state == "pre_buffer" and r.storage_s <= EPS:
+                    cause = "storage"
+                if cause is not None:
+                    causes.add(cause)
+            # A late trigger announces what its window already lost, whatever the cause then.
+            causes.update(m.cause for m in judgement.misses
+                          if m.cause in _EXPLAINED and m.start <= alert.at + ALERT_GRACE_S
+                          and m.end > named.start + EPS and m.start < named.end - EPS)
+            if alert.cause not in causes:
+                problems.append(f"{where} says cause {alert.cause!r}; the camera's state then "
+                                f"supports {sorted(causes) or 'none'}")
+        elif alert.kind == "late_trigger":
+            found = None
+            for i, (w, _lo, _hi) in enumerate(late_expected):
+                if i in matched_late or alert.activity_id not in (None, w.activity_id):
+                    continue
+                if w.delivered is not None and (
+                        w.delivered - META_TOL_S <= alert.at <= w.delivered + ALERT_GRACE_S):
+                    found = i
+                    break
+            if found is None:
+                problems.append(f"{where} for {alert.activity_id!r}: no trigger then left an "
+                                f"unexplained uncovered second before it arrived (R-LATE)")
+                continue
+            matched_late.add(found)
+            w, lo, hi = late_expected[found]
+            span = alert.span
+            if span is None or abs(span[0] - lo) > META_TOL_S or abs(span[1] - hi) > META_TOL_S:
+                problems.append(f"{where} for {w.activity_id}: span {list(span) if span else None}"
+                                f", R-LATE gives [{lo:g}, {hi:g}]")
+        elif alert.kind in _RESOURCE_KINDS or alert.kind in _JUDGED_ELSEWHERE:
+            continue
+        else:
+            problems.append(f"{where}: no such alert kind")
+    for i, (w, lo, hi) in enumerate(late_expected):
+        if i not in matched_late:
+            arrived = w.delivered if w.delivered is not None else w.start
+            problems.append(f"{cam}: {w.activity_id} arrived at {arrived:g}, "
+                            f"{arrived - w.start:g} s after it began, leaving {lo:g}-{hi:g} "
+                            f"uncovered and unexplained, with no late_trigger alert (R-LATE)")
+    return problems
+
+
+def judge_evidence(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+                   judgement: Judgement, pauses: Sequence[Pause]) -> list[str]:
+    """Recording metadata and alerts of one camera against the facts (``[]``: all true)."""
+    if not seen.reports:
+        return []  # a live run: its device's reports are not kept here (SPEC §8a)
+    return _meta_problems(sc, seen, windows, pauses) + _alert_problems(sc, seen, windows, judgement)
+
+
+# ------------------------------------------------------------------------------ resources
+
+
+def _written(recs: Sequence[RecordingMeta], t: float) -> float:
+    total = 0.0
+    for r in recs:
+        a = _activation(r)
+        if a <= t + EPS:
+            total += r.buffer_s + max(0.0, min(t, r.end) - a)
+    return total
+
+
+def _upload_done(recs: Sequence[RecordingMeta], docked: Sequence[tuple[float, float]],
+                 speed: float) -> list[tuple[float, float]]:
+    """(time, size) of each recording's confirmed upload: oldest-closed first, while docked."""
+    queue = sorted((r for r in recs if not r.open), key=lambda r: (r.end, r.start))
+    done: list[tuple[float, float]] = []
+    i = 0
+    progress = 0.0
+    for lo, hi in docked:
+        t = lo
+        while i < len(queue) and t < hi - EPS:
+            rec = queue[i]
+            if rec.end > t + EPS:
+                break  # not closed yet (cannot happen while docked; kept for safety)
+            size = rec.end - rec.start
+            need = (size - progress) / speed
+            if t + need <= hi + EPS:
+                t += need
+                done.append((t, size))
+                progress = 0.0
+                i += 1
+            else:
+                progress += (hi - t) * speed
+                t = hi
+    return done
+
+
+def judge_resources(sc: Scenario, seen: ObservedCamera) -> list[str]:
+    """P-RESOURCE for one camera: reported battery and storage, and their alerts, against §2."""
+    if not seen.reports:
+        return []
+    cam = seen.spec.id
+    p = seen.spec.params
+    points = list(seen.reports)
+    problems: list[str] = []
+    # Battery, from full, at the rate of the state reported.
+    charge = p.battery_s
+    armed = p.battery_s > p.low_battery_s
+    due: dict[str, list[float]] = {k: [] for k in _RESOURCE_KINDS}
+    t0, state = points[0][0], points[0][1].state
+    bounds = [*(t for t, _ in points[1:]), sc.end]
+    off_bad = False
+    for i, t1 in enumerate(bounds):
+        dt = max(0.0, t1 - t0)
+        if state == "docked":
+            charge = min(p.battery_s, charge + p.charge_rate * dt)
+            if charge > p.low_battery_s:
+                armed = True
+        elif state != "off":
+            drain = p.record_drain if state == "recording" else 1.0
+            if armed and p.low_battery_s > 0 and charge > p.low_battery_s >= charge - drain * dt:
+                due["low_battery"].append(t0 + (charge - p.low_battery_s) / drain)
+                armed = False
+            if charge - drain * dt <= EPS and charge > EPS:
+                t_zero = t0 + charge / drain
+                due["battery_empty"].append(t_zero)
+                if t_zero < t1 - RESOURCE_TOL_S and not off_bad:
+                    problems.append(f"{cam}: its battery ran out at {t_zero:g} (model) but it "
+                                    f"stayed {state} until {t1:g} (R-POWER)")
+                    off_bad = True
+            charge = max(0.0, charge - drain * dt)
+        if i + 1 < len(points):
+            t1, report = points[i + 1]
+            if abs(report.battery_s - charge) > RESOURCE_TOL_S:
+                problems.append(f"{cam}: reported battery_s {report.battery_s:g} at {t1:g}; the "
+                                f"§2 model gives {charge:g} ({state} since {t0:g})")
+                charge = report.battery_s  # one problem per deviation, not a cascade
+            t0, state = t1, report.state
+    problems.extend(_match(cam, "low_battery", due["low_battery"], seen.alerts))
+    problems.extend(_match(cam, "battery_empty", due["battery_empty"], seen.alerts))
+    problems.extend(_storage(sc, seen, due))
+    problems.extend(_match(cam, "storage_full", due["storage_full"], seen.alerts))
+    return problems
+
+
+def _storage(sc: Scenario, seen: ObservedCamera, due: dict[str, list[float]]) -> list[str]:
+    cam = seen.spec.id
+    p = seen.spec.params
+    recs = _final(seen)
+    points = list(seen.reports)
+    docked: list[tuple[float, float]] = []
+    for (t, r), nxt in zip(points, [*(t for t, _ in points[1:]), sc.end], strict=True):
+        if r.state == "docked" and nxt > t:
+            docked.append((t, nxt))
+    done = _upload_done(recs, union(docked), p.upload_speed)
+
+    def freed(t: float) -> float:
+        return sum(size for at, size in done if at <= t + EPS)
+
+    problems: list[str] = []
+    for i, (t, r) in enumerate(points):
+        if i + 1 < len(points) and points[i + 1][0] <= t + EPS:
+            continue  # judge the last report of an instant
+        held = _written(recs, t)
+        lo = p.storage_s - held + freed(t - RESOURCE_TOL_S) - RESOURCE_TOL_S
+        hi = p.storage_s - held + freed(t + RESOURCE_TOL_S) + RESOURCE_TOL_S
+        if r.storage_s > hi:
+            problems.append(f"{cam}: reported {r.storage_s:g} s free at {t:g}; with {held:g} s "
+                            f"written and {freed(t):g} s confirmed uploaded at most {hi:g} can be "
+                            f"free (storage freed before its upload was confirmed) (R-STORE)")
+            break
+        if r.storage_s < lo:
+            problems.append(f"{cam}: reported {r.storage_s:g} s free at {t:g}; the footage held "
+                            f"({held:g} s written, {freed(t):g} s uploaded) leaves {lo:g} (R-STORE)")
+            break
+    for rec in recs:
+        if rec.open:
+            continue
+        used = _written(recs, rec.end) - freed(rec.end)
+        if used > p.storage_s + RESOURCE_TOL_S:
+            problems.append(f"{cam}: recording {rec.recording} ran to {rec.end:g}, holding "
+                            f"{used:g} s of footage on {p.storage_s:g} s of storage (R-STORE)")
+        elif used >= p.storage_s - META_TOL_S:
+            after = _Reports(points).at(rec.end)
+            if after is not None and after.state == "pre_buffer":
+                due["storage_full"].append(rec.end)
+    return problems
+
+
+def _match(cam: str, kind: str, due: Sequence[float], alerts: Sequence[Alert]) -> list[str]:
+    """Alerts of ``kind`` one-to-one with the moments that require them."""
+    published = sorted(a.at for a in alerts if a.kind == kind)
+    problems: list[str] = []
+    used: set[int] = set()
+    for t in sorted(due):
+        hit = next((j for j, at in enumerate(published)
+                    if j not in used and t - META_TOL_S <= at <= t + ALERT_GRACE_S), None)
+        if hit is None:
+            problems.append(f"{cam}: no {kind} alert within {ALERT_GRACE_S:g} s of {t:g}, where "
+                            f"the §2 model requires one")
+        else:
+            used.add(hit)
+    for j, at in enumerate(published):
+        if j not in used:
+            problems.append(f"{cam}: {kind} alert at {at:g}, which the §2 model does not support")
+    return problems
