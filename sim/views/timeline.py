@@ -258,11 +258,13 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
                f"{len(cam.alerts)} alert(s) · {cam.refused} refused · missed "
                + (fmt_duration(missed_total) + f" ({by_cause})" if missed_total > 0 else "nothing"))
     out.append(f'<text class="cam" x="8" y="{_f(top + 17)}">{escape(cam.camera_id)}</text>')
-    tone = miss_tone(cam.missed_s, cam.unannounced)
+    tone = miss_tone(cam.missed_s, [*cam.unannounced, *(p for _, p in cam.said)])
     if tone == "excused":
         summary += " · every second explained"
     elif cam.unannounced:
         summary += f" · {len(cam.unannounced)} not announced"
+    if cam.said:
+        summary += f" · {len(cam.said)} untrue or wrong statement(s)"
     out.append(_label(LEFT, top + 17, summary, SUMMARY_COLOURS[tone], "start",
                       f"camsum camsum-{tone}"))
     for name, y in rows.items():
@@ -532,6 +534,11 @@ def _tables(view: RunView) -> str:
                   misses, "Nothing required was missed.")]
     if unannounced:
         out.append("<h2>Misses the camera did not announce</h2><ul>" + "".join(unannounced)
+                   + "</ul>")
+    said = [f"<li>{escape(c.camera_id)}: {escape(label)}: {escape(p)}</li>"
+            for c in view.cameras for label, p in c.said]
+    if said:
+        out.append("<h2>What the camera said that the spec contradicts</h2><ul>" + "".join(said)
                    + "</ul>")
     out.append(_table("Alerts", ("camera", "at", "kind", "cause", "activity", "span"), alerts,
                       "The cameras raised no alert."))
