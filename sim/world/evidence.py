@@ -41,16 +41,13 @@ import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from controller.messages import Alert, RecordingMeta, StateReport
 from controller.spans import EPS, subtract, union
 
-if TYPE_CHECKING:
-    from .oracle import Judgement, Window
-    from .replay import ObservedCamera
-    from .replies import Pause
-    from .scenario import Scenario
+from .oracle import Judgement, Window
+from .replies import Observed, Pause, parse
+from .scenario import Scenario
 
 __all__ = ["ALERT_GRACE_S", "META_TOL_S", "RESOURCE_TOL_S", "judge_evidence", "judge_resources"]
 
@@ -69,7 +66,7 @@ _RESOURCE_KINDS = ("low_battery", "battery_empty", "storage_full")
 _JUDGED_ELSEWHERE = frozenset({"restarted", "bus_fault"})
 
 
-def _final(seen: ObservedCamera) -> list[RecordingMeta]:
+def _final(seen: Observed) -> list[RecordingMeta]:
     return sorted(seen.recordings.values(), key=lambda r: (r.start + r.buffer_s, r.start))
 
 
@@ -103,7 +100,7 @@ class _Reports:
 # ------------------------------------------------------------------------------ recordings
 
 
-def _meta_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                    pauses: Sequence[Pause]) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
@@ -112,6 +109,7 @@ def _meta_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window]
     problems: list[str] = []
     accepted = _accepted_manual(sc, seen)
     required_ids = {w.activity_id for w in windows}
+    published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     for rec in recs:
         name = f"{cam}: recording {rec.recording}"
         a = _activation(rec)
@@ -128,7 +126,10 @@ def _meta_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window]
             problems.append(f"{name}: its segments {segs} do not roll over every "
                             f"segment_max_s = {p.segment_max_s:g} s (R-ROLL)")
         # The buffer prepended (R-BUF, R-STORE).
-        expected = _expected_buffer(reports, a, p.prebuffer_s)
+        nth = sum(1 for other in seen.recordings.values()
+                  if other.recording != rec.recording and abs(_activation(other) - a) <= EPS
+                  and published_order[other.recording] < published_order[rec.recording])
+        expected = _expected_buffer(reports, a, p.prebuffer_s, nth)
         if expected is not None and abs(rec.buffer_s - expected) > META_TOL_S:
             problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
                             f"gives {expected:g}")
@@ -157,13 +158,20 @@ def _meta_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window]
     return problems
 
 
-def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float) -> float | None:
-    """R-BUF's buffer at activation ``a`` from the reports before it; None when not judged."""
+def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int) -> float | None:
+    """R-BUF's buffer at activation ``a`` from the reports before it; None when not judged.
+
+    ``nth`` counts the recordings activated at the same instant before this one (a recording
+    can close and another open within one instant): each opening is the next entry into
+    ``recording`` among the reports made then.
+    """
     prior = [(t, r) for t, r in reports.points if t < a - EPS]
     for t, r in reports.points:
         if abs(t - a) <= EPS:
-            if r.state == "recording":
-                break  # the report of this activation: what came before it at ``a`` counts
+            if r.state == "recording" and prior and prior[-1][1].state != "recording":
+                if nth == 0:
+                    break  # the report of this activation: what came before it at ``a`` counts
+                nth -= 1
             prior.append((t, r))
     if not prior:
         return None
@@ -180,10 +188,8 @@ def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float) -> float |
     return max(0.0, min(prebuffer_s, a - entered, last.storage_s))
 
 
-def _accepted_manual(sc: Scenario, seen: ObservedCamera) -> list[tuple[float, str]]:
+def _accepted_manual(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
     """(time, reason) of every accepted ``button start`` and listed ``signal``."""
-    from .replies import parse
-
     out: list[tuple[float, str]] = []
     for d in seen.deliveries:
         if not d.acks or not d.acks[0].ok:
@@ -228,7 +234,7 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
 # ------------------------------------------------------------------------------ alerts
 
 
-def _alert_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                     judgement: Judgement) -> list[str]:
     cam = seen.spec.id
     reports = _Reports(seen.reports)
@@ -300,7 +306,7 @@ def _alert_problems(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window
     return problems
 
 
-def judge_evidence(sc: Scenario, seen: ObservedCamera, windows: Sequence[Window],
+def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
                    judgement: Judgement, pauses: Sequence[Pause]) -> list[str]:
     """Recording metadata and alerts of one camera against the facts (``[]``: all true)."""
     if not seen.reports:
@@ -346,7 +352,7 @@ def _upload_done(recs: Sequence[RecordingMeta], docked: Sequence[tuple[float, fl
     return done
 
 
-def judge_resources(sc: Scenario, seen: ObservedCamera) -> list[str]:
+def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
     """P-RESOURCE for one camera: reported battery and storage, and their alerts, against §2."""
     if not seen.reports:
         return []
@@ -394,7 +400,7 @@ def judge_resources(sc: Scenario, seen: ObservedCamera) -> list[str]:
     return problems
 
 
-def _storage(sc: Scenario, seen: ObservedCamera, due: dict[str, list[float]]) -> list[str]:
+def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]]) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     recs = _final(seen)

@@ -36,7 +36,7 @@ from controller.reference import make_node
 from .broker import LossReason, Message, SimBroker
 from .evidence import judge_evidence, judge_resources
 from .oracle import Judgement, Observation, StatePoint, Window, judge
-from .replies import judge_replies
+from .replies import Delivery, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
 from .senders import must_refuse, trust_file, wire_messages
@@ -52,19 +52,6 @@ class FirstDelivery:
     prior_since: float
     prior_storage_free: float  # free storage in that report (constant while buffering)
     ok: bool | None = None  # the camera's ack, when it sent one
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One delivery to a camera and the replies it published while handling it (P-REPLY)."""
-
-    seq: int  # order of arrival at the camera, across the whole run
-    at: float
-    topic: str
-    payload: bytes
-    entry: int | None  # the timeline entry it carries, when it is one
-    prior: StateReport | None  # the state the camera had reported just before
-    acks: list[Ack] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,18 +31,17 @@ problem is one sentence naming the camera, the time, the message id and what was
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.spans import EPS
 
-if TYPE_CHECKING:
-    from .replay import ObservedCamera
-    from .scenario import Scenario
+from .scenario import CameraSpec, Scenario
 
-__all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MAX_PAYLOAD", "Parsed", "Pause", "Reading", "judge_replies",
-           "parse"]
+__all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MAX_PAYLOAD", "Delivery", "Observed", "Parsed", "Pause",
+           "Reading", "judge_replies", "parse"]
 
 MAX_PAYLOAD = 64 * 1024
 MAX_DEPTH = 16
@@ -68,6 +67,36 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 MsgId = str | int
 IdKey = tuple[str, MsgId]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery to a camera and the replies it published while handling it (P-REPLY)."""
+
+    seq: int  # order of arrival at the camera, across the whole run
+    at: float
+    topic: str
+    payload: bytes
+    entry: int | None  # the timeline entry it carries, when it is one
+    prior: StateReport | None  # the state the camera had reported just before
+    acks: list[Ack] = field(default_factory=list)
+
+
+class Observed(Protocol):
+    """What the judgements of what a camera said read of it (``sim.world.replay.ObservedCamera``)."""
+
+    @property
+    def spec(self) -> CameraSpec: ...
+    @property
+    def deliveries(self) -> Sequence[Delivery]: ...
+    @property
+    def reports(self) -> Sequence[tuple[float, StateReport]]: ...
+    @property
+    def recordings(self) -> Mapping[str, RecordingMeta]: ...
+    @property
+    def alerts(self) -> Sequence[Alert]: ...
+    @property
+    def refusable(self) -> Mapping[int, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +332,7 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     return (None, ("reason_not_allowed",)), "a reason not allowed, outside any required window"
 
 
-def _entries(seen: ObservedCamera) -> Iterator[Any]:
+def _entries(seen: Observed) -> Iterator[Delivery]:
     return iter(sorted(seen.deliveries, key=lambda d: d.seq))
 
 
@@ -315,7 +344,7 @@ class Reading:
     pauses: list[Pause]
 
 
-def judge_replies(sc: Scenario, seen: ObservedCamera) -> Reading:
+def judge_replies(sc: Scenario, seen: Observed) -> Reading:
     """P-REPLY for one camera: every problem with what it answered (``[]``: all as required)."""
     if not seen.deliveries:
         return Reading([], [])
