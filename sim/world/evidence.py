@@ -62,6 +62,7 @@ META_TOL_S = 0.01
 ALERT_GRACE_S = 1.0
 _STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
 _EXPLAINED = frozenset({"docked", "battery", "not_ready", "storage", "deactivated"})
+_DRAINING = frozenset({"standby", "pre_buffer", "recording"})
 _RESOURCE_KINDS = ("low_battery", "battery_empty", "storage_full")
 _JUDGED_ELSEWHERE = frozenset({"restarted", "bus_fault"})
 
@@ -367,6 +368,7 @@ def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
     t0, state = points[0][0], points[0][1].state
     bounds = [*(t for t, _ in points[1:]), sc.end]
     off_bad = False
+    prev = "docked"  # so that a camera starting with no charge is due to go off at once
     for i, t1 in enumerate(bounds):
         dt = max(0.0, t1 - t0)
         if state == "docked":
@@ -378,7 +380,10 @@ def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
             if armed and p.low_battery_s > 0 and charge > p.low_battery_s >= charge - drain * dt:
                 due["low_battery"].append(t0 + (charge - p.low_battery_s) / drain)
                 armed = False
-            if charge - drain * dt <= EPS and charge > EPS:
+            # Empty: either the charge runs out now, or the camera entered a draining state
+            # (an undock) with none left and must go off again at once.
+            entered_empty = charge <= EPS and prev not in _DRAINING
+            if charge - drain * dt <= EPS and (charge > EPS or entered_empty):
                 t_zero = t0 + charge / drain
                 due["battery_empty"].append(t_zero)
                 if t_zero < t1 - RESOURCE_TOL_S and not off_bad:
@@ -386,6 +391,7 @@ def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
                                     f"stayed {state} until {t1:g} (R-POWER)")
                     off_bad = True
             charge = max(0.0, charge - drain * dt)
+        prev = state
         if i + 1 < len(points):
             t1, report = points[i + 1]
             if abs(report.battery_s - charge) > RESOURCE_TOL_S:
