@@ -169,7 +169,9 @@ def camera_entries(draw: st.DrawFn, max_cameras: int = 3) -> list[dict[str, Any]
         if prebuffer is not None:
             cam["prebuffer_s"] = prebuffer
         if draw(st.integers(0, 5)) == 5:
-            cam["battery_s"] = draw(st.integers(300, 4000))
+            # Sometimes small enough to run low, charge and run low again within a scenario
+            # (low_battery re-armed by charging, R-POWER).
+            cam["battery_s"] = draw(st.one_of(st.integers(300, 4000), st.integers(120, 900)))
             cam["low_battery_s"] = draw(st.integers(0, 250))
         if draw(st.integers(0, 5)) == 5:
             cam["storage_s"] = draw(st.integers(60, 3000))
