@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from controller.messages import Alert, RecordingMeta, StateReport
 from controller.spans import EPS, subtract, union
@@ -60,6 +61,26 @@ RESOURCE_TOL_S = 0.5
 META_TOL_S = 0.01
 #: An alert is due within this long after the moment that requires it (as R-MISS).
 ALERT_GRACE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tol:
+    """The tolerances in force: the simulated ones, widened on a live run by its timing
+    tolerance (R-JITTER) times the fastest rate a value moves at."""
+
+    meta: float
+    resource: float
+    grace: float
+    jitter: float = 0.0  # a live run's timing tolerance: slivers this short need no alert
+
+    @classmethod
+    def of(cls, seen: Observed, tolerance_s: float) -> Tol:
+        p = seen.spec.params
+        fastest = max(1.0, p.record_drain, p.charge_rate, p.upload_speed)
+        return cls(META_TOL_S + tolerance_s, RESOURCE_TOL_S + fastest * tolerance_s,
+                   ALERT_GRACE_S + tolerance_s, tolerance_s)
+
+
 _STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
 _EXPLAINED = frozenset({"docked", "battery", "not_ready", "storage", "deactivated"})
 _DRAINING = frozenset({"standby", "pre_buffer", "recording"})
@@ -102,7 +123,7 @@ class _Reports:
 
 
 def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   pauses: Sequence[Pause]) -> list[str]:
+                   pauses: Sequence[Pause], tol: Tol) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     reports = _Reports(seen.reports)
@@ -118,12 +139,12 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
         # Segments: contiguous, start to end, rolling over every segment_max_s (R-ROLL).
         if rec.segments != len(segs) or not segs:
             problems.append(f"{name} says {rec.segments} segment(s) but lists {len(segs)}")
-        elif (abs(segs[0][0] - rec.start) > META_TOL_S or abs(segs[-1][1] - rec.end) > META_TOL_S
-              or any(abs(b0 - a1) > META_TOL_S for (_, b0), (a1, _) in itertools.pairwise(segs))):
+        elif (abs(segs[0][0] - rec.start) > tol.meta or abs(segs[-1][1] - rec.end) > tol.meta
+              or any(abs(b0 - a1) > tol.meta for (_, b0), (a1, _) in itertools.pairwise(segs))):
             problems.append(f"{name}: its segments {segs} do not run contiguously from "
                             f"{rec.start:g} to {rec.end:g}")
-        elif any(abs((b - a0) - p.segment_max_s) > META_TOL_S for a0, b in segs[:-1]) or (
-                segs[-1][1] - segs[-1][0] > p.segment_max_s + META_TOL_S):
+        elif any(abs((b - a0) - p.segment_max_s) > tol.meta for a0, b in segs[:-1]) or (
+                segs[-1][1] - segs[-1][0] > p.segment_max_s + tol.meta):
             problems.append(f"{name}: its segments {segs} do not roll over every "
                             f"segment_max_s = {p.segment_max_s:g} s (R-ROLL)")
         # The buffer prepended (R-BUF, R-STORE).
@@ -131,7 +152,7 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                   if other.recording != rec.recording and abs(_activation(other) - a) <= EPS
                   and published_order[other.recording] < published_order[rec.recording])
         expected = _expected_buffer(reports, a, p.prebuffer_s, nth)
-        if expected is not None and abs(rec.buffer_s - expected) > META_TOL_S:
+        if expected is not None and abs(rec.buffer_s - expected) > tol.meta:
             problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
                             f"gives {expected:g}")
         # The camera said it was recording throughout.
@@ -152,10 +173,11 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
         for reason in rec.reasons:
             if reason in required_ids:
                 continue
-            if not any(what == reason and a - EPS <= t <= rec.end + EPS for t, what in accepted):
+            if not any(what == reason and a - tol.meta <= t <= rec.end + tol.meta
+                       for t, what in accepted):
                 problems.append(f"{name} ({a:g}-{rec.end:g}) lists reason {reason!r}, which "
                                 f"nothing accepted during it supports")
-    problems.extend(_incident_problems(cam, recs, pauses))
+    problems.extend(_incident_problems(cam, recs, pauses, tol))
     return problems
 
 
@@ -190,29 +212,38 @@ def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int) 
 
 
 def _accepted_manual(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
-    """(time, reason) of every accepted ``button start`` and listed ``signal``."""
+    """(time, reason) of every accepted ``button start`` and listed ``signal``: from the
+    deliveries when they were recorded, else (a live run) from the timeline entries acked."""
     out: list[tuple[float, str]] = []
-    for d in seen.deliveries:
-        if not d.acks or not d.acks[0].ok:
-            continue
-        ev = parse(d.payload, sc.auth == "signed").event
-        if ev is None:
-            continue
-        if ev["type"] == "button" and ev["action"] == "start":
-            out.append((d.at, "button"))
-        elif ev["type"] == "signal" and ev["source"] in sc.policy.signals:
-            out.append((d.at, f"signal:{ev['source']}"))
+
+    def add(at: float, ev: Mapping[str, Any]) -> None:
+        if ev.get("type") == "button" and ev.get("action") == "start":
+            out.append((at, "button"))
+        elif ev.get("type") == "signal" and ev.get("source") in sc.policy.signals:
+            out.append((at, f"signal:{ev.get('source')}"))
+
+    if seen.deliveries:
+        for d in seen.deliveries:
+            event = parse(d.payload, sc.auth == "signed").event
+            if d.acks and d.acks[0].ok and event is not None:
+                add(d.at, event)
+        return out
+    for idx, first in seen.delivered.items():
+        entry = sc.timeline[idx]
+        if first.ok and entry.event is not None:
+            add(first.at, {"type": entry.event, **entry.fields})
     return out
 
 
-def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence[Pause]) -> list[str]:
+def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence[Pause],
+                       tol: Tol) -> list[str]:
     problems: list[str] = []
     resumes: dict[str, str] = {}  # recording that resumes → recording the deactivation closed
     for pause in pauses:
         if not pause.resumed or pause.end is None:
             continue
-        closed = [r for r in recs if not r.open and abs(r.end - pause.start) <= EPS]
-        opened = [r for r in recs if abs(_activation(r) - pause.end) <= EPS]
+        closed = [r for r in recs if not r.open and abs(r.end - pause.start) <= tol.meta]
+        opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta]
         if opened:
             resumes[opened[0].recording] = closed[-1].recording if closed else ""
     by_id = {r.recording: r for r in recs}
@@ -236,28 +267,32 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
 
 
 def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                    judgement: Judgement) -> list[str]:
+                    judgement: Judgement, tol: Tol) -> list[str]:
     cam = seen.spec.id
     reports = _Reports(seen.reports)
     problems: list[str] = []
     by_id = {w.activity_id: w for w in windows}
-    late_expected: list[tuple[Window, float, float]] = []
+    late_expected: list[tuple[Window, float, float, bool]] = []
     footage = union(seg for rec in seen.recordings.values() for seg in rec.segment_list)
-    explained = union((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED)
+    # Seconds with another cause, and (a live run) those the device was offline for.
+    explained = union([*((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED),
+                       *seen.offline])
     for w in windows:
         if w.delivered is None or w.delivered <= w.start + EPS:
             continue
         before = subtract([(w.start, min(w.delivered, w.end))], footage)
         left = subtract(before, explained)
         if left:
-            late_expected.append((w, left[0][0], left[-1][1]))
+            # A live run's sliver within the tolerance may be alerted or not (R-JITTER).
+            needed = left[-1][1] - left[0][0] > tol.jitter
+            late_expected.append((w, left[0][0], left[-1][1], needed))
     matched_late: set[int] = set()
     for alert in seen.alerts:
         where = f"{cam}: alert {alert.kind} at {alert.at:g}"
         if alert.kind == "missed_required_recording":
             named = by_id.get(alert.activity_id or "")
             if (named is None or named.delivered is None
-                    or alert.at < named.delivered - META_TOL_S):
+                    or alert.at < named.delivered - tol.meta):
                 problems.append(f"{where} names {alert.activity_id!r}, no required window the "
                                 f"camera knew of then")
                 continue
@@ -270,18 +305,18 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                     causes.add(cause)
             # A late trigger announces what its window already lost, whatever the cause then.
             causes.update(m.cause for m in judgement.misses
-                          if m.cause in _EXPLAINED and m.start <= alert.at + ALERT_GRACE_S
+                          if m.cause in _EXPLAINED and m.start <= alert.at + tol.grace
                           and m.end > named.start + EPS and m.start < named.end - EPS)
             if alert.cause not in causes:
                 problems.append(f"{where} says cause {alert.cause!r}; the camera's state then "
                                 f"supports {sorted(causes) or 'none'}")
         elif alert.kind == "late_trigger":
             found = None
-            for i, (w, _lo, _hi) in enumerate(late_expected):
+            for i, (w, _lo, _hi, _needed) in enumerate(late_expected):
                 if i in matched_late or alert.activity_id not in (None, w.activity_id):
                     continue
                 if w.delivered is not None and (
-                        w.delivered - META_TOL_S <= alert.at <= w.delivered + ALERT_GRACE_S):
+                        w.delivered - tol.meta <= alert.at <= w.delivered + tol.grace):
                     found = i
                     break
             if found is None:
@@ -289,17 +324,17 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                                 f"unexplained uncovered second before it arrived (R-LATE)")
                 continue
             matched_late.add(found)
-            w, lo, hi = late_expected[found]
+            w, lo, hi, _needed = late_expected[found]
             span = alert.span
-            if span is None or abs(span[0] - lo) > META_TOL_S or abs(span[1] - hi) > META_TOL_S:
+            if span is None or abs(span[0] - lo) > tol.meta or abs(span[1] - hi) > tol.meta:
                 problems.append(f"{where} for {w.activity_id}: span {list(span) if span else None}"
                                 f", R-LATE gives [{lo:g}, {hi:g}]")
         elif alert.kind in _RESOURCE_KINDS or alert.kind in _JUDGED_ELSEWHERE:
             continue
         else:
             problems.append(f"{where}: no such alert kind")
-    for i, (w, lo, hi) in enumerate(late_expected):
-        if i not in matched_late:
+    for i, (w, lo, hi, needed) in enumerate(late_expected):
+        if i not in matched_late and needed:
             arrived = w.delivered if w.delivered is not None else w.start
             problems.append(f"{cam}: {w.activity_id} arrived at {arrived:g}, "
                             f"{arrived - w.start:g} s after it began, leaving {lo:g}-{hi:g} "
@@ -308,11 +343,14 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
 
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   judgement: Judgement, pauses: Sequence[Pause]) -> list[str]:
+                   judgement: Judgement, pauses: Sequence[Pause], tolerance_s: float = 0.0,
+                   ) -> list[str]:
     """Recording metadata and alerts of one camera against the facts (``[]``: all true)."""
     if not seen.reports:
         return []  # a live run: its device's reports are not kept here (SPEC §8a)
-    return _meta_problems(sc, seen, windows, pauses) + _alert_problems(sc, seen, windows, judgement)
+    tol = Tol.of(seen, tolerance_s)
+    return (_meta_problems(sc, seen, windows, pauses, tol)
+            + _alert_problems(sc, seen, windows, judgement, tol))
 
 
 # ------------------------------------------------------------------------------ resources
@@ -353,12 +391,13 @@ def _upload_done(recs: Sequence[RecordingMeta], docked: Sequence[tuple[float, fl
     return done
 
 
-def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
+def judge_resources(sc: Scenario, seen: Observed, tolerance_s: float = 0.0) -> list[str]:
     """P-RESOURCE for one camera: reported battery and storage, and their alerts, against §2."""
     if not seen.reports:
         return []
     cam = seen.spec.id
     p = seen.spec.params
+    tol = Tol.of(seen, tolerance_s)
     points = list(seen.reports)
     problems: list[str] = []
     # Battery, from full, at the rate of the state reported.
@@ -386,7 +425,7 @@ def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
             if charge - drain * dt <= EPS and (charge > EPS or entered_empty):
                 t_zero = t0 + charge / drain
                 due["battery_empty"].append(t_zero)
-                if t_zero < t1 - RESOURCE_TOL_S and not off_bad:
+                if t_zero < t1 - tol.resource and not off_bad:
                     problems.append(f"{cam}: its battery ran out at {t_zero:g} (model) but it "
                                     f"stayed {state} until {t1:g} (R-POWER)")
                     off_bad = True
@@ -394,19 +433,19 @@ def judge_resources(sc: Scenario, seen: Observed) -> list[str]:
         prev = state
         if i + 1 < len(points):
             t1, report = points[i + 1]
-            if abs(report.battery_s - charge) > RESOURCE_TOL_S:
+            if abs(report.battery_s - charge) > tol.resource:
                 problems.append(f"{cam}: reported battery_s {report.battery_s:g} at {t1:g}; the "
                                 f"§2 model gives {charge:g} ({state} since {t0:g})")
                 charge = report.battery_s  # one problem per deviation, not a cascade
             t0, state = t1, report.state
-    problems.extend(_match(cam, "low_battery", due["low_battery"], seen.alerts))
-    problems.extend(_match(cam, "battery_empty", due["battery_empty"], seen.alerts))
-    problems.extend(_storage(sc, seen, due))
-    problems.extend(_match(cam, "storage_full", due["storage_full"], seen.alerts))
+    problems.extend(_match(cam, "low_battery", due["low_battery"], seen.alerts, tol))
+    problems.extend(_match(cam, "battery_empty", due["battery_empty"], seen.alerts, tol))
+    problems.extend(_storage(sc, seen, due, tol))
+    problems.extend(_match(cam, "storage_full", due["storage_full"], seen.alerts, tol))
     return problems
 
 
-def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]]) -> list[str]:
+def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]], tol: Tol) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     recs = _final(seen)
@@ -425,8 +464,8 @@ def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]]) -> list[
         if i + 1 < len(points) and points[i + 1][0] <= t + EPS:
             continue  # judge the last report of an instant
         held = _written(recs, t)
-        lo = p.storage_s - held + freed(t - RESOURCE_TOL_S) - RESOURCE_TOL_S
-        hi = p.storage_s - held + freed(t + RESOURCE_TOL_S) + RESOURCE_TOL_S
+        lo = p.storage_s - held + freed(t - tol.resource) - tol.resource
+        hi = p.storage_s - held + freed(t + tol.resource) + tol.resource
         if r.storage_s > hi:
             problems.append(f"{cam}: reported {r.storage_s:g} s free at {t:g}; with {held:g} s "
                             f"written and {freed(t):g} s confirmed uploaded at most {hi:g} can be "
@@ -440,26 +479,27 @@ def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]]) -> list[
         if rec.open:
             continue
         used = _written(recs, rec.end) - freed(rec.end)
-        if used > p.storage_s + RESOURCE_TOL_S:
+        if used > p.storage_s + tol.resource:
             problems.append(f"{cam}: recording {rec.recording} ran to {rec.end:g}, holding "
                             f"{used:g} s of footage on {p.storage_s:g} s of storage (R-STORE)")
-        elif used >= p.storage_s - META_TOL_S:
+        elif used >= p.storage_s - tol.meta:
             after = _Reports(points).at(rec.end)
             if after is not None and after.state == "pre_buffer":
                 due["storage_full"].append(rec.end)
     return problems
 
 
-def _match(cam: str, kind: str, due: Sequence[float], alerts: Sequence[Alert]) -> list[str]:
+def _match(cam: str, kind: str, due: Sequence[float], alerts: Sequence[Alert], tol: Tol,
+           ) -> list[str]:
     """Alerts of ``kind`` one-to-one with the moments that require them."""
     published = sorted(a.at for a in alerts if a.kind == kind)
     problems: list[str] = []
     used: set[int] = set()
     for t in sorted(due):
         hit = next((j for j, at in enumerate(published)
-                    if j not in used and t - META_TOL_S <= at <= t + ALERT_GRACE_S), None)
+                    if j not in used and t - tol.meta <= at <= t + tol.grace), None)
         if hit is None:
-            problems.append(f"{cam}: no {kind} alert within {ALERT_GRACE_S:g} s of {t:g}, where "
+            problems.append(f"{cam}: no {kind} alert within {tol.grace:g} s of {t:g}, where "
                             f"the §2 model requires one")
         else:
             used.add(hit)

@@ -36,7 +36,7 @@ from controller.reference import make_node
 from .broker import LossReason, Message, SimBroker
 from .evidence import judge_evidence, judge_resources
 from .oracle import Judgement, Observation, StatePoint, Window, judge
-from .replies import Delivery, judge_replies
+from .replies import Delivery, Pause, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
 from .senders import must_refuse, trust_file, wire_messages
@@ -371,8 +371,15 @@ def judge_run(
         judgement = judgements[cam] = judge(obs)
         reading = judge_replies(scenario, seen)
         judgement.replies = reading.problems
-        judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, reading.pauses)
-        judgement.resources = judge_resources(scenario, seen)
+        # Without recorded deliveries (a live run) the deactivations derived from the acks
+        # stand in for the replies' own reading.
+        pauses = reading.pauses if seen.deliveries else [
+            Pause(a, b, resumed=True) for a, b in obs.deactivations]
+        judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, pauses,
+                                            tolerance_s)
+        # A device's battery and storage follow its own hardware, not the scenario's numbers
+        # (SPEC §15a): self-reports are judged in simulation only.
+        judgement.resources = judge_resources(scenario, seen) if live is None else []
     return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 

@@ -82,6 +82,15 @@ class Delivery:
     acks: list[Ack] = field(default_factory=list)
 
 
+class Arrival(Protocol):
+    """The first delivery of a timeline entry (``sim.world.replay.FirstDelivery``)."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def ok(self) -> bool | None: ...
+
+
 class Observed(Protocol):
     """What the judgements of what a camera said read of it (``sim.world.replay.ObservedCamera``)."""
 
@@ -97,6 +106,10 @@ class Observed(Protocol):
     def alerts(self) -> Sequence[Alert]: ...
     @property
     def refusable(self) -> Mapping[int, str]: ...
+    @property
+    def delivered(self) -> Mapping[int, Arrival]: ...
+    @property
+    def offline(self) -> Sequence[tuple[float, float]]: ...
 
 
 @dataclass(frozen=True, slots=True)
