@@ -275,12 +275,14 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     late_expected: list[tuple[Window, float, float, bool]] = []
     footage = union(seg for rec in seen.recordings.values() for seg in rec.segment_list)
     # Seconds with another cause, and (a live run) those the device was offline for.
+    # R-LATE looks at the whole of [ts, arrival), whether or not the activity had truly ended
+    # by then (the camera cannot know): states that explain a second count wherever they held.
     explained = union([*((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED),
-                       *seen.offline])
+                       *seen.offline, *seen.paused, *_unable(seen.reports, sc.end)])
     for w in windows:
         if w.delivered is None or w.delivered <= w.start + EPS:
             continue
-        before = subtract([(w.start, min(w.delivered, w.end))], footage)
+        before = subtract([(w.start, w.delivered)], footage)
         left = subtract(before, explained)
         if left:
             # A live run's sliver within the tolerance may be alerted or not (R-JITTER).
@@ -340,6 +342,15 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                             f"{arrived - w.start:g} s after it began, leaving {lo:g}-{hi:g} "
                             f"uncovered and unexplained, with no late_trigger alert (R-LATE)")
     return problems
+
+
+def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tuple[float, float]]:
+    """When the reported state kept the camera from recording (docked, off, booting, full)."""
+    out: list[tuple[float, float]] = []
+    for (t, r), nxt in zip(reports, [*(t for t, _ in reports[1:]), end], strict=True):
+        if r.state in _STATE_CAUSE or (r.state == "pre_buffer" and r.storage_s <= EPS):
+            out.append((t, nxt))
+    return out
 
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
