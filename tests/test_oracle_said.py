@@ -190,3 +190,15 @@ def test_the_reports_list_what_was_said_wrongly_in_its_own_category() -> None:
     render_text(report, Console(file=out, width=200, highlight=False))
     assert "wrong reply:" in out.getvalue()
     assert "replies" not in build_report(_run(timeline))["cameras"]["cam-1"]
+
+
+@pytest.mark.req("P-EVIDENCE", "R-META")
+def test_a_deactivation_ended_in_the_instant_it_began_still_keeps_the_incident() -> None:
+    """Found by fuzzing the C controller: the recording the pause closed is not its resumption."""
+    timeline = [{**WARRANT, "at": 0},
+                {"at": 0, "camera": "cam-1", "event": "deactivate",
+                 "reason": "informant_or_undercover_safety", "actor": "officer-1"},
+                {**WARRANT, "at": 0, "activity_id": "w-2"}]
+    assert _run(timeline).verdict == "pass"
+    [problem] = _problems(_run(timeline, broken_controllers.new_incident_on_resume), "evidence")
+    assert "resumes the deactivation that closed cam-1-r1" in problem

@@ -243,7 +243,9 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
         if not pause.resumed or pause.end is None:
             continue
         closed = [r for r in recs if not r.open and abs(r.end - pause.start) <= tol.meta]
-        opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta]
+        shut = {r.recording for r in closed}
+        opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta
+                  and r.recording not in shut]  # a pause can end in the instant it began
         if opened:
             resumes[opened[0].recording] = closed[-1].recording if closed else ""
     by_id = {r.recording: r for r in recs}
