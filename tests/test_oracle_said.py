@@ -154,7 +154,7 @@ def test_the_battery_must_drain_at_record_drain_while_recording() -> None:
 def test_low_battery_is_due_again_after_charging_above_it() -> None:
     timeline = [{"at": 250, "camera": "cam-1", "event": "dock"},
                 {"at": 300, "camera": "cam-1", "event": "undock"}]
-    params = {"battery_s": 300, "low_battery_s": 100}
+    params: dict[str, Any] = {"battery_s": 300, "low_battery_s": 100}
     ok = _run(timeline, end=600, **params)
     assert ok.verdict == "pass"
     assert [a.kind for a in ok.cameras["cam-1"].alerts].count("low_battery") == 2
