@@ -47,7 +47,7 @@ from controller.messages import Alert, RecordingMeta, StateReport
 from controller.spans import EPS, subtract, union
 
 from .oracle import Judgement, Window
-from .replies import Observed, Pause, parse
+from .replies import REDELIVERY_WINDOW_S, Observed, Pause, parse
 from .scenario import Scenario
 
 __all__ = ["ALERT_GRACE_S", "META_TOL_S", "RESOURCE_TOL_S", "judge_evidence", "judge_resources"]
@@ -291,6 +291,7 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
             needed = left[-1][1] - left[0][0] > tol.jitter
             late_expected.append((w, left[0][0], left[-1][1], needed))
     matched_late: set[int] = set()
+    rehandled = _rehandled_starts(sc, seen)
     for alert in seen.alerts:
         where = f"{cam}: alert {alert.kind} at {alert.at:g}"
         if alert.kind == "missed_required_recording":
@@ -323,6 +324,10 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                         w.delivered - tol.meta <= alert.at <= w.delivered + tol.grace):
                     found = i
                     break
+            if found is None and any(alert.activity_id in (None, aid)
+                                     and at - tol.meta <= alert.at <= at + tol.grace
+                                     for at, aid in rehandled):
+                continue  # a start redelivered past the window, handled again (§14a)
             if found is None:
                 problems.append(f"{where} for {alert.activity_id!r}: no trigger then left an "
                                 f"unexplained uncovered second before it arrived (R-LATE)")
@@ -344,6 +349,23 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                             f"{arrived - w.start:g} s after it began, leaving {lo:g}-{hi:g} "
                             f"uncovered and unexplained, with no late_trigger alert (R-LATE)")
     return problems
+
+
+def _rehandled_starts(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
+    """(arrival, activity id) of ``activity_start`` redeliveries past the redelivery window:
+    without a trust file the camera may handle them again (SPEC §14a), a late start anew."""
+    first: dict[tuple[str, object], float] = {}
+    out: list[tuple[float, str]] = []
+    for d in seen.deliveries:
+        p = parse(d.payload, sc.auth == "signed")
+        if p.event is None or p.event["type"] != "activity_start" or p.id is None:
+            continue
+        key = (type(p.id).__name__, p.id)
+        if key not in first:
+            first[key] = d.at
+        elif d.at - first[key] > REDELIVERY_WINDOW_S:
+            out.append((d.at, p.event["activity_id"]))
+    return out
 
 
 def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tuple[float, float]]:
