@@ -202,3 +202,18 @@ def test_a_deactivation_ended_in_the_instant_it_began_still_keeps_the_incident()
     assert _run(timeline).verdict == "pass"
     [problem] = _problems(_run(timeline, broken_controllers.new_incident_on_resume), "evidence")
     assert "resumes the deactivation that closed cam-1-r1" in problem
+
+
+@pytest.mark.req("P-EVIDENCE", "R-MISS")
+def test_a_late_trigger_announces_every_cause_since_its_ts_not_only_within_its_true_end() -> None:
+    """The camera hears of the warrant after it truly ended; it cannot know that, so the boot
+    after its dock is a cause it rightly announces."""
+    timeline = [{"at": 600, "camera": "cam-1", "event": "dock"},
+                {"at": 1200, "camera": "cam-1", "event": "activity_end", "activity_id": "w-1"},
+                {"at": 3001, "camera": "cam-1", "event": "undock"},
+                {**WARRANT, "at": 0, "delay_s": 3601}]
+    result = _run(timeline, end=3900)
+    causes = {a.cause for a in result.cameras["cam-1"].alerts
+              if a.kind == "missed_required_recording"}
+    assert causes == {"docked", "not_ready"}
+    assert _problems(result, "evidence") == []

@@ -308,10 +308,14 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                     cause = "storage"
                 if cause is not None:
                     causes.add(cause)
-            # A late trigger announces what its window already lost, whatever the cause then.
+            # A late trigger announces what its window already lost, whatever the cause then:
+            # the oracle's misses of the window, and every state that kept the camera from
+            # recording since the activity's ``ts`` (it cannot know when the activity truly ended).
             causes.update(m.cause for m in judgement.misses
                           if m.cause in _EXPLAINED and m.start <= alert.at + tol.grace
                           and m.end > named.start + EPS and m.start < named.end - EPS)
+            causes.update(cause for a, b, cause in _unable_by_cause(seen.reports, sc.end)
+                          if b > named.start + EPS and a <= alert.at + EPS)
             if alert.cause not in causes:
                 problems.append(f"{where} says cause {alert.cause!r}; the camera's state then "
                                 f"supports {sorted(causes) or 'none'}")
@@ -368,13 +372,23 @@ def _rehandled_starts(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
     return out
 
 
-def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tuple[float, float]]:
-    """When the reported state kept the camera from recording (docked, off, booting, full)."""
-    out: list[tuple[float, float]] = []
+def _unable_by_cause(reports: Sequence[tuple[float, StateReport]], end: float,
+                     ) -> list[tuple[float, float, str]]:
+    """When the reported state kept the camera from recording (docked, off, booting, full),
+    with the cause each such stretch announces."""
+    out: list[tuple[float, float, str]] = []
     for (t, r), nxt in zip(reports, [*(t for t, _ in reports[1:]), end], strict=True):
-        if r.state in _STATE_CAUSE or (r.state == "pre_buffer" and r.storage_s <= EPS):
-            out.append((t, nxt))
+        cause = _STATE_CAUSE.get(r.state)
+        if cause is None and r.state == "pre_buffer" and r.storage_s <= EPS:
+            cause = "storage"
+        if cause is not None:
+            out.append((t, nxt, cause))
     return out
+
+
+def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tuple[float, float]]:
+    """When the reported state kept the camera from recording."""
+    return [(a, b) for a, b, _ in _unable_by_cause(reports, end)]
 
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
