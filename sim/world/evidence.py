@@ -149,15 +149,16 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                             f"segment_max_s = {p.segment_max_s:g} s (R-ROLL)")
         # The buffer prepended (R-BUF, R-STORE).
         nth = sum(1 for other in seen.recordings.values()
-                  if other.recording != rec.recording and abs(_activation(other) - a) <= EPS
+                  if other.recording != rec.recording
+                  and abs(_activation(other) - a) <= max(EPS, tol.jitter)
                   and published_order[other.recording] < published_order[rec.recording])
-        expected = _expected_buffer(reports, a, p.prebuffer_s, nth)
+        expected = _expected_buffer(reports, a, p.prebuffer_s, nth, max(EPS, tol.jitter))
         if expected is not None and abs(rec.buffer_s - expected) > tol.meta:
             problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
                             f"gives {expected:g}")
         # The camera said it was recording throughout.
         for t, r in seen.reports:
-            if a + EPS < t < rec.end - EPS and r.state != "recording":
+            if a + tol.meta < t < rec.end - tol.meta and r.state != "recording":
                 problems.append(f"{name} runs {a:g}-{rec.end:g} but the camera reported "
                                 f"{r.state} at {t:g}")
                 break
@@ -181,16 +182,17 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     return problems
 
 
-def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int) -> float | None:
+def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int,
+                     near: float = EPS) -> float | None:
     """R-BUF's buffer at activation ``a`` from the reports before it; None when not judged.
 
     ``nth`` counts the recordings activated at the same instant before this one (a recording
     can close and another open within one instant): each opening is the next entry into
     ``recording`` among the reports made then.
     """
-    prior = [(t, r) for t, r in reports.points if t < a - EPS]
+    prior = [(t, r) for t, r in reports.points if t < a - near]
     for t, r in reports.points:
-        if abs(t - a) <= EPS:
+        if abs(t - a) <= near:
             if r.state == "recording" and prior and prior[-1][1].state != "recording":
                 if nth == 0:
                     break  # the report of this activation: what came before it at ``a`` counts
@@ -242,7 +244,8 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
     for pause in pauses:
         if not pause.resumed or pause.end is None:
             continue
-        closed = [r for r in recs if not r.open and abs(r.end - pause.start) <= tol.meta]
+        closed = [r for r in recs if pause.recording and not r.open
+                  and abs(r.end - pause.start) <= tol.meta]
         shut = {r.recording for r in closed}
         opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta
                   and r.recording not in shut]  # a pause can end in the instant it began
@@ -258,7 +261,8 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
                     f"{cam}: recording {rec.recording} resumes the deactivation that closed "
                     f"{before.recording} but carries incident {rec.incident!r}, not "
                     f"{before.incident!r} (R-META)")
-        elif rec.incident in seen_incidents:
+        elif rec.incident in seen_incidents and tol.jitter <= 0:
+            # (A live run cannot tell a resumption from a coincidence within its tolerance.)
             problems.append(f"{cam}: recording {rec.recording} reuses incident {rec.incident!r} "
                             f"although it resumes no deactivation (R-META)")
         seen_incidents.add(rec.incident)

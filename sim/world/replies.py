@@ -241,6 +241,7 @@ class Pause:
     start: float
     end: float | None = None
     resumed: bool = False
+    recording: bool = True  # the camera reported recording when the deactivation arrived
 
 
 @dataclass(slots=True)
@@ -256,9 +257,9 @@ class _Told:
     def paused(self) -> bool:
         return bool(self.pauses) and self.pauses[-1].end is None
 
-    def pause(self, now: float) -> None:
+    def pause(self, now: float, recording: bool) -> None:
         if not self.paused:
-            self.pauses.append(Pause(now))
+            self.pauses.append(Pause(now, recording=recording))
 
     def resume(self, now: float, resumed: bool = True) -> None:
         if self.paused:
@@ -340,7 +341,7 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     if told.windows:
         if not allowed:
             return (False, ("reason_not_allowed",)), f"reason {ev['reason']!r} is not allowed"
-        told.pause(now)
+        told.pause(now, recording=state == "recording")
         return (True, ()), "an allowed deactivation during a required window"
     if allowed:
         return (True, ()), "deactivate outside a required window acts as button stop"
