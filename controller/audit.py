@@ -83,26 +83,72 @@ def entry_hash(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) 
 
 
 class AuditLog:
-    """The log itself. Entries are immutable; the list is only ever appended to."""
+    """The log itself. Entries are immutable; the list is only ever appended to.
 
-    __slots__ = ("_count", "_entries", "_head", "camera_id")
+    The chain is computed lazily: :meth:`append` only records ``(at, kind, data)``, and the
+    hashes of the entries not yet hashed are computed, in order, the first time anything reads
+    the log (:attr:`entries`, :attr:`head`, :meth:`drain`, :meth:`trail`). The hashes are the
+    ones an eager chain computes, since each depends only on its predecessor and on what was
+    appended; ``data`` is the caller's dict, which must not change once appended (the entry
+    keeps it either way). A run nobody audits pays for the record, not for the hashing.
+    """
+
+    __slots__ = ("_entries", "_hashed", "_hashed_count", "_pending", "camera_id")
 
     def __init__(self, camera_id: str) -> None:
         self.camera_id = camera_id
         self._entries: list[AuditEntry] = []
-        self._head = genesis(camera_id)
-        self._count = 0
+        # Appended but not hashed yet, oldest first; _hashed is the head of the hashed part and
+        # _hashed_count its length (drained entries included).
+        self._pending: list[tuple[float, str, dict[str, Any]]] = []
+        self._hashed = genesis(camera_id)
+        self._hashed_count = 0
 
     def append(self, at: float, kind: str, data: dict[str, Any]) -> None:
-        seq = self._count
-        h = entry_hash(self._head, seq, at, kind, data)
-        self._entries.append(AuditEntry(seq, at, kind, data, self._head, h))
-        self._head = h
-        self._count = seq + 1
+        self._pending.append((at, kind, data))
+
+    def _settle(self) -> None:
+        """Hash the pending entries onto the chain."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        prev = self._hashed
+        seq = self._hashed_count
+        entries = self._entries
+        for at, kind, data in pending:
+            h = entry_hash(prev, seq, at, kind, data)
+            entries.append(AuditEntry(seq, at, kind, data, prev, h))
+            prev = h
+            seq += 1
+        self._hashed = prev
+        self._hashed_count = seq
+
+    @property
+    def _head(self) -> str:
+        # The head as the camera's durable state reads and restores it ("audit._head").
+        self._settle()
+        return self._hashed
+
+    @_head.setter
+    def _head(self, head: str) -> None:
+        self._settle()
+        self._hashed = head
+
+    @property
+    def _count(self) -> int:
+        # The length as the camera's durable state reads and restores it ("audit._count").
+        return self._hashed_count + len(self._pending)
+
+    @_count.setter
+    def _count(self, count: int) -> None:
+        self._settle()
+        self._hashed_count = count
 
     @property
     def entries(self) -> tuple[AuditEntry, ...]:
         """The entries still held (all of them, unless some were drained)."""
+        self._settle()
         return tuple(self._entries)
 
     @property
@@ -116,17 +162,20 @@ class AuditLog:
     def drain(self) -> list[AuditEntry]:
         """Hand over the entries appended since the last drain and forget them; the head and the
         count stay, so the chain goes on where it was."""
+        self._settle()
         out, self._entries = self._entries, []
         return out
 
     def resume(self, head: str, count: int) -> None:
         """Continue a chain kept elsewhere (a camera restored after a restart)."""
         self._entries = []
-        self._head = head
-        self._count = count
+        self._pending = []
+        self._hashed = head
+        self._hashed_count = count
 
     def trail(self) -> AuditTrail:
-        return AuditTrail(self.camera_id, tuple(self._entries), self._head)
+        self._settle()
+        return AuditTrail(self.camera_id, tuple(self._entries), self._hashed)
 
 
 def trail_of(node: object) -> AuditTrail:

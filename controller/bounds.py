@@ -152,15 +152,17 @@ class ReplyTable:
         lim = limits if limits is not None else Limits()
         self.limit = lim.max_remembered
         self.window_s = lim.duplicate_window_s
-        self._entries: OrderedDict[ReplyKey, tuple[Ack, float]] = OrderedDict()
+        # Each entry is kept in the form a journal stores it, so a snapshot copies the table
+        # at C speed (one list() of the values) instead of building thousands of records.
+        self._entries: OrderedDict[ReplyKey, Remembered] = OrderedDict()
 
     def get(self, key: ReplyKey, now: float) -> Ack | None:
         self._expire(now)
         hit = self._entries.get(key)
-        return hit[0] if hit is not None else None
+        return hit.ack if hit is not None else None
 
     def put(self, key: ReplyKey, ack: Ack, now: float) -> None:
-        self._entries[key] = (ack, now)
+        self._entries[key] = Remembered(sender=key[0], id=key[1], ack=ack, at=now)
         self._entries.move_to_end(key)
         while len(self._entries) > self.limit:
             self._entries.popitem(last=False)
@@ -169,8 +171,8 @@ class ReplyTable:
         entries = self._entries
         horizon = now - self.window_s
         while entries:
-            key, (_, at) = next(iter(entries.items()))
-            if at >= horizon:
+            key, oldest = next(iter(entries.items()))
+            if oldest.at >= horizon:
                 break
             del entries[key]
 
@@ -182,12 +184,17 @@ class ReplyTable:
 
     def entries(self) -> list[Remembered]:
         """Everything remembered, oldest first (for a journal)."""
-        return [Remembered(sender=k[0], id=k[1], ack=a, at=t) for k, (a, t) in self._entries.items()]
+        return list(self._entries.values())
 
     def restore(self, entries: Iterable[Remembered]) -> None:
         """Put back what :meth:`entries` returned (oldest first)."""
+        table = self._entries
         for e in entries:
-            self.put((e.sender, e.id), e.ack, e.at)
+            key = (e.sender, e.id)
+            table[key] = e
+            table.move_to_end(key)
+        while len(table) > self.limit:
+            table.popitem(last=False)
 
 
 def bounded_add(table: OrderedDict[str, None], key: str, limit: int) -> None:

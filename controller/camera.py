@@ -72,11 +72,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
-from transitions import Machine
 
 from .audit import AuditLog
 from .bounds import Limits, Remembered, ReplyTable, bounded_add
-from .machine import CAPTURING, TRANSITIONS, State
+from .machine import CAPTURING, TRANSITIONS, CompiledMachine, State
 from .messages import (
     Ack,
     ActivityEnd,
@@ -158,6 +157,7 @@ class Camera:
         "_next_reasons": list[str],
         "incidents": int,
         "recordings": int,
+        "alerts": int,
         "replies": Via(list[Remembered], ReplyTable.entries, ReplyTable.restore),
         "_reported": tuple[State, float, int] | None,
         "_history": list[tuple[float, str | None]],
@@ -168,7 +168,7 @@ class Camera:
         "audit._count": int,
     }
 
-    # Bound by the transitions Machine from the table in controller.machine.
+    # Bound from the table in controller.machine, compiled once per process (see _MACHINE).
     state: State
     dock: Callable[[], bool]
     undock: Callable[[], bool]
@@ -225,18 +225,11 @@ class Camera:
         self._next_reasons: list[str] = []
         self.incidents = 0
         self.recordings = 0
+        self.alerts = 0  # alert ids: <camera>-a<n>
         self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
         self._reported: tuple[State, float, int] | None = None
-        Machine(
-            model=self,
-            states=State,
-            transitions=TRANSITIONS,
-            initial=State(initial),
-            auto_transitions=False,
-            send_event=False,
-            after_state_change="_state_changed",
-        )
+        self.state = State(initial)
         self._prev = self.state
         if self.state is S.standby:
             self.boot_end = now + p.boot_s
@@ -724,33 +717,40 @@ class Camera:
                 self.used = max(0.0, self.used - item[0])
 
     def _next_timer(self) -> tuple[float, str] | None:
+        # The earliest deadline, the first one considered winning a tie. Called at least twice
+        # per event, so written out flat (no helper, no tuple per candidate).
         st = self.state
         p = self.params
-        best: tuple[float, str] | None = None
-
-        def consider(at: float, kind: str) -> None:
-            nonlocal best
-            if best is None or at < best[0]:
-                best = (at, kind)
-
+        kind: str | None = None
+        at = 0.0
         if st is S.standby and self.boot_end is not None:
-            consider(self.boot_end, "boot")
-        if st in (S.standby, S.pre_buffer, S.recording):
+            at, kind = self.boot_end, "boot"
+        if st is S.standby or st is S.pre_buffer or st is S.recording:
             drain = p.record_drain if st is S.recording else 1.0
+            charge, charge_t = self.charge, self.charge_t
             # low_battery_s = 0 means no warning: crossing zero is depletion, announced by
             # battery_empty; a low_battery at the same instant would only be noise.
-            if self.low_armed and self.charge > p.low_battery_s > 0:
-                consider(self.charge_t + (self.charge - p.low_battery_s) / drain, "low_battery")
-            consider(self.charge_t + self.charge / drain, "deplete")
-        if st is S.recording:
-            rec = self.rec
-            assert rec is not None
-            consider(rec.seg_start + p.segment_max_s, "rollover")
-            consider(self.used_t + (p.storage_s - self.used), "storage_full")
-        tail = self._next_tail()
-        if tail is not None:
-            consider(tail, "tail")
-        return best
+            if self.low_armed and charge > p.low_battery_s > 0:
+                t = charge_t + (charge - p.low_battery_s) / drain
+                if kind is None or t < at:
+                    at, kind = t, "low_battery"
+            t = charge_t + charge / drain
+            if kind is None or t < at:
+                at, kind = t, "deplete"
+            if st is S.recording:
+                rec = self.rec
+                assert rec is not None
+                t = rec.seg_start + p.segment_max_s
+                if t < at:
+                    at, kind = t, "rollover"
+                t = self.used_t + (p.storage_s - self.used)
+                if t < at:
+                    at, kind = t, "storage_full"
+        if self._tails:
+            tail = self._next_tail()
+            if tail is not None and (kind is None or tail < at):
+                at, kind = tail, "tail"
+        return None if kind is None else (at, kind)
 
     def _next_tail(self) -> float | None:
         """The earliest ``post_s`` tail end still current (stale heap entries dropped)."""
@@ -822,6 +822,8 @@ class Camera:
             )
 
     def _emit_alert(self, alert: Alert) -> None:
+        self.alerts += 1
+        alert = msgspec.structs.replace(alert, alert_id=f"{self.camera_id}-a{self.alerts}")
         self.audit.append(
             self._now, "alert",
             {"kind": alert.kind, "cause": alert.cause, "activity_id": alert.activity_id},
@@ -849,6 +851,12 @@ class Camera:
 
 
 _STATE = StateCodec("Camera", Camera.DURABLE)
+
+#: The state table compiled for the camera, once per process: what a ``transitions.Machine``
+#: built per camera with ``auto_transitions=False, send_event=False,
+#: after_state_change="_state_changed"`` would do, without building one.
+_MACHINE = CompiledMachine(State, TRANSITIONS, Camera, after_state_change="_state_changed")
+_MACHINE.bind(Camera)
 
 
 def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:

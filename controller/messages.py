@@ -132,6 +132,11 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     activity_id: str | None = None
     span: tuple[float, float] | None = None
     detail: str | None = None
+    alert_id: str | None = None
+    """Names this alert for good: ``<camera>-a<n>`` from the recording logic, ``<camera>-e<n>``
+    from the live edge, ``n`` counting up across restarts. A copy published again (a redelivery
+    after a restart or a retried publication) carries the same id, so a subscriber keeps the
+    first and drops the rest."""
 
 
 class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):

@@ -82,10 +82,11 @@ class Policy:
 
     __slots__ = (
         "activities", "deactivation_reasons", "max_skew_s", "name", "overrides", "own_camera_roles",
-        "post_s", "roles", "signals",
+        "post_s", "roles", "signals", "source",
     )
 
     def __init__(self, spec: PolicyFile) -> None:
+        self.source = spec  # the validated document, as written (``post_s`` None where absent)
         self.name = spec.name
         self.activities: dict[str, str] = {k: r.kind for k, r in spec.activities.items()}
         self.post_s: dict[str, float] = {

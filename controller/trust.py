@@ -191,7 +191,16 @@ class Gate:
         event = decode_event(body)
         if isinstance(event, DecodeError):
             return Refusal(event.id, event.error, claimed, sender)
-        too_long = bounds.long_field(_strings(event), self.limits.max_field_bytes)
+        limit = self.limits.max_field_bytes
+        quarter = limit // 4
+        # Only a string of more than limit // 4 characters can be too long: look for one first
+        # (nearly every event has none) before building the list long_field reads.
+        too_long = None
+        for name in event.__struct_fields__:
+            value = getattr(event, name)
+            if isinstance(value, str) and len(value) > quarter:
+                too_long = bounds.long_field(_strings(event), limit)
+                break
         if too_long is not None:
             short_id = event.id if not isinstance(event.id, str) or len(event.id.encode()) <= \
                 self.limits.max_field_bytes else None

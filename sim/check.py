@@ -23,6 +23,7 @@ from rich.console import Console
 
 from controller.errors import BwcError, ControllerFailure
 from controller.node import ControllerFactory
+from sim.search.invariants import judge_holds
 from sim.views.report import build_report, exit_code
 from sim.world.replay import replay
 from sim.world.scenario import Expect, Scenario, load_scenario
@@ -81,7 +82,8 @@ def check_one(path: Path, factory: ControllerFactory, reports: Path | None = Non
         return res
     res.name = scenario.name
     try:
-        doc = build_report(replay(scenario, factory))
+        result = replay(scenario, factory)
+        doc = judge_holds(build_report(result), result)
     except ControllerFailure as exc:  # the controller under test failed this scenario
         res.status, res.messages = "fail", [str(exc)]
         res.seconds = time.perf_counter() - t0
@@ -184,7 +186,7 @@ async def _check_live(files: list[Path], live: LiveSession, show: Callable[[Chec
         except BwcError as exc:
             res.status, res.messages = "error", [str(exc)]
         else:
-            doc = build_report(run.result)
+            doc = judge_holds(build_report(run.result), run.result)
             _judge(res, doc, scenario)
             _keep_report(reports, path, doc)
             info = doc["live"]

@@ -390,7 +390,9 @@ def run(
             result = replay(scenario, factory, records.append if records is not None else None)
         except ControllerFailure as exc:  # the controller under test failed: no report to give
             _fail(str(exc), 1)
-    doc = build_report(result)
+    from sim.search.invariants import judge_holds
+
+    doc = judge_holds(build_report(result), result)
     try:
         write_outputs(result, doc, records or [], trace=trace, timeline=timeline, vcd=vcd,
                       perfetto=perfetto, projector=projector)
@@ -783,14 +785,17 @@ def fuzz(
     examples: Annotated[int, typer.Option(min=1, help="Examples to generate.")] = 200,
     seed: Annotated[int, typer.Option(help="Search seed (same seed, same examples).")] = 0,
     save: Annotated[Path | None, typer.Option(help="Folder for the shrunk counterexample.")] = None,
+    prop: Annotated[str, typer.Option(
+        "--property", help="One property ID to search for (default: every registered property).",
+    )] = "all",
     controller: ControllerOpt = DEFAULT_FACTORY,
 ) -> None:
-    """Search generated scenarios for a missed recording (P-NOMISS); save the shrunk failure."""
+    """Search generated scenarios for a violation of any property; save the shrunk failure."""
     from sim.search.fuzz import run_cli
 
     _factory(controller)
     try:
-        code = run_cli(examples, seed, save, controller)
+        code = run_cli(examples, seed, save, controller, prop)
     except BwcError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
@@ -936,14 +941,21 @@ def schema(
     node_protocol: Annotated[bool, typer.Option(
         "--node-protocol", help="Print the JSON Schema of the node protocol (exec: controllers)."
     )] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Print the JSON Schema of the run report (run --report json)."
+    )] = False,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of every payload, or the AsyncAPI document."""
     from sim.spec.schema import asyncapi_document, json_schema, render
 
     chosen = format.value if format is not None else ("yaml" if asyncapi else "json")
-    if asyncapi and node_protocol:
-        _fail("--asyncapi and --node-protocol: choose one")
-    if node_protocol:
+    if asyncapi + node_protocol + report > 1:
+        _fail("--asyncapi, --node-protocol and --report: choose one")
+    if report:
+        from sim.spec.report_schema import report_schema
+
+        doc = report_schema()
+    elif node_protocol:
         from sim.spec.node_protocol import node_protocol_schema
 
         doc = node_protocol_schema()

@@ -10,8 +10,14 @@ so a failure points at exactly the rule that was broken.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
+import msgspec
+
 from controller.camera import Camera, Deactivation
-from controller.messages import ActivityEnd, Alert, MsgId, Outbound
+from controller.machine import State
+from controller.messages import ActivityEnd, ActivityStart, Alert, Event, MsgId, Outbound
 from controller.node import CameraNode, CameraSetup
 from controller.reference import ReferenceNode
 
@@ -95,6 +101,70 @@ class _SignalStopsCamera(Camera):
             self._reconcile()
             return None
         return super()._manual_start(reason)
+
+
+class _FullBufferCamera(Camera):
+    """R-BUF broken (P-NOPHANTOM): always claims the whole ``prebuffer_s``, however recently the
+    buffer started."""
+
+    def on_enter_recording(self) -> None:
+        self.buffer_since = self._now - self.params.prebuffer_s
+        super().on_enter_recording()
+
+
+class _DockedBufferCamera(Camera):
+    """§2 broken (P-NOPHANTOM): the buffer keeps running through the dock and the boot, so the
+    first activation after an undock prepends seconds captured in the dock."""
+
+    def on_enter_docked(self) -> None:
+        self.buffer_since = self._now
+        super().on_enter_docked()
+
+    def on_enter_pre_buffer(self) -> None:
+        if self._prev is not State.standby:
+            super().on_enter_pre_buffer()
+
+
+class _ProhibitedRecordsCamera(Camera):
+    """R-SIG broken (P-PRIVACY): a prohibited activity starts a recording, held until it ends."""
+
+    def _activity_start(self, ev: ActivityStart) -> str | None:
+        fresh = ev.activity_id not in self.activities
+        error = super()._activity_start(ev)
+        if error is None and fresh and self.policy.kind(ev.activity) == "prohibited":
+            return self._manual_start(f"activity:{ev.activity_id}")
+        return error
+
+    def _activity_end(self, ev: ActivityEnd) -> str | None:
+        was = self.activities.get(ev.activity_id)
+        error = super()._activity_end(ev)
+        if error is None and was is not None and self.policy.kind(was) == "prohibited":
+            self.manual_hold = False
+            self._reconcile()
+        return error
+
+
+class _SignalSplitsCamera(Camera):
+    """R-SIG broken (P-PRIVACY): a signal while recording closes the recording and opens a new
+    one at once (a split, with no second of footage lost)."""
+
+    def _manual_start(self, reason: str) -> str | None:
+        if reason.startswith("signal:") and self.state is State.recording:
+            self.release()
+        return super()._manual_start(reason)
+
+
+class _DuplicateSplitsCamera(Camera):
+    """R-IDEM/R-NOSPLIT broken (P-PRIVACY): a redelivered message (QoS 1 duplicate) closes the
+    running recording and opens a new one at once, although its reply is the first one."""
+
+    def handle(self, event: Event, now: float, sender: str | None = None) -> list[Outbound]:
+        if self.is_duplicate(event, now, sender) and self.state is State.recording:
+            self._catch_up(now)
+            self.release()
+            self._reconcile()
+            self._report()
+        return super().handle(event, now, sender)
 
 
 class _StopAckedCamera(Camera):
@@ -214,6 +284,56 @@ def signal_stops(setup: CameraSetup) -> CameraNode:
     return _node(_SignalStopsCamera, setup)
 
 
+def _misread_tails(
+    setup: CameraSetup, tail_of: Callable[[float | None, float], float | None]
+) -> CameraSetup:
+    """``setup`` with its policy as a loader with a mistake in its ``post_s`` reading builds it."""
+    misread = copy.copy(setup.policy)
+    spec = setup.policy.source
+    misread.post_s = {
+        name: float(tail_of(rule.post_s, spec.post_s) or 0.0)
+        for name, rule in spec.activities.items()
+    }
+    return msgspec.structs.replace(setup, policy=misread)
+
+
+def explicit_zero_tail(setup: CameraSetup) -> CameraNode:
+    """Its policy loader reads ``post_s`` with ``or``: an explicit ``post_s: 0`` on an activity
+    becomes the policy's default, so the camera keeps recording after the activity (R-TRIG)."""
+    return ReferenceNode(_misread_tails(setup, lambda own, default: own or default))
+
+
+def default_tail_only(setup: CameraSetup) -> CameraNode:
+    """Its policy loader ignores an activity's own ``post_s`` and uses the policy's default
+    for every activity, so a longer tail of one activity is cut short (R-TRIG)."""
+    return ReferenceNode(_misread_tails(setup, lambda own, default: default))
+
+
+def full_buffer(setup: CameraSetup) -> CameraNode:
+    """Claims the whole pre-event buffer even when it ran for less (P-NOPHANTOM)."""
+    return _node(_FullBufferCamera, setup)
+
+
+def docked_buffer(setup: CameraSetup) -> CameraNode:
+    """Buffers while docked and booting (P-NOPHANTOM)."""
+    return _node(_DockedBufferCamera, setup)
+
+
+def prohibited_records(setup: CameraSetup) -> CameraNode:
+    """Records a prohibited (First Amendment) activity (P-PRIVACY)."""
+    return _node(_ProhibitedRecordsCamera, setup)
+
+
+def signal_splits(setup: CameraSetup) -> CameraNode:
+    """Splits a running recording on a device signal (P-PRIVACY)."""
+    return _node(_SignalSplitsCamera, setup)
+
+
+def duplicate_splits(setup: CameraSetup) -> CameraNode:
+    """Splits a running recording on a redelivered message (P-PRIVACY)."""
+    return _node(_DuplicateSplitsCamera, setup)
+
+
 def stop_acked(setup: CameraSetup) -> CameraNode:
     """Acks a manual stop during a required activity it does not obey (R-STOP, P-REPLY)."""
     return _node(_StopAckedCamera, setup)
@@ -263,6 +383,13 @@ BROKEN: dict[str, tuple[str, object]] = {
     "dock_drops": ("R-DOCK", dock_drops),
     "silent_miss": ("R-MISS", silent_miss),
     "signal_stops": ("R-SIG", signal_stops),
+    "explicit_zero_tail": ("R-TRIG", explicit_zero_tail),
+    "default_tail_only": ("R-TRIG", default_tail_only),
+    "full_buffer": ("R-BUF", full_buffer),
+    "docked_buffer": ("R-DOCK", docked_buffer),
+    "prohibited_records": ("R-SIG", prohibited_records),
+    "signal_splits": ("R-SIG", signal_splits),
+    "duplicate_splits": ("R-NOSPLIT", duplicate_splits),
     "stop_acked": ("R-STOP", stop_acked),
     "silent_null_nack": ("R-BAD", silent_null_nack),
     "unknown_end_acked": ("R-IDEM", unknown_end_acked),

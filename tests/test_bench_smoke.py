@@ -77,3 +77,37 @@ def test_run_all_quick_does_not_judge_targets(run_all_quick: subprocess.Complete
     assert "**no**" not in proc.stdout and "| yes |" not in proc.stdout
     assert "targets are for full-size runs, so they are not judged here" in proc.stdout
     assert "not judged here" in proc.stderr
+
+
+def test_catalogue_catch_rates_each_bug_against_the_corners() -> None:
+    proc = _run("catalogue_catch.py", "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["bench"] == "catalogue_catch" and len(doc["rows"]) == 2
+    for row in doc["rows"]:
+        assert 0 <= row["value"] <= 100 and row["unit"] == "% of seeds"
+        assert row["baseline"].startswith("corner scenarios catch it in 100% of seeds")
+
+
+def test_fleet_vs_ref_runs_both_trees_and_compares_their_totals() -> None:
+    # HEAD as the baseline: any clone has it; the script checks it out in a temporary worktree.
+    proc = _run("fleet_vs_ref.py", "HEAD", "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["bench"] == "fleet_vs_ref"
+    first = doc["rows"][0]
+    assert first["unit"] == "events/s" and first["baseline"].startswith("HEAD ")
+    assert first["ratio"] > 0
+    assert any("same totals on both sides" in n for n in doc["notes"])
+    listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "bwcsim-ref-" not in listed, "the temporary worktree is removed"
+
+
+def test_fleet_parallel_compares_back_ends_with_one_process() -> None:
+    proc = _run("fleet_parallel.py", "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    figures = [r["figure"] for r in doc["rows"]]
+    assert any("--workers 2" in f for f in figures) and any("one process" in f for f in figures)
+    assert all(r["ratio"] > 0 for r in doc["rows"] if r["baseline"])

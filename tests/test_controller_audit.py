@@ -197,3 +197,72 @@ def test_trail_of_reads_a_reference_node_and_says_why_it_cannot_read_another() -
 
     with pytest.raises(NoAuditTrail, match="Opaque"):
         trail_of(Opaque())
+
+
+# ------------------------------------------------------------------ the lazy chain equals the eager one
+
+
+class _EagerTee(AuditLog):
+    """The camera's log, with beside it the chain computed eagerly at every append (as the log
+    did before hashing became lazy); ``settle_every`` reads the head every n appends, so the
+    lazy chain is also settled at many points of the run, not only at the end."""
+
+    __slots__ = ("eager", "eager_head")
+    made: list[_EagerTee] = []  # noqa: RUF012 - the tees one test created, in order
+    settle_every = 0
+
+    def __init__(self, camera_id: str) -> None:
+        super().__init__(camera_id)
+        self.eager: list[AuditEntry] = []
+        self.eager_head = genesis(camera_id)
+        _EagerTee.made.append(self)
+
+    def append(self, at: float, kind: str, data: dict[str, object]) -> None:
+        super().append(at, kind, data)
+        seq = len(self.eager)
+        h = entry_hash(self.eager_head, seq, at, kind, data)
+        self.eager.append(AuditEntry(seq, at, kind, data, self.eager_head, h))
+        self.eager_head = h
+        every = type(self).settle_every
+        if every and len(self) % every == 0:
+            assert self.head == h
+
+
+@pytest.mark.parametrize("settle_every", [0, 1, 7])
+def test_lazy_chain_is_the_eager_chain(monkeypatch: pytest.MonkeyPatch, settle_every: int) -> None:
+    from controller import camera as camera_module
+    from sim.fleet import plan_fleet, run_team
+
+    monkeypatch.setattr(camera_module, "AuditLog", _EagerTee)
+    monkeypatch.setattr(_EagerTee, "made", [])
+    monkeypatch.setattr(_EagerTee, "settle_every", settle_every)
+    busy_camera()
+    run_team(plan_fleet(6, 4.0, seed=3)[0])  # a whole team's shift, every kind of entry
+    assert len(_EagerTee.made) >= 3
+    for log in _EagerTee.made:
+        assert len(log) == len(log.eager) > 0
+        assert log.entries == tuple(log.eager)
+        assert log.head == log.eager_head
+        assert log.trail().head == log.eager_head
+        assert verify(log.camera_id, log.entries, head=log.head) is None
+
+
+def test_lazy_chain_drains_and_restores_as_the_eager_one() -> None:
+    drv = busy_camera()
+    log = drv.camera.audit
+    n = len(log)
+    first = log.drain()  # hashes what was pending, hands it over
+    assert len(first) == n and len(log) == n and log.entries == ()
+    drv.send(900, "undock")  # appended, not hashed yet
+    head, count = log._head, log._count  # what the camera's durable state saves
+    assert count == len(log) > n
+    rest = log.drain()
+    assert [e.seq for e in first + rest] == list(range(count))
+    assert verify(CAM, first + rest, head=head) is None
+    restored = AuditLog(CAM)
+    restored.append(0.0, "power_on", {"state": "docked"})  # pending when the state is loaded
+    restored._head, restored._count = head, count
+    assert restored.head == head and len(restored) == count
+    restored.append(950.0, "restart", {})
+    *_, entry = restored.drain()
+    assert (entry.seq, entry.prev, entry.kind) == (count, head, "restart")

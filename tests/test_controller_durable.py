@@ -184,7 +184,8 @@ def test_a_late_trigger_does_not_call_the_restart_gap_late() -> None:
     never_down.start(0.0)
     out = never_down.on_message(TOPICS.event, start, 520.0)
     late = [a for a in _decoded(out, "alert") if a["kind"] == "late_trigger"]
-    assert late == [{"kind": "late_trigger", "at": 520.0, "activity_id": "w1", "span": [400.0, 490.0]}]
+    assert late == [{"kind": "late_trigger", "at": 520.0, "activity_id": "w1", "span": [400.0, 490.0],
+                    "alert_id": "cam-1-a1"}]
 
 
 class _Thing:
@@ -252,3 +253,35 @@ def test_sequence_numbers_and_who_started_what_survive_a_restart() -> None:
     assert ack(out).ok and back.camera.snapshot()["active"] == ["w-1"]
     out = back.on_message(SIGNED_EVENT, dispatch.command("e-2", "activity_end", activity_id="w-1"), 23.0)
     assert ack(out).ok and back.camera.snapshot()["active"] == []
+
+
+@pytest.mark.req("R-NODROP", "R-DURABLE")
+def test_every_alert_names_itself_and_a_restored_camera_never_reuses_a_name() -> None:
+    node = _node()
+    node.start(0.0)
+    node.on_message(TOPICS.event, b'{"id":"s","type":"activity_start","activity":"search_warrant",'
+                                  b'"activity_id":"w1"}', 100.0)
+    node.on_message(TOPICS.event, b'{"id":"s2","type":"activity_start","activity":"arrest_warrant",'
+                                  b'"activity_id":"w2"}', 110.0)
+    first = _decoded(node.on_message(TOPICS.event, b'{"id":"d","type":"dock"}', 120.0), "alert")
+    assert [a["alert_id"] for a in first] == ["cam-1-a1", "cam-1-a2"]  # one per open warrant
+
+    back = _node()
+    back.load_state(node.dump_state())
+    back.resume(130.0, 190.0)
+    # Undocked, the small battery runs low, then out: more alerts.
+    later = _decoded(_drive(back, 190.0, 200.0), "alert")
+    later += _decoded(back.on_message(TOPICS.event, b'{"id":"u","type":"undock"}', 200.0), "alert")
+    later += _decoded(_drive(back, 200.0, 8000.0), "alert")
+    assert later, "the restored camera alerts again"
+    ids = [a["alert_id"] for a in later]
+    assert ids == [f"cam-1-a{n}" for n in range(3, 3 + len(ids))], "counting on, never from 1 again"
+
+    # Same calls, same names: the ids are part of the deterministic output.
+    twin = _node()
+    twin.start(0.0)
+    twin.on_message(TOPICS.event, b'{"id":"s","type":"activity_start","activity":"search_warrant",'
+                                  b'"activity_id":"w1"}', 100.0)
+    twin.on_message(TOPICS.event, b'{"id":"s2","type":"activity_start","activity":"arrest_warrant",'
+                                  b'"activity_id":"w2"}', 110.0)
+    assert _decoded(twin.on_message(TOPICS.event, b'{"id":"d","type":"dock"}', 120.0), "alert") == first

@@ -11,7 +11,9 @@ and plays one attack from outside with the credentials of another principal:
 * a subscription the broker refuses (a team the camera is not in);
 * a garbage flood around a ``dock`` mid-warrant, which used to push the alert and the recording
   metadata out of the outbox;
-* a broker that stops answering, so publications time out.
+* a broker that stops answering, so publications time out;
+* ids of 60 KB and a deeply nested payload, which used to cost memory never freed and a
+  ``RecursionError``.
 
 The restart mid-warrant (``kill -9``) is ``tests/test_live_restart.py``.
 """
@@ -330,3 +332,38 @@ async def test_a_backlog_of_real_commands_waits_at_the_broker_instead_of_losing_
             acked = {_json(m)["id"] for m in seen.received if _json(m)["ok"]}
             assert cam.outbox.shed["reply"] == 0 and cam.stats.input_holds >= 1, (cam.outbox.shed, cam.stats)
             assert acked == {f"q{i}" for i in range(600)}, f"{600 - len(acked)} not acked"
+
+
+@pytest.mark.req("R-BOUND")
+async def test_huge_ids_and_deep_nesting_over_the_broker_are_refused_and_kept_nowhere(tmp_path: Path) -> None:
+    """The issue's memory attacks, through Mosquitto: ids of 60 KB (memory grew 41 -> 243 MB and
+    was never freed) and a deeply nested payload (NACKed ``internal_error: RecursionError``)."""
+    import tracemalloc
+
+    with secured_broker(tmp_path) as broker:
+        async with _observer(broker, "bwc/cam-1/ack") as seen, _camera(broker) as cam, \
+                _client(broker, "cad-1") as cad:
+            node: Any = cam.node
+            nested = b'{"id":"deep","type":"dock","x":' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+            await cad.publish("bwc/cam-1/event/cad-1", nested, qos=1)
+            nack = await seen.wait_for(_on("bwc/cam-1/ack", b'"too_deep'), timeout=WAIT_S)
+            assert _json(nack)["ok"] is False and _json(nack)["id"] is None  # refused before it is read
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                for i in range(200):
+                    big = b"%d-" % i + b"x" * 60_000
+                    await cad.publish("bwc/cam-1/event/cad-1", b'{"id":"%s","type":"activity_start",'
+                                      b'"activity":"arrest_warrant","activity_id":"w%d"}' % (big, i), qos=1)
+                await seen.wait_for(_on("bwc/cam-1/ack", b'"too_long'), timeout=WAIT_S)
+                await asyncio.sleep(1.0)  # the last of them handled and their NACKs sent
+                kept = tracemalloc.get_traced_memory()[0] - before
+            finally:
+                tracemalloc.stop()
+            assert kept < 2_000_000, f"{kept} bytes kept after 12 MB of oversized ids"  # ~60 bytes each
+            assert node.camera.windows == {} and node.camera.state.value == "pre_buffer", "nothing started"
+            assert cam.stats.handler_errors == 0
+            # The camera still serves.
+            await cad.publish("bwc/cam-1/event/cad-1", START, qos=1)
+            ok = await seen.wait_for(_on("bwc/cam-1/ack", b'"s-1"'), timeout=WAIT_S)
+            assert _json(ok)["ok"] is True

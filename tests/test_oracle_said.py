@@ -1,4 +1,4 @@
-"""What the camera says is judged (SPEC §8a): replies, recording metadata, alerts, self-reports.
+"""What the camera says is judged (SPEC §8b): replies, recording metadata, alerts, self-reports.
 
 Each test replays a small scenario with the reference controller (which must pass) and with one
 deliberately broken controller of ``tests/broken_controllers.py`` (which must fail with the

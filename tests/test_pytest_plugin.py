@@ -145,8 +145,8 @@ def test_the_property_suites_run_when_a_controller_is_named_on_the_command_line(
         "--collect-only", "-q", "--bwcsim-controller", "adapter:make_node"))
     assert [item.split("::")[0] for item in everything] == sorted(
         f"bwcsim-properties/{suite}.py" for suite in
-        ("audit", "bad_idem", "bad_idem", "det", "machine", "nomiss", "nomiss", "said", "said",
-         "said"))
+        ("audit", "bad_idem", "bad_idem", "det", "footage", "footage", "machine", "nomiss",
+         "nomiss", "nomiss", "said", "said", "said"))
     det_only = _suite_items(project.runpytest_subprocess(
         "--collect-only", "-q", "--bwcsim-properties", "P-DET"))
     assert det_only == ["bwcsim-properties/det.py::test_same_scenario_and_seed_give_the_same_trace_bytes"]
@@ -252,3 +252,30 @@ def test_profiles_are_registered_without_replacing_a_repositorys_own(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert re.search(r"HYPOTHESIS_PROFILE='deep' is not a registered hypothesis profile",
                      result.stderr.str())
+
+
+@pytest.mark.req("P-NOPHANTOM", "P-PRIVACY")
+@pytest.mark.parametrize(("broken", "prop", "test_name"), [
+    ("full_buffer", "P-NOPHANTOM", "test_no_footage_the_camera_could_not_capture"),
+    ("docked_buffer", "P-NOPHANTOM", "test_no_footage_the_camera_could_not_capture"),
+    ("prohibited_records", "P-PRIVACY", "test_nothing_recorded_that_policy_forbids"),
+    ("signal_splits", "P-PRIVACY", "test_nothing_recorded_that_policy_forbids"),
+    ("duplicate_splits", "P-PRIVACY", "test_nothing_recorded_that_policy_forbids"),
+])
+def test_the_footage_suite_catches_each_footage_bug_in_the_dev_profile(
+    project: pytest.Pytester, broken: str, prop: str, test_name: str
+) -> None:
+    import broken_controllers
+
+    result = project.runpytest_subprocess(
+        "--bwcsim-controller", f"broken_controllers:{broken}", "--bwcsim-properties", prop,
+        "--bwcsim-save", "out/failures", "-k", test_name,
+        "--hypothesis-profile", "bwcsim-dev", "--hypothesis-seed", "0", "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(failed=1, deselected=4)  # the other footage test, machine, 2 files
+    assert f"{prop} does not hold for controller broken_controllers:{broken}" in result.stdout.str()
+    saved = project.path / "out" / "failures" / f"{prop.lower()}-{test_name}.yaml"
+    scenario = load_scenario(saved)
+    assert len(scenario.timeline) <= 8
+    assert replay(scenario, getattr(broken_controllers, broken)).verdict == "fail"
+    assert replay(scenario, make_node).verdict == "pass"

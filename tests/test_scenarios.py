@@ -103,6 +103,7 @@ def _replay(path: Path, factory: ControllerFactory) -> ReplayResult:
     pytest.mark.req("R-ROLL"), pytest.mark.req("R-SIG"), pytest.mark.req("R-IDEM"),
     pytest.mark.req("R-BAD"), pytest.mark.req("R-AUDIT"), pytest.mark.req("R-META"),
     pytest.mark.req("R-AUTH"), pytest.mark.req("R-FRESH"), pytest.mark.req("R-BOUND"),
+    pytest.mark.req("P-NOPHANTOM"), pytest.mark.req("P-PRIVACY"),
 ))
 def test_scenario_meets_its_expectations(
     path: Path, unmarked: tuple[str, ...], controller_factory: ControllerFactory

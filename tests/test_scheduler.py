@@ -180,3 +180,15 @@ def test_time_never_goes_backwards_and_order_is_time_priority_insertion(
     assert ran == sorted(expected)
     assert times == sorted(times)
     assert len(sched) == 0
+
+
+@pytest.mark.req("SIM-SCHED")
+def test_clear_revokes_every_pending_event() -> None:
+    sched = Scheduler()
+    ran: list[int] = []
+    handles = [sched.schedule(float(i), partial(ran.append, i)) for i in range(3)]
+    sched.run(until=0.5)
+    sched.clear()
+    assert len(sched) == 0 and sched.peek() is None and not any(h.pending for h in handles)
+    sched.run()
+    assert ran == [0]

@@ -16,7 +16,8 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
 @pytest.mark.parametrize(
     ("args", "name"),
     [(["schema"], "mqtt-payloads.schema.json"), (["schema", "--asyncapi"], "asyncapi.yaml"),
-     (["schema", "--node-protocol"], "node-protocol.schema.json")],
+     (["schema", "--node-protocol"], "node-protocol.schema.json"),
+     (["schema", "--report"], "report.schema.json")],
 )
 def test_published_schema_is_current(args: list[str], name: str) -> None:
     result = CliRunner().invoke(app, args)

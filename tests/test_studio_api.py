@@ -187,3 +187,15 @@ def test_the_command_binds_only_loopback(tmp_path: Path) -> None:
     assert "the studio serves only this machine" in result.stderr
     result = CliRunner().invoke(app, ["studio", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such file or folder" in result.stderr
+
+
+def test_a_counterexample_carrying_its_policy_inline_opens(client: TestClient, home: Path) -> None:
+    from sim.search.corners import CORNERS
+    from sim.search.strategies import scenario_yaml
+
+    (home / "scenarios" / "tails.yaml").write_text(scenario_yaml(CORNERS["tails"]), "utf-8")
+    opened = _open(client, "scenarios/tails.yaml").json()
+    assert opened["ok"] and opened["run"]["verdict"] == "pass", opened
+    assert opened["vocabulary"]["policy"] == "corner-tails"
+    tails = {a["name"]: a["post_s"] for a in opened["vocabulary"]["activities"]}
+    assert tails["traffic_stop"] == 0 and tails["patrol"] == 60

@@ -11,7 +11,7 @@ import string
 import pytest
 from bus_worlds import TIMEOUT_S, World, WorldFactory, containing, on
 from bus_worlds import make_world_fixture as make_world_fixture  # the fixture "make_world"
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from controller.codec import MAX_PAYLOAD, DecodeError, decode_event
@@ -22,6 +22,7 @@ START = b'{"id":"s-1","type":"activity_start","activity":"arrest_warrant","activ
 ERROR_CODES = (
     "invalid_utf8", "invalid_json", "not_an_object", "missing_field", "invalid_field",
     "unknown_type", "payload_too_large", "internal_error",
+    "too_long", "too_deep",  # R-BOUND: a field over 128 bytes or 64 bits, JSON nested too deep
 )
 
 BAD_INPUT = [
@@ -96,6 +97,7 @@ PAYLOADS = st.one_of(
 
 @pytest.mark.looptime
 @given(payload=PAYLOADS, on_team=st.booleans())
+@example(payload=b'{"id":9223372036854775808}', on_team=False)  # an id beyond 64 bits: too_long
 async def test_arbitrary_bytes_never_change_the_camera_or_kill_the_runtime(
     payload: bytes, on_team: bool
 ) -> None:

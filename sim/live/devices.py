@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from controller.errors import BusError
+from controller.errors import BusError, ScenarioError
 from controller.params import CameraParams
 from controller.policy import BUILTIN
-from sim.world.scenario import CameraSpec, Scenario
+from sim.world.scenario import INLINE_POLICY, CameraSpec, Scenario
 
 from .bus import Bus
 from .command import PASSWORD_ENV
@@ -74,8 +74,17 @@ class SpawnOptions:
 
 
 def _policy_arg(scenario: Scenario) -> str:
-    """The scenario's policy as ``bwcsim live --policy`` takes it: a name or an absolute path."""
+    """The scenario's policy as ``bwcsim live --policy`` takes it: a name or an absolute path.
+
+    An inline policy has neither: it is refused with the way out (put it in a file).
+    """
     ref = scenario.policy_ref
+    if ref == INLINE_POLICY:
+        raise ScenarioError(
+            "the policy is written inline; a device takes a built-in name or a policy file, "
+            "so save the policy: block to a file and name it with policy: FILE",
+            scenario.file,
+        )
     if ref in BUILTIN:
         return ref
     path = Path(ref)

@@ -131,6 +131,9 @@ _HOLD_HIGH, _HOLD_LOW = 1.0, 0.5
 broker's window of deliveries still on their way (a share of that room: 1.0), and resumed once
 they are down to half of it. The hold is for a backlog the outbox cannot take; in normal
 operation it never engages, since holding adds the wait of the whole queue to every command."""
+_RESTART_LOG_PAGES = 4096
+"""A state store log this long (16 MB of 4 KB pages) is made to start again (see
+:meth:`~sim.live.store.StateStore.checkpoint_tail`)."""
 _UNSTABLE_AFTER = 3
 """Links lost this many times in a row soon after connecting are alerted as unstable."""
 _FAULT_ALERT_EVERY_S = 60.0
@@ -228,7 +231,7 @@ class CameraRuntime:
         window: int = 100,
         batch_max: int = 256,
         heartbeat_s: float = 1.0,
-        snapshot_every: int = 1000,
+        snapshot_every: int = 10_000,
         snapshot_interval_s: float = 60.0,
         head_interval_s: float = 60.0,
     ) -> None:
@@ -301,6 +304,7 @@ class CameraRuntime:
         self._holding_input = False
         self._input_resumed = asyncio.Event()
         self._unreleased_replies = 0
+        self._edge_alerts = 0  # without a store: this run's count of the edge's own alerts
         # How many unacknowledged deliveries the broker may push (MQTT 5 receive maximum).
         self._in_window = int(getattr(getattr(bus, "endpoint", None), "receive_maximum", 0) or 0)
 
@@ -976,11 +980,22 @@ class CameraRuntime:
                 synced = self._fsync_store()  # the journal of the last second, on stable storage
                 if synced is not None:
                     await synced
+                await self._checkpoint(store)
             audit = self.audit
             if audit is not None and (now - self._last_head >= self.head_interval_s
                                       or audit.rotations != self._rotations_seen):
                 await self._publish_head(now)
             self._report_overload()
+
+    async def _checkpoint(self, store: StateStore) -> None:
+        """Keep the store's log short without stalling the loop (see :mod:`sim.live.store`)."""
+        assert self._loop is not None
+        try:
+            pages = await self._loop.run_in_executor(self._fsync_pool(), store.checkpoint)
+            if pages >= _RESTART_LOG_PAGES:
+                store.checkpoint_tail()
+        except sqlite3.Error as exc:
+            self._store_failed(exc)
 
     def _snapshot(self, now: float) -> None:
         assert self.store is not None
@@ -1023,6 +1038,20 @@ class CameraRuntime:
     # ------------------------------------------------------------------------- faults
 
     def _alert(self, alert: Alert) -> Publish:
+        """An alert of the live edge, named ``<camera>-e<n>`` (``n`` kept in the state store, so a
+        restart goes on counting rather than reusing an id)."""
+        number = None
+        if self.store is not None:
+            try:
+                number = self.store.count_edge_alert()
+            except sqlite3.Error as exc:
+                self._store_failed(exc)
+        if number is None:
+            self._edge_alerts += 1
+            number = self._edge_alerts
+        else:
+            self._edge_alerts = number
+        alert = msgspec.structs.replace(alert, alert_id=f"{self.node.camera_id}-e{number}")
         return encode(alert, self.topics)
 
     def _fault(self, key: str, detail: str, extra: dict[str, Any] | None = None) -> None:

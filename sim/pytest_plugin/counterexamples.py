@@ -10,12 +10,13 @@ shrunk failing example last, so the remembered scenario *is* the shrunk one — 
 cannot leak into the report: the plugin only uses it when the exception the test failed with
 is the very :class:`Falsified` that was raised with it.
 
-:func:`settle` then does what ``bwcsim fuzz --save`` does, with the same functions: for
-P-NOMISS it replays the scenario through the harness to confirm the failure shows there (a
-state-machine run drives the node directly, so this is not a given), minimises it
-(:func:`sim.search.fuzz.minimise`), writes it with :func:`sim.search.fuzz.write_counterexample`
-and announces it with :func:`sim.search.fuzz.saved_line`. Other properties are not judged by
-``bwcsim run``, so their scenario is shown in the report but not saved.
+:func:`settle` then does what ``bwcsim fuzz --save`` does, with the same functions: for a
+replay-judged property (:data:`SAVED_PROPERTIES`) it replays the scenario through the harness
+to confirm the failure shows there (a state-machine run drives the node directly, so this is
+not a given), minimises it (:func:`sim.search.fuzz.minimise`), writes it with
+:func:`sim.search.fuzz.write_counterexample` and announces it with
+:func:`sim.search.fuzz.saved_line`. Other properties (P-BAD, P-IDEM, P-DET, P-AUDIT, P-AUTH)
+are not judged on a replay, so their scenario is shown in the report but not saved.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ from controller.errors import BwcError
 from controller.node import ControllerFactory
 
 #: Properties whose counterexample ``bwcsim run`` replays to the same failure (a ``fail``
-#: verdict), hence saved as a scenario file.
-SAVED_PROPERTIES = frozenset({"P-NOMISS"})
+#: verdict for P-NOMISS, P-NOPHANTOM and P-PRIVACY, an unmet ``expect: holds`` for the others),
+#: hence saved as a scenario file: the replay-judged properties of
+#: :data:`sim.search.invariants.REPLAY_PROPERTIES`.
+SAVED_PROPERTIES = frozenset({
+    "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-REPLY", "P-EVIDENCE",
+    "P-RESOURCE",
+})
 
 
 class Falsified(AssertionError):
@@ -121,6 +127,9 @@ def settle(
                         "scenario file was saved; the steps are below)")
         else:
             data, problems = minimise(data, problems_of, replayed)
+            # The problems shown are the saved scenario's: minimising may change them (a corner
+            # tried as an explicit example is not shrunk by hypothesis first).
+            head = [head[0], *(f"  {p}" for p in problems)]
             doc = counterexample_document(data, prop, 0, problems, controller,
                                           found_by=f"pytest {nodeid}")
             try:

@@ -124,6 +124,7 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from controller.errors import BwcError
         from sim.check import failure_messages
+        from sim.search.invariants import judge_holds
         from sim.views.report import build_report, exit_code
         from sim.world.replay import replay
         from sim.world.scenario import load_scenario
@@ -137,7 +138,8 @@ class ScenarioItem(pytest.Item):
             scenario = load_scenario(self.path)
         except BwcError as exc:
             raise ScenarioFailed(f"invalid scenario file: {exc}") from None
-        doc = build_report(replay(scenario, factory))
+        result = replay(scenario, factory)
+        doc = judge_holds(build_report(result), result)
         if exit_code(doc, scenario.expect) == 0:
             return
         settings.failed_scenarios += 1

@@ -15,9 +15,10 @@ late, which is what exercises the buffer arithmetic of R-BUF and the alerts of R
 
 Every sequence of exactly ``depth`` steps is replayed through the real harness
 (:func:`sim.world.replay.replay`, so the bus, the node contract and the oracle are the ones
-``bwcsim run`` uses) and judged with :func:`sim.search.invariants.no_miss` and
-:func:`sim.search.invariants.no_split`. Shorter sequences need no run of their own: the scenario ends
-at the same time whatever the sequence, so a short sequence is a long one padded with ticks.
+``bwcsim run`` uses) and judged with every property registered in
+:data:`sim.search.invariants.REPLAY_PROPERTIES` (P-NOMISS, P-NOSPLIT and any registered since,
+through :func:`sim.search.invariants.judge_all`). Shorter sequences need no run of their own:
+the scenario ends at the same time whatever the sequence, so a short sequence is a long one padded with ticks.
 
 **Pruning** removes sequences that are invalid as ground truth — ``end`` with no activity
 open, ``dock`` when docked, ``undock`` when not — and keeps at most two activities open and
@@ -47,7 +48,7 @@ from controller.reference import make_node
 from sim.world.replay import replay
 from sim.world.scenario import CameraSpec, Scenario, TimelineEntry
 
-from .invariants import no_miss, no_split
+from .invariants import REPLAY_PROPERTIES, judge_all
 
 __all__ = ["EVENTS", "ExploreResult", "explore", "sequence_scenario", "sequences"]
 
@@ -160,7 +161,7 @@ def sequence_scenario(seq: tuple[str, ...], step_s: float = 20.0) -> dict[str, A
         "cameras": [{"id": CAMERA, "prebuffer_s": 30}],
         "timeline": _entries(seq, step_s),
         "expect": {"verdict": "pass"},
-        "requirements": ["P-NOMISS", "P-NOSPLIT"],
+        "requirements": list(REPLAY_PROPERTIES),
     }
 
 
@@ -217,7 +218,7 @@ def explore(
     for seq in remaining:
         try:
             run = replay(_scenario(seq, step_s, policy, camera), factory)
-            problems = no_miss(run) + no_split(run)
+            problems = [f"{prop}: {p}" for prop, found in judge_all(run).items() for p in found]
         except ControllerFailure as exc:  # a child that crashed, hung or spoke garbage
             problems = [f"controller failed: {exc}"]
         except Exception as exc:  # a controller that raises is a finding

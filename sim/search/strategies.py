@@ -29,10 +29,20 @@ meaningful script rather than noise:
 * ``raw`` steps send malformed payloads (never a valid event) on the camera's event topic, and
   anything on topics no camera subscribes to; their ids (``r-N``) never collide with real ones.
 
-Times are whole seconds on a coarse grid and the scenario ends a few hours in at most, so a
-50-step example replays in a few milliseconds. Step kinds are weighted towards the events that
-matter for recording control (activities, dock, presses, deactivations), so that a broken
-controller is found within a couple of hundred examples.
+**Policies.** Half the examples run the built-in ``dhs-2023``; the other half carry a policy drawn
+by :func:`policies` *inline* (the scenario's ``policy:`` is the document itself, so the saved
+counterexample replays it with nothing else to ship): required, prohibited and discretionary
+activities, each with no ``post_s``, an explicit ``post_s: 0`` or a non-zero one, over a zero or
+non-zero top-level default; any subset of the device sources as signals (none included); one
+to three deactivation reasons; sometimes camera overrides.
+
+**Pressure.** Cameras sometimes get a small battery with a heavy recording drain and a slow
+charge, a small card with a slow upload, or short segments (rollovers within minutes); a few
+gaps are half an hour or an hour long, so a shift runs up to twelve hours with its rollovers.
+
+Times are whole seconds on a coarse grid, so a 50-step example replays in a few milliseconds.
+Step kinds are weighted towards the events that matter for recording control (activities, dock,
+presses, deactivations), so that a broken controller is found within a couple of hundred examples.
 """
 
 from __future__ import annotations
@@ -44,7 +54,8 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from controller.policy import DEVICE_SOURCES, Policy, load_policy
+from controller.policy import DEVICE_SOURCES, Policy, load_policy, parse_policy
+from controller.yamlsrc import SourceDoc
 from sim.world.scenario import Scenario, parse_scenario, scenario_from_data
 
 __all__ = [
@@ -54,6 +65,7 @@ __all__ = [
     "bus_settings",
     "camera_entries",
     "load_scenario_dict",
+    "policies",
     "resolve_steps",
     "scenario_yaml",
     "scenarios",
@@ -62,7 +74,10 @@ __all__ = [
 
 POLICY = "dhs-2023"
 TEAM = "team-a"
-MAX_END_S = 4 * 3600
+MAX_END_S = 12 * 3600
+#: A ``duplicate`` step redelivers only messages first sent less than this long ago (well
+#: inside the controller's hour-long duplicate window, R-BOUND).
+REDELIVERY_WITHIN_S = 3000
 UNKNOWN_REASON = "coffee_break"  # not in any shipped policy: must be refused
 ACTORS = ("officer-1", "sergeant-2")
 
@@ -105,7 +120,8 @@ STEP_KINDS: dict[str, int] = {
     "outage": 1,
 }
 _WEIGHTED_KINDS: tuple[str, ...] = tuple(k for k, w in STEP_KINDS.items() for _ in range(w))
-_GAPS = (0, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600)
+_GAPS = (0, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600,
+         0, 1, 5, 10, 20, 30, 60, 120, 300, 1800, 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,19 +184,74 @@ def camera_entries(draw: st.DrawFn, max_cameras: int = 3) -> list[dict[str, Any]
         ))
         if prebuffer is not None:
             cam["prebuffer_s"] = prebuffer
-        if draw(st.integers(0, 5)) == 5:
+        if draw(st.integers(0, 4)) == 4:
             # Sometimes small enough to run low, charge and run low again within a scenario
             # (low_battery re-armed by charging, R-POWER).
             cam["battery_s"] = draw(st.one_of(st.integers(300, 4000), st.integers(120, 900)))
             cam["low_battery_s"] = draw(st.integers(0, 250))
-        if draw(st.integers(0, 5)) == 5:
+            if draw(st.booleans()):  # battery under pressure: heavy drain, slow charge
+                cam["record_drain"] = draw(st.sampled_from((2.0, 4.0, 8.0)))
+                cam["charge_rate"] = draw(st.sampled_from((0.5, 2.0, 10.0)))
+        if draw(st.integers(0, 4)) == 4:
             cam["storage_s"] = draw(st.integers(60, 3000))
+            if draw(st.booleans()):  # storage under pressure: uploads slower than recording
+                cam["upload_speed"] = draw(st.sampled_from((0.5, 2.0, 20.0)))
         if draw(st.integers(0, 4)) == 4:
             cam["boot_s"] = draw(st.integers(0, 60))
-        if draw(st.integers(0, 9)) == 9:
+        if draw(st.integers(0, 5)) == 5:
             cam["segment_max_s"] = draw(st.integers(60, 1800))
         cameras.append(cam)
     return cameras
+
+
+#: Activity names a generated policy draws from, by kind.
+GENERATED_ACTIVITIES: dict[str, tuple[str, ...]] = {
+    "required": ("patrol", "arrest_warrant", "traffic_stop", "k9_search"),
+    "prohibited": ("first_amendment_activity", "protest_observation"),
+    "discretionary": ("community_meeting", "school_visit"),
+}
+GENERATED_REASONS = (
+    "medical_facility_privacy", "victim_or_witness_request", "supervisor_order", "tactical_briefing",
+)
+_TAILS = (None, None, 0, 0, 0, 5, 30, 120)  # None: no post_s key (the default applies)
+_DEFAULT_TAILS = (None, 0, 10, 60, 60)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> dict[str, Any]:
+    """Policy documents (the shape of a policy file, SPEC §3) that reach the policy's corners.
+
+    One to four required activities, up to two prohibited and up to two discretionary ones; each
+    activity's ``post_s`` is absent, an explicit 0 or non-zero, over a top-level default that is
+    absent, 0 or non-zero (so "explicit 0 over a non-zero default" comes up often); signals are
+    any subset of the device sources; one to three deactivation reasons; camera overrides now
+    and then. Roles are left to their defaults.
+    """
+    doc: dict[str, Any] = {"name": "generated"}
+    activities: dict[str, dict[str, Any]] = {}
+    for kind, low, high in (("required", 1, 4), ("prohibited", 0, 2), ("discretionary", 0, 2)):
+        names = GENERATED_ACTIVITIES[kind]
+        for name in names[:draw(st.integers(low, min(high, len(names))))]:
+            rule: dict[str, Any] = {"kind": kind}
+            tail = draw(st.sampled_from(_TAILS))
+            if tail is not None:
+                rule["post_s"] = tail
+            activities[name] = rule
+    doc["activities"] = activities
+    default = draw(st.sampled_from(_DEFAULT_TAILS))
+    if default is not None:
+        doc["post_s"] = default
+    doc["signals"] = [s for s in DEVICE_SOURCES if draw(st.booleans())]
+    reasons = draw(st.lists(st.sampled_from(GENERATED_REASONS), min_size=1, max_size=3,
+                            unique=True))
+    doc["deactivation_reasons"] = sorted(reasons)
+    if draw(st.integers(0, 3)) == 3:
+        doc["camera"] = draw(st.fixed_dictionaries({}, optional={
+            "prebuffer_s": st.sampled_from((0, 10, 60, 120)),
+            "segment_max_s": st.sampled_from((120, 600)),
+            "record_drain": st.sampled_from((2.0, 4.0)),
+        }))
+    return doc
 
 
 def bus_settings() -> st.SearchStrategy[dict[str, Any] | None]:
@@ -206,20 +277,24 @@ def scenarios(
     faults: bool = True,
     raw: bool = True,
     bus: bool = True,
-    policy: str = POLICY,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """Whole format-v1 scenarios as dicts (see the module docstring).
 
     ``faults`` allows client disconnects and broker outages, ``raw`` malformed messages, ``bus``
-    latency/jitter/duplicate settings. ``policy`` must be a built-in policy name.
+    latency/jitter/duplicate settings. ``policy`` is a built-in policy name, or ``None`` (the
+    default) for ``dhs-2023`` or a generated inline policy, half the time each.
     """
+    chosen: str | dict[str, Any] = (
+        policy if policy is not None else draw(st.one_of(st.just(POLICY), policies()))
+    )
     cameras = draw(camera_entries(max_cameras))
     bus_block = draw(bus_settings()) if bus else None
     drawn = draw(steps(max_steps))
     allowed = [s for s in drawn if (faults or s.kind not in ("disconnect", "outage"))
                and (raw or s.kind != "raw")]
     seed = draw(st.integers(0, 2**16))
-    return resolve_steps(allowed, cameras, bus=bus_block, seed=seed, policy=policy)
+    return resolve_steps(allowed, cameras, bus=bus_block, seed=seed, policy=chosen)
 
 
 # ------------------------------------------------------------------------------ resolution
@@ -228,10 +303,12 @@ def scenarios(
 _policies: dict[str, Policy] = {}
 
 
-def _policy(name: str) -> Policy:
-    if name not in _policies:
-        _policies[name] = load_policy(name)
-    return _policies[name]
+def _policy(ref: str | dict[str, Any]) -> Policy:
+    if isinstance(ref, dict):  # a generated document: what the scenario loader will accept
+        return parse_policy(SourceDoc(ref, {}, "<generated policy>"))
+    if ref not in _policies:
+        _policies[ref] = load_policy(ref)
+    return _policies[ref]
 
 
 class _Resolver:
@@ -302,7 +379,7 @@ class _Resolver:
         elif kind in ("press_start", "press_stop"):
             self.add_event(step, "button", action=kind.removeprefix("press_"))
         elif kind == "signal":
-            sources = self.unlisted if step.flag and self.unlisted else self.listed
+            sources = self.unlisted if (step.flag or not self.listed) and self.unlisted else self.listed
             self.add_event(step, "signal", source=sources[step.pick % len(sources)])
         elif kind == "deactivate":
             reason = UNKNOWN_REASON if step.flag else self.reasons[step.pick % len(self.reasons)]
@@ -322,9 +399,13 @@ class _Resolver:
             raise ValueError(f"unknown step kind {kind!r}")
 
     def duplicate(self, step: Step) -> None:
-        if not self.events:
+        # A redelivery comes within the camera's duplicate window (R-BOUND, an hour); one
+        # arriving later is a new message to the camera, which the oracle does not model.
+        recent = [i for i in self.events if self.now + step.delay - self.timeline[i]["at"]
+                  - self.timeline[i].get("delay_s", 0) < REDELIVERY_WITHIN_S]
+        if not recent:
             return
-        index = self.events[step.pick % len(self.events)]
+        index = recent[step.pick % len(recent)]
         original = self.timeline[index]
         if "id" not in original:
             self.ids += 1
@@ -360,10 +441,13 @@ def resolve_steps(
     *,
     bus: dict[str, Any] | None = None,
     seed: int = 0,
-    policy: str = POLICY,
+    policy: str | dict[str, Any] = POLICY,
     name: str = "generated scenario",
 ) -> dict[str, Any]:
-    """The scenario dict for ``drawn`` steps on ``cameras`` (see the module docstring)."""
+    """The scenario dict for ``drawn`` steps on ``cameras`` (see the module docstring).
+
+    ``policy`` is a built-in name or a policy document, which the scenario then carries inline.
+    """
     resolver = _Resolver(cameras, _policy(policy))
     for step in drawn:
         resolver.now = min(resolver.now + step.gap, MAX_END_S - 600)

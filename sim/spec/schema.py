@@ -169,6 +169,9 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
                 "camera was not running.",
         "detail": "For bus_fault: what the broker refused or what happened to the link, e.g. "
                   "'subscribe_refused: bwc/team/sr-1/event (Not authorized)'.",
+        "alert_id": "Names this alert for good (<camera>-a<n> from the recording logic, <camera>-e<n> "
+                    "from the live edge, n counting up across restarts): a copy published again after "
+                    "a restart or a retry has the same id, so a subscriber can drop the duplicate.",
     },
     "AuditHead": {
         "head": "Hash of the newest entry written to stable storage (hex SHA-256).",

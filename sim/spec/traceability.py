@@ -39,6 +39,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ SPEC_REQUIREMENTS: dict[str, str] = {
     "R-META": "recording metadata",
     "P-NOMISS": "property: no controller misses",
     "P-NOSPLIT": "property: no gap while required",
+    "P-NOPHANTOM": "property: no footage that cannot exist",
+    "P-PRIVACY": "property: nothing recorded that policy prohibits",
+    "P-TAIL": "property: no recording outlasts its holds",
     "P-BAD": "property: garbage never changes state",
     "P-IDEM": "property: replay changes nothing",
     "P-DET": "property: byte-identical traces",
@@ -485,3 +489,30 @@ def render_json(matrix: Matrix) -> str:
         "missing": missing(matrix),
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+# --- the specification's own list -----------------------------------------------------------
+
+#: A requirement's definition in ``docs/spec.md``: a list item that opens with the ID in bold,
+#: ``- **R-STOP** ...`` or ``- **R-NODE Node protocol.** ...``; several IDs may open one item
+#: (``- **P-A**, **P-B** ...``).
+_DEFINITION = re.compile(r"^\s*[-*] ((?:\*\*[RP]-[A-Z]+\b[^*\n]*\*\*(?:,\s*)?)+)", re.MULTILINE)
+_BOLD_ID = re.compile(r"\*\*([RP]-[A-Z]+)\b")
+#: Any requirement ID mentioned in running text.
+_MENTION = re.compile(r"(?<![\w-])([RP]-[A-Z]+)(?![\w-])")
+
+
+def spec_requirement_ids(text: str) -> list[str]:
+    """The requirement IDs the specification's Markdown *defines*, in the order it defines them.
+
+    :data:`SPEC_REQUIREMENTS` is kept in the package rather than read from ``docs/spec.md`` at
+    run time: an installed bwcsim (a firmware team's repository) has no ``docs/``, and
+    ``bwcsim trace-reqs`` must give the same matrix wherever it runs. ``tests/test_spec_ids.py``
+    holds the two equal with this function.
+    """
+    return _unique(i for opener in _DEFINITION.findall(text) for i in _BOLD_ID.findall(opener))
+
+
+def spec_mentioned_ids(text: str) -> list[str]:
+    """Every requirement ID the text mentions anywhere, defined or not, in order of first use."""
+    return _unique(_MENTION.findall(text))

@@ -41,9 +41,9 @@ from typing import Any
 
 from controller.errors import BwcError, InvalidInput, ScenarioError
 from controller.node import ControllerFactory
-from controller.policy import BUILTIN, load_policy
+from controller.policy import BUILTIN, load_policy, parse_policy
 from controller.reference import make_node
-from controller.yamlsrc import load_yaml
+from controller.yamlsrc import SourceDoc, load_yaml
 from sim.views.compare import compare
 from sim.views.model import RunView, run_view
 from sim.views.playback import Playback
@@ -181,6 +181,13 @@ class Studio:
         base = (base_dir or self.root).resolve()
         return [*BUILTIN, *(Path(os.path.relpath(p, base)).as_posix() for p in files)]
 
+    def inline_vocabulary(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The vocabulary of a policy the scenario carries inline (a generated counterexample)."""
+        try:
+            return vocabulary(parse_policy(SourceDoc(document, {}, "<inline policy>")), None)
+        except BwcError as exc:
+            raise StudioError.from_bwc(exc) from None
+
     def vocabulary(self, ref: str) -> dict[str, Any]:
         try:
             return vocabulary(load_policy(ref, self.root), ref)
@@ -258,15 +265,16 @@ class Studio:
         text = self.text_of(source, edits)
         original = self.run_text(self.text_of(source, [])) if edits else None
         run = self.run_text(text)
-        policy_ref = str(text.data().get("policy", "dhs-2023"))
+        policy = text.data().get("policy", "dhs-2023")
         return {
             "ok": True,
             "source": source,
             "file": text.file,
             "data": text.data(),
             "text": text.text(),
-            "vocabulary": self.vocabulary(policy_ref if policy_ref in BUILTIN
-                                          else str(Path(text.base_dir, policy_ref))),
+            "vocabulary": self.inline_vocabulary(policy) if isinstance(policy, dict)
+            else self.vocabulary(str(policy) if str(policy) in BUILTIN
+                                 else str(Path(text.base_dir, str(policy)))),
             "policies": self.policies(text.base_dir),
             "events": {name: list(fields) for name, fields in EVENT_FIELDS.items()},
             "run": run.summary(),

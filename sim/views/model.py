@@ -34,7 +34,7 @@ from typing import Any
 
 from controller.policy import Policy
 from controller.spans import EPS
-from sim.world.oracle import Window
+from sim.world.oracle import Judgement, Window
 from sim.world.replay import ObservedCamera, ReplayResult
 
 from .words import describe_refusal
@@ -43,6 +43,7 @@ __all__ = [
     "AlertMark",
     "CameraView",
     "DeactivationSpan",
+    "Finding",
     "FootageSpan",
     "Inbound",
     "MissSpan",
@@ -83,7 +84,7 @@ def fmt_duration(s: float) -> str:
     return f"{text} ({approx}{human})"
 
 
-#: The report's categories of what a camera said that the spec contradicts (SPEC §8a), with
+#: The report's categories of what a camera said that the spec contradicts (SPEC §8b), with
 #: the words the text report and the timeline print before each problem.
 SAID_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("replies", "wrong reply"),
@@ -175,6 +176,23 @@ class MissSpan:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """Footage that should not be there: ``phantom`` (it cannot exist, with its ``kind``) or
+    ``prohibited`` (recorded while a prohibited activity was open, nothing justifying it)."""
+
+    start: float
+    end: float
+    what: str  # "phantom" or "prohibited"
+    kind: str  # the phantom kind, or the prohibited activity ids
+    recording: str
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return f"phantom: {self.kind}" if self.what == "phantom" else "prohibited"
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One delivery of an inbound message to a camera, with the camera's answer."""
 
@@ -246,9 +264,20 @@ class CameraView:
     inbound: list[Inbound] = field(default_factory=list)
     alerts: list[AlertMark] = field(default_factory=list)
     unannounced: list[str] = field(default_factory=list)
-    # What the camera said that the spec contradicts (SPEC §8a): (category label, problem).
+    # What the camera said that the spec contradicts (SPEC §8b): (category label, problem).
     said: list[tuple[str, str]] = field(default_factory=list)
     deactivations: list[DeactivationSpan] = field(default_factory=list)
+    # The footage judged (P-NOPHANTOM, P-PRIVACY): findings, totals, stopped recordings, and
+    # the prohibited activities (ground truth: activity id, activity, start, end).
+    findings: list[Finding] = field(default_factory=list)
+    phantom_s: float = 0.0
+    prohibited_s: float = 0.0
+    stopped: list[str] = field(default_factory=list)
+    prohibited_windows: list[tuple[str, str, float, float]] = field(default_factory=list)
+
+    @property
+    def footage_fault(self) -> bool:
+        return bool(self.findings or self.stopped)
 
 
 @dataclass(slots=True)
@@ -265,6 +294,8 @@ class RunView:
     expect: dict[str, Any] | None
     cameras: list[CameraView]
     live: dict[str, Any] | None = None  # a run on a real broker: the report's ``live`` block
+    phantom_s: float = 0.0
+    prohibited_s: float = 0.0
 
 
 def _state_spans(run: ObservedCamera, end: float) -> list[StateSpan]:
@@ -393,12 +424,30 @@ def run_view(
             unannounced=list(judgement.unannounced),
             said=[(label, p) for key, label in SAID_CATEGORIES for p in rep.get(key, [])],
             deactivations=_deactivations(run, inbound.get(cam, [])),
+            findings=_findings(judgement),
+            phantom_s=judgement.footage.phantom_s,
+            prohibited_s=judgement.footage.prohibited_s,
+            stopped=list(judgement.footage.stopped),
+            prohibited_windows=[(a.activity_id, a.activity, a.start, a.end)
+                                for a in judgement.footage.activities],
         ))
     return RunView(
         name=sc.name, description=sc.description, policy=report["policy"], seed=sc.seed,
         end=float(sc.end), verdict=report["verdict"], missed_s=dict(report["missed_s"]),
         expect=report.get("expect"), cameras=cameras, live=report.get("live"),
+        phantom_s=float(report.get("phantom_s", 0.0)),
+        prohibited_s=float(report.get("prohibited_s", 0.0)),
     )
+
+
+def _findings(judgement: Judgement) -> list[Finding]:
+    f = judgement.footage
+    out = [Finding(p.start, p.end, "phantom", p.kind, p.recording, p.detail) for p in f.phantom]
+    out += [Finding(s.start, s.end, "prohibited", ", ".join(s.activity_ids), s.recording,
+                    f"recorded while {', '.join(s.activity_ids)} was open; nothing justified it")
+            for s in f.prohibited]
+    out.sort(key=lambda x: (x.start, x.end, x.what))
+    return out
 
 
 # ------------------------------------------------------------------------------ writing

@@ -36,6 +36,8 @@ from .timeline import (
     CAUSE_COLOURS,
     CAUSE_MEANING,
     FOOTAGE_COLOUR,
+    PHANTOM_COLOUR,
+    PROHIBITED_COLOUR,
     REQUIRED_COLOUR,
     STATE_COLOURS,
     SUMMARY_COLOURS,
@@ -194,7 +196,11 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
         f" · {cam.refused} refused" if cam.refused else "") + (
         " · every second explained" if tone == "excused" else
         f" · {len(cam.unannounced)} not announced" if cam.unannounced else "") + (
+        f" · prohibited {fmt_duration(cam.prohibited_s)}" if cam.prohibited_s > 0 else "") + (
+        " · phantom footage" if any(f.what == "phantom" for f in cam.findings) else "") + (
         f" · {len(cam.said)} untrue or wrong statement(s)" if cam.said else "")
+    if cam.footage_fault:
+        tone = "fault"
     out.append(_text(8, top + 22, cam.camera_id, "cam"))
     out.append(_text(LEFT, top + 22, summary, "camsum", SUMMARY_COLOURS[tone]))
     for name, y in (*rows.items(), ("events", events_y)):
@@ -248,6 +254,18 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
             bx, bw = scale.span(f.start, f.buffer_end, 3.0)
             out.append(_rect(bx, y, bw, bar_h, f"url(#{prefix}-buffer)", "buffer",
                              f"pre-event buffer {fmt_duration(f.buffer_end - f.start)}"))
+    # what should not be there: prohibited seconds solid purple, phantom footage outlined
+    for fnd in cam.findings:
+        x, w = scale.span(fnd.start, fnd.end)
+        title = f"{fnd.label} {fmt_hms(fnd.start)}-{fmt_hms(fnd.end)}: {fnd.detail}"
+        if fnd.what == "prohibited":
+            out.append(_rect(x, y, w, bar_h, PROHIBITED_COLOUR, "prohibited", title))
+        else:
+            out.append(_rect(x, y - 2, w, bar_h + 4, "none", f"phantom phantom-{fnd.kind}", title,
+                             f' stroke="{PHANTOM_COLOUR}" stroke-width="3" stroke-dasharray="5 3"'))
+        if _fits(fnd.label, w, BIG_CHAR_PX):
+            out.append(_text(x + 5, y + 19, fnd.label, "inbar",
+                             "#fff" if fnd.what == "prohibited" else PHANTOM_COLOUR))
 
     # misses: patterned bars, labelled inside when they fit, else on the line below
     y = rows["missed"] + 3
@@ -375,6 +393,13 @@ def legend(view: RunView, prefix: str = "lg") -> str:
         items.append(f'<span class="cause" title="{escape(CAUSE_MEANING.get(c, ""))}">'
                      f"{_swatch(_fill(prefix, c), defs)}missed: {escape(_short(c))}</span>")
         defs = ""
+    if any(f.what == "prohibited" for c in view.cameras for f in c.findings):
+        items.append(f"<span>{_swatch(PROHIBITED_COLOUR)}recorded while prohibited</span>")
+    if any(f.what == "phantom" for c in view.cameras for f in c.findings):
+        items.append(f'<span><svg class="sw" width="34" height="18"><rect x="1.5" y="1.5" '
+                     f'width="31" height="15" fill="none" stroke="{PHANTOM_COLOUR}" '
+                     'stroke-width="3" stroke-dasharray="5 3"/></svg>footage that cannot '
+                     "exist</span>")
     if any(c.deactivations for c in view.cameras):
         items.append(f'<span><b style="color:{PAUSE_COLOUR}">⊓</b> paused (reason, who)</span>')
     if any(m.ok is False for c in view.cameras for m in c.inbound):
@@ -391,6 +416,10 @@ def _header(view: RunView) -> str:
         f'<span class="chip">{escape(_short(c))} {escape(fmt_duration(view.missed_s[c]))}</span>'
         for c in CAUSES if view.missed_s.get(c, 0.0) > 0)
     missed = f"missed {escape(fmt_duration(total))}: {causes}" if total > 0 else "nothing missed"
+    if view.prohibited_s > 0:
+        missed += f" · recorded {escape(fmt_duration(view.prohibited_s))} while prohibited"
+    if any(f.what == "phantom" for c in view.cameras for f in c.findings):
+        missed += f" · phantom footage {escape(fmt_duration(view.phantom_s))}"
     return (f'<header><div class="verdict {"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}'
             f'</div><h1>{escape(view.name)}</h1><p class="missed">{missed}</p></header>')
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.world.oracle import REPORT_KEYS, empty_missed
+from sim.world.oracle import REPORT_KEYS, Judgement, empty_missed
 from sim.world.replay import ObservedCamera, ReplayResult
 from sim.world.scenario import Expect
 
@@ -73,15 +73,32 @@ def _missed(m: dict[str, float]) -> dict[str, float]:
     return {k: _r(m[k]) for k in REPORT_KEYS}
 
 
+def footage_block(j: Judgement) -> dict[str, Any]:
+    """A camera's footage judgement (P-NOPHANTOM, P-PRIVACY) as report keys."""
+    f = j.footage
+    return {
+        "phantom_s": _r(f.phantom_s),
+        "phantom": [{"start": _r(p.start), "end": _r(p.end), "kind": p.kind,
+                     "recording": p.recording, "detail": p.detail} for p in f.phantom],
+        "prohibited_s": _r(f.prohibited_s),
+        "prohibited": [{"start": _r(s.start), "end": _r(s.end), "recording": s.recording,
+                        "activity_ids": list(s.activity_ids)} for s in f.prohibited],
+        "stopped": list(f.stopped),
+    }
+
+
 def build_report(result: ReplayResult) -> dict[str, Any]:
     """The JSON report of SPEC §9, ``expect`` included."""
     sc = result.scenario
     total = empty_missed()
+    phantom_s = prohibited_s = 0.0
     cameras: dict[str, Any] = {}
     for cam, run in result.cameras.items():
         j = result.judgements[cam]
         for k in REPORT_KEYS:
             total[k] += j.missed_s[k]
+        phantom_s += j.footage.phantom_s
+        prohibited_s += j.footage.prohibited_s
         cameras[cam] = {
             "final_state": run.last_state.state if run.last_state else run.spec.initial,
             "required": [
@@ -96,10 +113,11 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
             "refused": refused_count(run),
             "refusals": refusals(run, sc.policy),
             "missed_s": _missed(j.missed_s),
+            **footage_block(j),
         }
         if j.unannounced:
             cameras[cam]["unannounced"] = list(j.unannounced)
-        # What the camera said that the spec contradicts (SPEC §8a), each category only when
+        # What the camera said that the spec contradicts (SPEC §8b), each category only when
         # it has something to say.
         for key, problems in (("replies", j.replies), ("evidence", j.evidence),
                               ("resources", j.resources)):
@@ -118,6 +136,8 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         "verdict": result.verdict,
         "expect": None,
         "missed_s": _missed(total),
+        "phantom_s": _r(phantom_s),
+        "prohibited_s": _r(prohibited_s),
         "cameras": cameras,
     }
     tolerance = 0.0
@@ -194,5 +214,5 @@ def exit_code(report: dict[str, Any], expect: Expect | None) -> int:
     return 0 if expect is not None and expect.verdict == "fail" else 1
 
 
-__all__ = ["build_report", "check_expect", "exit_code", "missed_allowance", "refused_count",
+__all__ = ["build_report", "check_expect", "exit_code", "footage_block", "missed_allowance", "refused_count",
            "stretches"]

@@ -94,6 +94,12 @@ def _banner(report: dict[str, Any]) -> Panel:
         why = f"a camera acted on {forged} command(s) it had to refuse"
     elif missed["controller"] > 0:
         why = f"the controller failed to record {fmt_duration(missed['controller'])}"
+    elif report.get("phantom_s", 0) > 0 or _count(report, "phantom"):
+        why = "a camera shows footage it could not have captured"
+    elif report.get("prohibited_s", 0) > 0:
+        why = f"a camera recorded {fmt_duration(report['prohibited_s'])} the policy prohibits"
+    elif _count(report, "stopped"):
+        why = "a device signal or a repeated message stopped a recording"
     else:
         why = "a miss was not announced by the alert the policy requires"
     lines.append(Text(why, style=colour))
@@ -105,12 +111,54 @@ def _banner(report: dict[str, Any]) -> Panel:
                 lines.append(Text(f"  {c}: {CAUSE_MEANING.get(c, '')}", style="dim"))
     else:
         lines.append(Text("no required footage missed"))
+    lines.append(_footage_line(report))
     refused = sum(len(cam.get("refusals", [])) for cam in report["cameras"].values())
     if refused:
         lines.append(Text(f"{refused} message(s) refused by the camera: they changed nothing "
                           "(listed under each camera)", style="yellow"))
     return Panel(Group(*lines), title=f"[bold]{'PASS' if ok else 'FAIL'}[/]",
                  border_style=colour, expand=False)
+
+
+def _count(report: dict[str, Any], key: str) -> int:
+    return sum(len(cam.get(key, [])) for cam in report["cameras"].values())
+
+
+def _footage_line(report: dict[str, Any]) -> Text:
+    """What the footage itself shows (P-PRIVACY, P-NOPHANTOM), one line, always present."""
+    prohibited = report.get("prohibited_s", 0.0)
+    phantom = report.get("phantom_s", 0.0)
+    flaws = _count(report, "phantom")
+    parts = [
+        f"recorded while the policy prohibits it: {fmt_duration(prohibited)}" if prohibited > 0
+        else "nothing recorded that the policy prohibits",
+        f"footage that cannot exist: {fmt_duration(phantom)} ({flaws} finding(s))" if flaws
+        else "no footage that could not exist",
+    ]
+    return Text("; ".join(parts), style="red" if prohibited > 0 or flaws else "")
+
+
+def _footage_tables(cam: dict[str, Any]) -> list[Any]:
+    parts: list[Any] = []
+    if cam.get("prohibited"):
+        table = _table("Recorded while the policy prohibits it (nothing justified it)",
+                       ("start", _TIME), ("end", _TIME), ("seconds", _NUM),
+                       ("activity", _ID), ("recording", _ID))
+        for item in cam["prohibited"]:
+            table.add_row(fmt_hms(item["start"]), fmt_hms(item["end"]),
+                          _secs(item["end"] - item["start"]), ", ".join(item["activity_ids"]),
+                          item["recording"])
+        parts.append(table)
+    if cam.get("phantom"):
+        table = _table("Footage that cannot exist", ("start", _TIME), ("end", _TIME),
+                       ("kind", _NAME), ("why", _FREE))
+        for item in cam["phantom"]:
+            table.add_row(fmt_hms(item["start"]), fmt_hms(item["end"]), item["kind"],
+                          f"{item['recording']}: {item['detail']}")
+        parts.append(table)
+    for problem in cam.get("stopped", []):
+        parts.append(Text(f"  stopped by a signal or duplicate: {problem}", style="red"))
+    return parts
 
 
 def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
@@ -122,6 +170,8 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
         f"final {cam['final_state']} · {len(cam['recordings'])} recording(s) · "
         f"{len(cam['alerts'])} alert(s) · {cam['refused']} refused · missed ",
         (_secs(total) if total > 0 else "nothing", _TONE_STYLE[tone]),
+        " · prohibited ",
+        (_secs(cam.get("prohibited_s", 0.0)), "red" if cam.get("prohibited_s", 0.0) > 0 else ""),
     )
     parts: list[Any] = [Text(""), Text(cam_id, style="bold underline"), summary]
 
@@ -156,6 +206,7 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
         for item in cam["refusals"]:
             refused.add_row(fmt_hms(item["at"]), refusal_sentence(item))
         parts.append(refused)
+    parts += _footage_tables(cam)
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))
     for key, label in SAID_CATEGORIES:

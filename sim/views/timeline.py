@@ -11,9 +11,12 @@ Layout: a header (scenario, verdict with a one-line reason, missed seconds by ca
 has six rows, top to bottom:
 
 * ``state``     — what the camera reported: docked / standby / pre_buffer / recording / off;
-* ``required``  — ground truth: when policy required recording (activity + ``post_s``);
+* ``required``  — ground truth: when policy required recording (activity + ``post_s``), and,
+  in pale purple with a dashed edge, when a prohibited activity was open;
 * ``footage``   — every recording the camera made; the part that came from the pre-event
-  buffer is hatched, segment rollovers are thin white cuts;
+  buffer is hatched, segment rollovers are thin white cuts; seconds recorded while a
+  prohibited activity was open with nothing to justify them are solid purple, and footage
+  that cannot exist (P-NOPHANTOM) is outlined in dashed violet, labelled with its kind;
 * ``missed``    — required seconds no footage covers, one red hue per cause, labelled;
 * ``messages``  — inbound messages as they reached the camera (hollow = refused);
 * ``alerts``    — what the camera announced, as downward triangles.
@@ -41,6 +44,7 @@ import bisect
 from collections.abc import Iterable
 from html import escape
 
+from controller.spans import union
 from sim.world.oracle import CAUSES
 
 from .model import CameraView, Inbound, RunView, fmt_duration, fmt_hms, live_summary, miss_tone
@@ -96,6 +100,10 @@ REQUIRED_COLOUR = "#3949ab"
 NESTED_COLOUR = "#9fa8da"  # a window inside another, drawn thinner and lighter
 FOOTAGE_COLOUR = "#43a047"
 BUFFER_COLOUR = "#a5d6a7"
+#: Footage that should not be there (P-PRIVACY, P-NOPHANTOM), and the prohibited activities.
+PROHIBITED_COLOUR = "#6a1b9a"
+PROHIBITED_WINDOW_COLOUR = "#e1bee7"
+PHANTOM_COLOUR = "#aa00ff"
 
 MIN_MARK_PX = 3.0
 WIDTH = 1560
@@ -251,6 +259,11 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         out.append(f'<rect class="miss-tint" x="{_f(x)}" y="{_f(top + LANE_HEAD_H)}" '
                    f'width="{_f(w)}" height="{len(ROWS) * ROW_H}" '
                    f'fill="{CAUSE_COLOURS.get(m.cause, "#f00")}" fill-opacity="0.13"/>')
+    for a, b in union((f.start, f.end) for f in cam.findings):
+        x, w = scale.span(a, b)
+        out.append(f'<rect class="finding-tint" x="{_f(x)}" y="{_f(top + LANE_HEAD_H)}" '
+                   f'width="{_f(w)}" height="{len(ROWS) * ROW_H}" fill="{PHANTOM_COLOUR}" '
+                   'fill-opacity="0.10"/>')
     missed_total = cam.missed_s.get("total", 0.0)
     by_cause = ", ".join(f"{c} {fmt_duration(cam.missed_s[c])}" for c in CAUSES
                          if cam.missed_s.get(c, 0.0) > 0)
@@ -263,8 +276,17 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         summary += " · every second explained"
     elif cam.unannounced:
         summary += f" · {len(cam.unannounced)} not announced"
+    if cam.prohibited_s > 0:
+        summary += f" · recorded {fmt_duration(cam.prohibited_s)} while prohibited"
+    phantoms = [f for f in cam.findings if f.what == "phantom"]
+    if phantoms:
+        summary += f" · {len(phantoms)} phantom finding(s) ({fmt_duration(cam.phantom_s)})"
+    if cam.stopped:
+        summary += f" · {len(cam.stopped)} recording(s) stopped by a signal or duplicate"
     if cam.said:
         summary += f" · {len(cam.said)} untrue or wrong statement(s)"
+    if cam.footage_fault:
+        tone = "fault"
     out.append(_label(LEFT, top + 17, summary, SUMMARY_COLOURS[tone], "start",
                       f"camsum camsum-{tone}"))
     for name, y in rows.items():
@@ -286,8 +308,19 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         if _text_fits(name, w):
             out.append(_label(x + 4, y + 13, name, _ink_on(fill)))
 
-    # required windows; overlapping windows share the row, drawn thinner when nested
+    # prohibited activities first, under the required windows (required beats prohibited)
     y = rows["required"] + 3
+    for aid, activity, a, b in cam.prohibited_windows:
+        x, w = scale.span(a, b)
+        title = (f"prohibited: {activity} {aid} {fmt_hms(a)}-{fmt_hms(b)} "
+                 f"({fmt_duration(b - a)}); recording it needs another reason")
+        out.append(_rect(x, y, w, bar_h, PROHIBITED_WINDOW_COLOUR, title, "prohibited-window",
+                         f' stroke="{PROHIBITED_COLOUR}" stroke-width="1" stroke-dasharray="4 2"'))
+        text = f"prohibited: {activity}"
+        if _text_fits(text, w):
+            out.append(_label(x + 4, y + 12, text, PROHIBITED_COLOUR))
+
+    # required windows; overlapping windows share the row, drawn thinner when nested
     nested_flags = [any(o.start <= win.start and win.end <= o.end for o in cam.windows[:i])
                     for i, win in enumerate(cam.windows)]
     outer_starts = sorted(scale.x(win.start) for win, nested in
@@ -332,6 +365,24 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         bw_px = scale.x(f.buffer_end) - x
         if _text_fits(text, w - bw_px):
             out.append(_label(x + bw_px + 4, y + 12, text))
+    # what should not be there, over the footage it is part of
+    labelled_to = 0.0
+    for fnd in cam.findings:
+        x, w = scale.span(fnd.start, fnd.end)
+        title = (f"{fnd.label.upper()} {fmt_hms(fnd.start)}-{fmt_hms(fnd.end)} "
+                 f"({fmt_duration(fnd.end - fnd.start)}) in {fnd.recording}: {fnd.detail}")
+        if fnd.what == "prohibited":
+            out.append(_rect(x, y, w, bar_h, PROHIBITED_COLOUR, title, "prohibited",
+                             ' stroke="#fff" stroke-width="0.8"'))
+        else:
+            out.append(_rect(x, y - 1, w, bar_h + 2, "#fff", title, f"phantom phantom-{fnd.kind}",
+                             f' fill-opacity="0.55" stroke="{PHANTOM_COLOUR}" stroke-width="2" '
+                             'stroke-dasharray="3 2"'))
+        # one label per place: findings that overlap keep theirs in the hover text and table
+        if _text_fits(fnd.label, w) and x >= labelled_to:
+            ink = "#fff" if fnd.what == "prohibited" else PHANTOM_COLOUR
+            out.append(_label(x + 4, y + 12, fnd.label, ink))
+            labelled_to = x + w
 
     # misses, labelled with cause and length where they fit
     y = rows["missed"] + 3
@@ -430,6 +481,10 @@ def _swatch(fill: str, extra: str = "") -> str:
             f'fill="{fill}"{extra}/></svg>')
 
 
+_DASHED = f' stroke="{PROHIBITED_COLOUR}" stroke-width="1" stroke-dasharray="4 2"'
+_PHANTOM_EDGE = f' stroke="{PHANTOM_COLOUR}" stroke-width="2" stroke-dasharray="3 2"'
+
+
 def _legend() -> str:
     items = [f"<span>{_swatch(c)}{escape(s)}</span>" for s, c in STATE_COLOURS.items()]
     items.append(f"<span>{_swatch(REQUIRED_COLOUR)}required window</span>")
@@ -437,6 +492,9 @@ def _legend() -> str:
     items.append('<span><svg class="sw" width="22" height="12">' + _defs("buffer-hatch-key")
                  + '<rect width="22" height="12" fill="url(#buffer-hatch-key)"/></svg>'
                  "footage from pre-event buffer</span>")
+    items.append(f"<span>{_swatch(PROHIBITED_WINDOW_COLOUR, _DASHED)}prohibited activity</span>")
+    items.append(f"<span>{_swatch(PROHIBITED_COLOUR)}recorded while prohibited</span>")
+    items.append(f'<span>{_swatch("#fff", _PHANTOM_EDGE)}footage that cannot exist</span>')
     causes = [f'<span title="{escape(CAUSE_MEANING[c])}">{_swatch(CAUSE_COLOURS[c])}'
               f"missed: {escape(c)}</span>" for c in CAUSES]
     marks = [
@@ -466,6 +524,12 @@ def _header(view: RunView) -> str:
                "miss was announced by the camera.")
     elif controller > 0:
         why = f"the controller failed to record {fmt_duration(controller)} it could have recorded."
+    elif any(f.what == "phantom" for c in view.cameras for f in c.findings):
+        why = "a camera shows footage it could not have captured."
+    elif view.prohibited_s > 0:
+        why = f"a camera recorded {fmt_duration(view.prohibited_s)} that the policy prohibits."
+    elif any(c.stopped for c in view.cameras):
+        why = "a device signal or a repeated message stopped a recording."
     else:
         why = "a miss was not announced by the alert the policy requires."
     causes = [f'<span class="chip" style="background:{CAUSE_COLOURS[c]};color:'
@@ -490,10 +554,23 @@ def _header(view: RunView) -> str:
         f'<div class="verdict {"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}</div>'
         f'<p class="why">{"Pass" if ok else "Fail"}: {escape(why)}</p>'
         f'<p class="missed">{missed}</p>'
+        f'<p class="footage-judged">{_footage_line(view)}</p>'
         f'<p class="meta">policy {escape(view.policy)} · seed {view.seed} · '
         f'duration {fmt_hms(view.end)} · {len(view.cameras)} camera(s){expect}</p>'
         f"{desc}</header>"
     )
+
+
+def _footage_line(view: RunView) -> str:
+    """What the footage itself shows (P-PRIVACY, P-NOPHANTOM), always said."""
+    phantoms = sum(1 for c in view.cameras for f in c.findings if f.what == "phantom")
+    prohibited = (f'<b class="bad">{escape(fmt_duration(view.prohibited_s))}</b> recorded while '
+                  "the policy prohibits it" if view.prohibited_s > 0
+                  else "Nothing recorded that the policy prohibits")
+    phantom = (f'<b class="bad">{phantoms}</b> stretch(es) of footage that cannot exist '
+               f"({escape(fmt_duration(view.phantom_s))})" if phantoms
+               else "no footage that could not exist")
+    return f"{prohibited}; {phantom}."
 
 
 def _table(caption: str, head: Iterable[str], rows: list[list[str]], empty: str) -> str:
@@ -529,6 +606,11 @@ def _tables(view: RunView) -> str:
                          "repeat" if msg.repeat else "", answer])
     unannounced = [f"<li>{escape(c.camera_id)}: {escape(u)}</li>"
                    for c in view.cameras for u in c.unannounced]
+    findings = [[escape(c.camera_id), fmt_hms(f.start), fmt_hms(f.end),
+                 escape(fmt_duration(f.end - f.start)), escape(f.label), escape(f.recording),
+                 escape(f.detail)] for c in view.cameras for f in c.findings]
+    stopped = [f"<li>{escape(c.camera_id)}: {escape(u)}</li>"
+               for c in view.cameras for u in c.stopped]
     out = [_table("Missed required footage",
                   ("camera", "from", "to", "length", "cause", "activity", "what it means"),
                   misses, "Nothing required was missed.")]
@@ -540,6 +622,13 @@ def _tables(view: RunView) -> str:
     if said:
         out.append("<h2>What the camera said that the spec contradicts</h2><ul>" + "".join(said)
                    + "</ul>")
+    if findings:
+        out.append(_table("Footage that should not be there",
+                          ("camera", "from", "to", "length", "what", "recording", "why"),
+                          findings, ""))
+    if stopped:
+        out.append("<h2>Recordings stopped by a signal or a repeated message</h2><ul>"
+                   + "".join(stopped) + "</ul>")
     out.append(_table("Alerts", ("camera", "at", "kind", "cause", "activity", "span"), alerts,
                       "The cameras raised no alert."))
     out.append(_table("Recordings", ("camera", "incident", "start", "end", "from buffer",

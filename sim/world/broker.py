@@ -394,6 +394,20 @@ class SimBroker:
     def remove_observer(self, observer: BrokerObserver) -> None:
         self._observers.remove(observer)
 
+    def close(self) -> None:
+        """Forget every session, subscription, retained message and observer (a finished run).
+
+        The callbacks a broker holds (each client's ``on_message``, the observers) usually point
+        back at the harness that holds the broker; dropping them here frees a run's objects as
+        soon as it ends instead of leaving the cycle to the cyclic collector. The totals stay.
+        """
+        self._sessions = {}
+        self._reconnects = {}
+        self._sub_root = _SubNode()
+        self._retained_root = _RetainedNode()
+        self._routes = {}
+        self._observers = []
+
     @property
     def counts(self) -> Counter[str]:
         """Totals so far: ``published`` (routed), ``delivered``, and one per loss reason seen."""

@@ -1,4 +1,4 @@
-"""Everything a camera publishes about itself is evidence, and judged (SPEC §8a).
+"""Everything a camera publishes about itself is evidence, and judged (SPEC §8b).
 
 Theory of operation
 ===================
@@ -47,6 +47,7 @@ from controller.messages import Alert, RecordingMeta, StateReport
 from controller.spans import EPS, subtract, union
 
 from .oracle import Judgement, Window
+from .policy_reading import PolicyReading
 from .replies import REDELIVERY_WINDOW_S, Observed, Pause, parse
 from .scenario import Scenario
 
@@ -123,13 +124,13 @@ class _Reports:
 
 
 def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   pauses: Sequence[Pause], tol: Tol) -> list[str]:
+                   pauses: Sequence[Pause], tol: Tol, signals: frozenset[str]) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     reports = _Reports(seen.reports)
     recs = _final(seen)
     problems: list[str] = []
-    accepted = _accepted_manual(sc, seen)
+    accepted = _accepted_manual(sc, seen, signals)
     required_ids = {w.activity_id for w in windows}
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     for rec in recs:
@@ -213,7 +214,8 @@ def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int,
     return max(0.0, min(prebuffer_s, a - entered, last.storage_s))
 
 
-def _accepted_manual(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
+def _accepted_manual(sc: Scenario, seen: Observed, signals: frozenset[str],
+                     ) -> list[tuple[float, str]]:
     """(time, reason) of every accepted ``button start`` and listed ``signal``: from the
     deliveries when they were recorded, else (a live run) from the timeline entries acked."""
     out: list[tuple[float, str]] = []
@@ -221,7 +223,7 @@ def _accepted_manual(sc: Scenario, seen: Observed) -> list[tuple[float, str]]:
     def add(at: float, ev: Mapping[str, Any]) -> None:
         if ev.get("type") == "button" and ev.get("action") == "start":
             out.append((at, "button"))
-        elif ev.get("type") == "signal" and ev.get("source") in sc.policy.signals:
+        elif ev.get("type") == "signal" and ev.get("source") in signals:
             out.append((at, f"signal:{ev.get('source')}"))
 
     if seen.deliveries:
@@ -396,13 +398,14 @@ def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tu
 
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   judgement: Judgement, pauses: Sequence[Pause], tolerance_s: float = 0.0,
-                   ) -> list[str]:
-    """Recording metadata and alerts of one camera against the facts (``[]``: all true)."""
+                   judgement: Judgement, pauses: Sequence[Pause], tolerance_s: float,
+                   policy: PolicyReading) -> list[str]:
+    """Recording metadata and alerts of one camera against the facts (``[]``: all true).
+    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``)."""
     if not seen.reports:
-        return []  # a live run: its device's reports are not kept here (SPEC §8a)
+        return []  # a live run: its device's reports are not kept here (SPEC §8b)
     tol = Tol.of(seen, tolerance_s)
-    return (_meta_problems(sc, seen, windows, pauses, tol)
+    return (_meta_problems(sc, seen, windows, pauses, tol, policy.signals)
             + _alert_problems(sc, seen, windows, judgement, tol))
 
 

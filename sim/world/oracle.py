@@ -34,6 +34,10 @@ and the team's), ``d`` is the first arrival of any of them. The buffer is writte
 activation: buffered seconds within reach that did not fit in the free storage the camera
 reported (``t < d - storage_free``) are ``storage`` seconds, not the controller's.
 
+The footage is judged in the other direction too (:mod:`sim.world.footage`): no phantom
+footage (P-NOPHANTOM), no prohibited seconds and no recording stopped by a signal or a duplicate
+(P-PRIVACY). Any of them fails the verdict on its own.
+
 The verdict is ``pass`` when there are no ``controller`` seconds and every other miss was
 announced by the alert SPEC §4a requires: ``late_trigger`` for late seconds, and a
 ``missed_required_recording`` with the exact ``cause`` within 1 s of the moment the camera could
@@ -73,6 +77,8 @@ from dataclasses import dataclass, field
 
 from controller.messages import Alert
 from controller.spans import EPS, subtract, union
+
+from .footage import FootageFacts, FootageJudgement, judge_footage
 
 CAUSES = (
     "docked", "battery", "not_ready", "storage", "deactivated", "bus", "late_trigger", "controller",
@@ -123,6 +129,8 @@ class Observation:
     offline: list[tuple[float, float]] = field(default_factory=list)
     timed: Sequence[float] = ()  # harness-timed moments besides the windows' own
     tolerance_s: float = 0.0
+    # What the footage judgements (P-NOPHANTOM, P-PRIVACY; :mod:`sim.world.footage`) need.
+    facts: FootageFacts = field(default_factory=FootageFacts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +155,15 @@ class Judgement:
     missed_s: dict[str, float]
     unannounced: list[str] = field(default_factory=list)  # misses lacking their alert
     excused: list[Miss] = field(default_factory=list)  # controller stretches within the tolerance
-    # What the camera said, judged (SPEC §8a; filled by sim.world.replies and sim.world.evidence):
+    footage: FootageJudgement = field(default_factory=FootageJudgement)  # phantom, prohibited
+    # What the camera said, judged (SPEC §8b; filled by sim.world.replies and sim.world.evidence):
     replies: list[str] = field(default_factory=list)  # P-REPLY: acks against the spec
     evidence: list[str] = field(default_factory=list)  # R-META and alerts against the facts
     resources: list[str] = field(default_factory=list)  # P-RESOURCE: battery and storage reports
 
     @property
     def ok(self) -> bool:
-        return (self.missed_s["controller"] <= EPS and not self.unannounced
+        return (self.missed_s["controller"] <= EPS and not self.unannounced and self.footage.ok
                 and not self.replies and not self.evidence and not self.resources)
 
 
@@ -273,7 +282,8 @@ def judge(obs: Observation) -> Judgement:
         for w in windows
     ]
     return Judgement(obs.camera_id, pieces, per_window, missed,
-                     _unannounced(obs, pieces, jitter), excused)
+                     _unannounced(obs, pieces, jitter), excused,
+                     judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s))
 
 
 class _Jitter:

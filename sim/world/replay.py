@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,15 +32,18 @@ import msgspec
 from controller.codec import Topics, availability, decode_outbound, split_topic
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
+from controller.policy import BUILTIN
 from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
 from .evidence import judge_evidence, judge_resources
+from .footage import facts_of
 from .oracle import Judgement, Observation, StatePoint, Window, judge
+from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
 from .replies import Delivery, Pause, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
-from .senders import must_refuse, trust_file, wire_messages
+from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -76,6 +80,8 @@ class ObservedCamera:
     alerts: list[Alert] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     delivered: dict[int, FirstDelivery] = field(default_factory=dict)
+    # Every delivery, redeliveries included: (when, timeline entry or None).
+    arrivals: list[tuple[float, int | None]] = field(default_factory=list)
     lost: set[int] = field(default_factory=set)
     # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
     refusable: dict[int, str] = field(default_factory=dict)
@@ -140,6 +146,8 @@ class Replay:
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
         self._seq = 0
+        # topic → what split_topic makes of it: a run's cameras publish on a handful of topics.
+        self._where: dict[str, tuple[str, str] | None] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
 
@@ -157,6 +165,16 @@ class Replay:
         if self.trace is not None:
             self.trace({"t": sc.end, "kind": "end"})
         return self._judge()
+
+    def close(self) -> None:
+        """Break the references a finished run leaves in a circle (the broker's client callbacks
+        and observer, the scheduler's pending events, each pointing back at this replay), so the
+        run is freed by reference counting when its result is dropped; the result keeps what it
+        observed. Called by :func:`replay` once the run is judged."""
+        self.sched.clear()
+        self.broker.close()
+        for run in self.runs.values():
+            run.timer = None
 
     def _add_camera(self, spec: CameraSpec) -> None:
         sc = self.scenario
@@ -202,6 +220,7 @@ class Replay:
         now = self.sched.now
         idx = self._entry_of.get((msg.topic, msg.payload))
         first: FirstDelivery | None = None
+        run.arrivals.append((now, idx))
         if idx is not None and idx not in run.delivered:
             last = run.last_state
             self._arrivals += 1
@@ -213,16 +232,19 @@ class Replay:
         if self.trace is not None:
             self.trace({"t": now, "kind": "deliver", "camera": run.spec.id, "topic": msg.topic,
                         "payload": _text(msg.payload), "entry": idx})
-        n_acks = len(run.acks)
+        acks = run.acks
+        n_acks = len(acks)
         self._seq += 1
         delivery = Delivery(self._seq, now, msg.topic, msg.payload, idx, run.last_state)
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
-        delivery.acks = run.acks[n_acks:]
+        delivery.acks = acks[n_acks:]
         run.deliveries.append(delivery)
-        if first is not None and len(run.acks) > n_acks:
-            first.ok = run.acks[n_acks].ok
-        run.refusals.extend(Refusal(now, msg.topic, msg.payload, ack)
-                            for ack in run.acks[n_acks:] if not ack.ok)
+        if len(acks) > n_acks:
+            if first is not None:
+                first.ok = acks[n_acks].ok
+            for ack in acks[n_acks:]:
+                if not ack.ok:
+                    run.refusals.append(Refusal(now, msg.topic, msg.payload, ack))
         self._rearm(run)
 
     def _on_timer(self, run: CameraRun) -> None:
@@ -267,7 +289,11 @@ class Replay:
             self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
     def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
-        where = split_topic(pub.topic, self.scenario.prefix)
+        topic = pub.topic
+        try:
+            where = self._where[topic]
+        except KeyError:
+            where = self._where[topic] = split_topic(topic, self.scenario.prefix)
         if where is None or where[0] != run.spec.id or where[1] in ("event", "availability"):
             return
         try:
@@ -340,19 +366,22 @@ def judge_run(
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
     forgeries: dict[str, list[str]] = {}
+    order = send_order(scenario)
+    seqs = sequence_numbers(scenario, order)
     for cam, seen in cameras.items():
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
 
-        seen.refusable = must_refuse(scenario, cam, arrival)
+        seen.refusable = must_refuse(scenario, cam, arrival, order=order, seqs=seqs)
         forgeries[cam] = [
             f"timeline[{idx}] ({scenario.timeline[idx].event or 'replay'}, line "
             f"{scenario.timeline[idx].line}) was acted on although the camera had to refuse it: {why}"
             for idx, why in seen.refusable.items()
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
-    windows = {cam: required_windows(scenario, seen) for cam, seen in cameras.items()}
+    reading = oracle_policy(scenario)
+    windows = {cam: required_windows(scenario, seen, reading) for cam, seen in cameras.items()}
     judgements = {}
     for cam, seen in cameras.items():
         obs = Observation(
@@ -361,32 +390,46 @@ def judge_run(
             windows=windows[cam],
             footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
             states=seen.states,
-            deactivations=allowed_deactivations(scenario, seen, windows[cam]),
+            deactivations=allowed_deactivations(scenario, seen, windows[cam], reading),
             alerts=seen.alerts,
             offline=seen.offline,
             timed=seen.timed,
             tolerance_s=tolerance_s,
+            facts=facts_of(scenario, seen, windows[cam]),
         )
         seen.paused = list(obs.deactivations)
         judgement = judgements[cam] = judge(obs)
-        reading = judge_replies(scenario, seen)
-        judgement.replies = reading.problems
+        said = judge_replies(scenario, seen, reading)
+        judgement.replies = said.problems
         # Without recorded deliveries (a live run) the deactivations derived from the acks
         # stand in for the replies' own reading.
-        pauses = reading.pauses if seen.deliveries else [
+        pauses = said.pauses if seen.deliveries else [
             Pause(a, b, resumed=True) for a, b in obs.deactivations]
         judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, pauses,
-                                            tolerance_s)
+                                            tolerance_s, reading)
         # A device's battery and storage follow its own hardware, not the scenario's numbers
         # (SPEC §15a): self-reports are judged in simulation only.
         judgement.resources = judge_resources(scenario, seen) if live is None else []
     return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 
-def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
+def oracle_policy(sc: Scenario) -> PolicyReading:
+    """The oracle's own reading of ``sc``'s policy document (never the controller's loader)."""
+    if sc.policy_doc is not None:
+        return read_policy(sc.policy_doc)
+    if sc.policy_ref in BUILTIN:
+        return read_policy(builtin_document(sc.policy_ref))
+    path = Path(sc.policy_ref)
+    return read_policy(file_document(path if path.is_absolute() else Path(sc.file).parent / path))
+
+
+def required_windows(
+    sc: Scenario, run: ObservedCamera, policy: PolicyReading | None = None
+) -> list[Window]:
     """Ground truth: the camera's required windows, from the scenario alone (with what
-    became of their triggers)."""
-    policy = sc.policy
+    became of their triggers). Kinds and tails come from the oracle's own reading of the
+    policy document (:func:`oracle_policy`)."""
+    policy = policy if policy is not None else oracle_policy(sc)
     cam = run.spec.id
     # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
     open_: dict[str, tuple[str, float, list[int]]] = {}
@@ -406,7 +449,7 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
             prior_state=first.prior_state if first else None,
             prior_since=first.prior_since if first else 0.0,
             prior_storage_free=first.prior_storage_free if first else math.inf,
-            told_end=(told.at + policy.post_s.get(activity, 0.0)
+            told_end=(told.at + policy.tail(activity)
                       if told is not None and told.ok else None),
         ))
 
@@ -424,7 +467,7 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
             elif policy.is_required(activity):
                 open_[aid] = (activity, e.at, [e.index])
         elif aid in open_:
-            close(aid, e.at + policy.post_s.get(open_[aid][0], 0.0), e.index)
+            close(aid, e.at + policy.tail(open_[aid][0]), e.index)
     for aid in list(open_):
         close(aid, sc.end, None)
     out.sort(key=lambda w: (w.start, w.activity_id))
@@ -432,10 +475,10 @@ def required_windows(sc: Scenario, run: ObservedCamera) -> list[Window]:
 
 
 def allowed_deactivations(
-    sc: Scenario, run: ObservedCamera, windows: list[Window]
+    sc: Scenario, run: ObservedCamera, windows: list[Window], policy: PolicyReading | None = None
 ) -> list[tuple[float, float]]:
     """Allowed deactivations, from what was delivered and acknowledged (see oracle docs)."""
-    policy = sc.policy
+    policy = policy if policy is not None else oracle_policy(sc)
     # The windows as the camera knew them: from the arrival of the start to the arrival of
     # the end plus post_s (or the end of the run when the end never arrived) — a
     # deactivation is judged by what the camera was told, not by the ground truth.
@@ -504,4 +547,8 @@ def replay(
     scenario: Scenario, factory: ControllerFactory = make_node, trace: TraceSink | None = None
 ) -> ReplayResult:
     """Replay ``scenario`` once and judge it."""
-    return Replay(scenario, factory, trace).run()
+    run = Replay(scenario, factory, trace)
+    try:
+        return run.run()
+    finally:
+        run.close()

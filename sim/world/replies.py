@@ -1,4 +1,4 @@
-"""P-REPLY: what the camera answered, judged against SPEC §4, §4a and §5 (SPEC §8a).
+"""P-REPLY: what the camera answered, judged against SPEC §4, §4a and §5 (SPEC §8b).
 
 Theory of operation
 ===================
@@ -24,7 +24,7 @@ delivery, what the spec obliges the camera to answer:
 * **acceptances** — everything else that is well formed (an ``activity_end`` of an activity
   that already ended, a ``button stop`` outside a required window, an unlisted signal...).
 
-Where the spec leaves a choice the judgement accepts either answer (listed in SPEC §8a). Each
+Where the spec leaves a choice the judgement accepts either answer (listed in SPEC §8b). Each
 problem is one sentence naming the camera, the time, the message id and what was expected.
 """
 
@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.spans import EPS
 
+from .policy_reading import PolicyReading
 from .scenario import CameraSpec, Scenario
 
 __all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MAX_PAYLOAD", "Delivery", "Observed", "Parsed", "Pause",
@@ -279,14 +280,14 @@ Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either,
 
 
 def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: float,
-            sc: Scenario, now: float) -> tuple[Expect, str]:
-    """The answer the spec requires for a well-formed, first-delivered event, and why."""
-    policy = sc.policy
+            policy: PolicyReading, now: float) -> tuple[Expect, str]:
+    """The answer the spec requires for a well-formed, first-delivered event, and why
+    (``policy``: the oracle's own reading of the scenario's policy, never the controller's)."""
     kind = ev["type"]
     told.prune(now)
     if kind == "activity_start":
         activity, aid = ev["activity"], ev["activity_id"]
-        if policy.kind(activity) is None:
+        if activity not in policy.kinds:
             return (False, ("unknown_activity",)), f"{activity!r} is no activity of the policy"
         if aid in told.open:
             return ((True, ()), "a repeated start") if told.open[aid] == activity else (
@@ -305,7 +306,7 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             activity = told.open.pop(aid)
             told.ended.add(aid)
             if aid in told.windows:
-                post = policy.post_s.get(activity, 0.0)
+                post = policy.tail(activity)
                 if post > 0:
                     told.windows[aid] = now + post
                 else:
@@ -360,8 +361,9 @@ class Reading:
     pauses: list[Pause]
 
 
-def judge_replies(sc: Scenario, seen: Observed) -> Reading:
-    """P-REPLY for one camera: every problem with what it answered (``[]``: all as required)."""
+def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Reading:
+    """P-REPLY for one camera: every problem with what it answered (``[]``: all as required).
+    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``)."""
     if not seen.deliveries:
         return Reading([], [])
     cam = seen.spec.id
@@ -411,7 +413,7 @@ def judge_replies(sc: Scenario, seen: Observed) -> Reading:
             continue
         state = d.prior.state if d.prior is not None else None
         free = d.prior.storage_s if d.prior is not None else float("inf")
-        (ok_expected, words), why = _expect(p.event, told, state, free, sc, d.at)
+        (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
         if ok_expected is None:
             if not ack.ok and words and not (ack.error or "").startswith(words):
                 problems.append(f"{where} was refused {ack.error!r}; {why} is acked or "

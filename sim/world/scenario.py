@@ -57,14 +57,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import msgspec
 
 from controller.errors import InvalidInput, ScenarioError
 from controller.messages import ALERT_KINDS, AUTH_MODES, EVENT_TYPES, STATES
 from controller.params import CameraParams
-from controller.policy import BUILTIN, DEVICE_SOURCES, Policy, load_policy
+from controller.policy import BUILTIN, DEVICE_SOURCES, Policy, load_policy, parse_policy
 from controller.yamlsrc import Path as DocPath
 from controller.yamlsrc import SourceDoc, load_yaml
 
@@ -108,8 +108,12 @@ MISSED_KEYS: tuple[str, ...] = (
 # a wildcard; the rest is kept permissive (letters, digits, '-', '_', '.').
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REQUIREMENT_RE = re.compile(r"^[RP]-[A-Z]+$")
+_PROPERTY_RE = re.compile(r"^P-[A-Z]+$")
 _TIME_RE = re.compile(r"^(\d+):(\d+):(\d+(?:\.\d*)?)$")
 _TWO_PART_RE = re.compile(r"^(\d+):(\d+(?:\.\d*)?)$")
+
+#: ``Scenario.policy_ref`` of a scenario that carries its policy inline.
+INLINE_POLICY = "<inline>"
 
 _TOP_KEYS = (
     "version", "name", "description", "policy", "seed", "end", "prefix", "auth", "principals",
@@ -129,7 +133,7 @@ _CAMERA_PARAM_TYPES: dict[str, type] = {
 }
 _CAMERA_KEYS = ("id", "team", "teams", "initial", *_CAMERA_PARAM_TYPES)
 _BUS_KEYS = ("latency_s", "jitter_s", "latency", "drop", "duplicate")
-_EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused")
+_EXPECT_KEYS = ("verdict", "missed_s", "final_state", "recordings", "alerts", "refused", "holds")
 _ENTRY_KINDS = ("event", "raw", "fault", "replay")
 _REPLAY_KEYS = ("of", "id")
 _RAW_KEYS = ("topic", "payload", "payload_hex")
@@ -280,6 +284,9 @@ class Expect:
     recordings: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, list[str]] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
+    #: Replay-judged properties (SPEC §11 IDs) that must hold on the run, e.g. ``P-TAIL``:
+    #: checked by ``run``, ``check`` and the pytest plugin (``sim.search.invariants.judge_holds``).
+    holds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +301,11 @@ class Scenario:
     file: str
     description: str = ""
     policy_ref: str = DEFAULT_POLICY
+    #: The policy document as the scenario named or carried it (a built-in's or a file's YAML
+    #: mapping, or the inline ``policy:`` block): what the oracle reads for itself
+    #: (:mod:`sim.world.policy_reading`). ``None`` for scenarios built in code: then the oracle
+    #: reads the document ``policy_ref`` names.
+    policy_doc: Mapping[str, Any] | None = None
     seed: int = 0
     bus: BusSpec = BusSpec()
     timeline: tuple[TimelineEntry, ...] = ()
@@ -428,6 +440,22 @@ def not_a_word(value: object, what: str, options: Iterable[str]) -> str:
 
 
 _MISSING = object()
+
+
+class _Nested(SourceDoc):
+    """The part of ``doc`` under ``base`` as a document of its own: its errors keep the lines
+    and the full path of the enclosing file (an inline policy's errors say ``policy.…``)."""
+
+    def __init__(self, doc: SourceDoc, base: DocPath, data: object) -> None:
+        super().__init__(data, doc.lines, doc.file)
+        self.outer = doc
+        self.base = base
+
+    def line_of(self, path: DocPath) -> int | None:
+        return self.outer.line_of((*self.base, *path))
+
+    def error(self, message: str, path: DocPath = ()) -> ScenarioError:
+        return self.outer.error(message, (*self.base, *path))
 
 
 class _Mapping:
@@ -567,8 +595,14 @@ class _Loader:
                 "prefix", f"{prefix!r} is not a topic prefix (no wildcards, no leading or "
                 "trailing '/')",
             )
-        policy_ref = top.string("policy", DEFAULT_POLICY)
-        policy = self.policy(top, policy_ref)
+        policy_doc: Mapping[str, Any] | None
+        if isinstance(top.get("policy", None), dict):
+            policy, policy_doc = self.inline_policy(top)
+            policy_ref = INLINE_POLICY
+        else:
+            policy_ref = top.string("policy", DEFAULT_POLICY)
+            policy = self.policy(top, policy_ref)
+            policy_doc = self.policy_document(policy_ref)
         auth = self.auth = top.choice("auth", AUTH_MODES, "none")
         cameras = self.cameras(top, policy)
         by_id = {cam.id: cam for cam in cameras}
@@ -583,6 +617,7 @@ class _Loader:
             description=description,
             policy=policy,
             policy_ref=policy_ref,
+            policy_doc=policy_doc,
             seed=seed,
             end=end,
             cameras=cameras,
@@ -607,6 +642,21 @@ class _Loader:
                     f"file (looked for {path})",
                 )
         return load_policy(ref, self.base_dir)
+
+    def inline_policy(self, top: _Mapping) -> tuple[Policy, Mapping[str, Any]]:
+        """A ``policy:`` mapping in the scenario itself: a policy document of the same shape as
+        a policy file, validated by the same rules, errors naming this file's lines."""
+        data = cast(dict[str, Any], top.get("policy"))
+        return parse_policy(_Nested(self.doc, (*top.path, "policy"), data)), data
+
+    def policy_document(self, ref: str) -> Mapping[str, Any] | None:
+        """The raw document of the policy ``ref`` names, for the oracle's own reading."""
+        from .policy_reading import builtin_document, file_document
+
+        if ref in BUILTIN:
+            return builtin_document(ref)
+        path = Path(ref) if Path(ref).is_absolute() else self.base_dir / ref
+        return file_document(path)
 
     def cameras(self, top: _Mapping, policy: Policy) -> tuple[CameraSpec, ...]:
         entries = top.items("cameras", "cameras")
@@ -978,9 +1028,18 @@ class _Loader:
                         )
                 alerts[cam] = cast(list[str], list(kinds))
 
+        holds: list[str] = []
+        if expect.has("holds"):
+            for path, value in expect.items("holds", "expect.holds"):
+                if not isinstance(value, str) or not _PROPERTY_RE.match(value):
+                    raise self.doc.error(
+                        f"{_kind(value)} is not a property id such as P-NOMISS or P-TAIL", path
+                    )
+                holds.append(value)
         return Expect(
             verdict=cast(Verdict | None, verdict), missed_s=missed, final_state=final_state,
             recordings=counts["recordings"], alerts=alerts, refused=counts["refused"],
+            holds=tuple(holds),
         )
 
     def requirements(self, top: _Mapping) -> tuple[str, ...]:

@@ -107,6 +107,14 @@ class Scheduler:
             handle._callback = None
             self._live -= 1
 
+    def clear(self) -> None:
+        """Revoke every pending event (a finished run): their callbacks, which usually point back
+        at whoever scheduled them, are dropped at once instead of left for the cyclic collector."""
+        for _at, _priority, _seq, handle in self._heap:
+            handle._callback = None
+        self._heap.clear()
+        self._live = 0
+
     def peek(self) -> float | None:
         """Time of the next pending event, or ``None`` when nothing is pending."""
         heap = self._heap

@@ -45,7 +45,7 @@ from controller.trust import DISPATCH, Signed, sign
 
 from .scenario import Scenario, TimelineEntry
 
-__all__ = ["must_refuse", "sequence_numbers", "sim_key", "trust_file", "wire_messages"]
+__all__ = ["must_refuse", "send_order", "sequence_numbers", "sim_key", "trust_file", "wire_messages"]
 
 _encode = msgspec.json.encode
 _signed_decoder = msgspec.json.Decoder(Signed)
@@ -69,11 +69,14 @@ def trust_file(scenario: Scenario) -> TrustFile | None:
     ])
 
 
-def _send_order(scenario: Scenario) -> list[TimelineEntry]:
+def send_order(scenario: Scenario) -> list[TimelineEntry]:
+    """The timeline in the order its messages go out (send time, then timeline order)."""
     return sorted(scenario.timeline, key=lambda e: (e.send_at, e.index))
 
 
-def sequence_numbers(scenario: Scenario) -> dict[int, int]:
+def sequence_numbers(
+    scenario: Scenario, order: list[TimelineEntry] | None = None
+) -> dict[int, int]:
     """Entry index → the sequence number its sender gives it.
 
     Each sender counts up from 1 in the order it sends; an entry's own ``seq:`` wins (and a
@@ -82,7 +85,7 @@ def sequence_numbers(scenario: Scenario) -> dict[int, int]:
     counters: dict[str, int] = {}
     first: dict[tuple[str, str], int] = {}
     out: dict[int, int] = {}
-    for e in _send_order(scenario):
+    for e in send_order(scenario) if order is None else order:
         if e.event is None or e.sender is None:
             continue
         key = (e.sender, e.message_id)
@@ -102,7 +105,7 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
     by_id: dict[str, int] = {}  # message id → first entry that sent it
     seqs = sequence_numbers(scenario)
     replays: list[TimelineEntry] = []
-    for e in _send_order(scenario):
+    for e in send_order(scenario):
         if e.fault is not None:
             continue
         if e.replay_of is not None:
@@ -137,21 +140,27 @@ def _with_id(payload: bytes, new_id: str) -> bytes:
 
 
 def must_refuse(
-    scenario: Scenario, camera: str, arrival: Callable[[int], float | None] | None = None
+    scenario: Scenario, camera: str, arrival: Callable[[int], float | None] | None = None,
+    *, order: list[TimelineEntry] | None = None, seqs: dict[int, int] | None = None,
 ) -> dict[int, str]:
     """Entries ``camera`` is obliged to refuse under SPEC §14, each with the reason.
 
     ``arrival`` gives the time an entry reached the camera (for the ``ts`` skew), ``None`` if
-    it never did; without it the send time stands in.
+    it never did; without it the send time stands in. ``order`` and ``seqs`` are
+    :func:`send_order` and :func:`sequence_numbers` of the scenario, when the caller judges
+    several cameras of it and computed them once.
     """
     policy = scenario.policy
     signed = scenario.auth == "signed"
     out: dict[int, str] = {}
-    seqs = sequence_numbers(scenario)
+    if order is None:
+        order = send_order(scenario)
+    if seqs is None:
+        seqs = sequence_numbers(scenario, order)
     last_seq: dict[str, int] = {}
     sent: dict[tuple[str | None, str], int] = {}  # (sender, id) → first entry
     starters: dict[str, str | None] = {}
-    for e in _send_order(scenario):
+    for e in order:
         if camera not in scenario.targets(e) or e.raw is not None or e.fault is not None:
             continue
         if e.replay_of is not None:

@@ -175,3 +175,45 @@ def test_explore_says_when_it_stopped_at_the_failure_limit() -> None:
     assert everything.exit_code == 1
     assert f"{total} sequences checked, {len(unlimited.failures)} failing" in everything.stderr
     assert "stopped early" not in everything.stderr
+
+
+@pytest.mark.req("FUZZ-CLI", "EXPLORE", "P-TAIL")
+def test_a_newly_registered_property_is_searched_by_fuzz_and_explore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sim.search.invariants import REPLAY_PROPERTIES
+    from sim.world.replay import ReplayResult
+
+    def no_second_activity(result: ReplayResult) -> list[str]:
+        return [f"{cam}: a second required window" for cam, ws in result.windows.items()
+                if len(ws) > 1]
+
+    monkeypatch.setitem(REPLAY_PROPERTIES, "P-ONEONLY", no_second_activity)
+    outcome = search(make_node, examples=30, seed=1, corners=False)
+    assert not outcome.passed and outcome.failed == ["P-ONEONLY"]
+    assert outcome.counterexample is not None
+    assert outcome.counterexample["expect"]["holds"] == ["P-ONEONLY"]
+    explored = explore(3, make_node, max_failures=1)
+    assert explored.failures and explored.failures[0][1][0].startswith("P-ONEONLY: ")
+
+
+@pytest.mark.req("FUZZ-CLI", "P-TAIL", "R-TRIG")
+def test_fuzz_judges_every_property_and_its_file_replays_to_the_failure(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["fuzz", "--examples", "20", "--seed", "5", "--save",
+                                 str(tmp_path), "--controller",
+                                 "broken_controllers:explicit_zero_tail"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL P-TAIL" in result.output and "corners " in result.output
+    [saved] = list(tmp_path.glob("p-tail-seed5.yaml"))
+    broken = runner.invoke(app, ["run", str(saved), "--report", "json", "--controller",
+                                 "broken_controllers:explicit_zero_tail"])
+    assert broken.exit_code == 1
+    assert "holds.P-TAIL: cam-1: recording" in broken.stdout
+    fixed = runner.invoke(app, ["run", str(saved), "--report", "json"])
+    assert fixed.exit_code == 0, fixed.stdout
+    narrowed = runner.invoke(app, ["fuzz", "--examples", "5", "--property", "P-NOMISS",
+                                   "--controller", "broken_controllers:explicit_zero_tail"])
+    assert narrowed.exit_code == 0, narrowed.output  # its bug is not a miss
+    unknown = runner.invoke(app, ["fuzz", "--property", "P-FAST"])
+    assert unknown.exit_code == 2
+    assert "unknown property 'P-FAST'" in unknown.stderr

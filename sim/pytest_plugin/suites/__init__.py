@@ -26,8 +26,9 @@ from __future__ import annotations
 
 #: Suite module (under this package) → the property IDs its tests check, in SPEC order.
 SUITES: dict[str, tuple[str, ...]] = {
-    "nomiss": ("P-NOMISS", "P-NOSPLIT"),
-    "machine": ("P-NOMISS", "P-NOSPLIT", "P-IDEM"),
+    "nomiss": ("P-NOMISS", "P-NOSPLIT", "P-TAIL"),
+    "footage": ("P-NOPHANTOM", "P-PRIVACY"),
+    "machine": ("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-IDEM"),
     "bad_idem": ("P-BAD", "P-IDEM"),
     "det": ("P-DET",),
     "audit": ("P-AUDIT",),
@@ -36,8 +37,8 @@ SUITES: dict[str, tuple[str, ...]] = {
 
 #: Every property ID a suite checks, in SPEC order.
 PROPERTY_IDS: tuple[str, ...] = (
-    "P-NOMISS", "P-NOSPLIT", "P-BAD", "P-IDEM", "P-DET", "P-AUDIT", "P-REPLY", "P-EVIDENCE",
-    "P-RESOURCE",
+    "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-BAD", "P-IDEM", "P-DET",
+    "P-AUDIT", "P-REPLY", "P-EVIDENCE", "P-RESOURCE",
 )
 
 __all__ = ["PROPERTY_IDS", "SUITES"]

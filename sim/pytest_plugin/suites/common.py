@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, example, settings
+
+F = TypeVar("F", bound=Callable[..., None])
 
 # Generated scenarios are large by design, and the suites use function-scoped fixtures on
 # purpose (the counterexample recorder must outlive one example): these checks would only slow
@@ -34,4 +37,15 @@ def suite_settings(*suppress: HealthCheck, **overrides: Any) -> settings:
     )
 
 
-__all__ = ["suite_settings"]
+def with_corners(test: F) -> F:
+    """``test`` (taking ``data``) with every corner scenario of :mod:`sim.search.corners` as an
+    explicit example, in corner order: a rule broken in its plain case fails in any profile,
+    whatever the seed."""
+    from sim.search.corners import corner_scenarios
+
+    for data in reversed(corner_scenarios()):
+        test = example(data=data)(test)
+    return test
+
+
+__all__ = ["suite_settings", "with_corners"]

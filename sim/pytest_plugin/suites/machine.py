@@ -14,7 +14,9 @@ allowed deactivation pauses them. After every step it checks the node against th
   nothing else.
 
 At teardown the whole run is written as a format-v1 scenario and replayed through the harness
-and the oracle, which must find no controller second, nothing unannounced and no split. A
+and the oracle, which must find no controller second, nothing unannounced and no split, no
+footage that cannot exist (P-NOPHANTOM) and nothing recorded that the policy forbids, nor a
+recording a signal or duplicate stopped (P-PRIVACY). A
 failing check hands the run so far, as a scenario, to the ``bwcsim_counterexample`` recorder:
 the report shows it as a file, and a P-NOMISS failure that the replay reproduces is saved.
 """
@@ -38,7 +40,7 @@ from hypothesis.stateful import (
 from controller.bounds import Limits
 from controller.node import CameraSetup, ControllerFactory, Publish
 from controller.policy import load_policy
-from sim.search.invariants import NodeDriver, no_miss, no_split
+from sim.search.invariants import NodeDriver, no_miss, no_phantom, no_split, privacy
 from sim.search.strategies import load_scenario_dict
 from sim.world.replay import replay
 
@@ -246,9 +248,11 @@ class RecordingMachine(RuleBasedStateMachine):
         result = replay(load_scenario_dict(data), self.factory)
         self.counterexamples.check("P-NOMISS", data, no_miss(result))
         self.counterexamples.check("P-NOSPLIT", data, no_split(result))
+        self.counterexamples.check("P-NOPHANTOM", data, no_phantom(result))
+        self.counterexamples.check("P-PRIVACY", data, privacy(result))
 
 
-@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-IDEM")
+@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-IDEM", "P-NOPHANTOM", "P-PRIVACY")
 def test_recording_machine(
     bwcsim_controller: ControllerFactory, bwcsim_counterexample: Counterexamples
 ) -> None:
