@@ -443,7 +443,7 @@ class Camera:
     def _activity_end(self, ev: ActivityEnd) -> str | None:
         aid = ev.activity_id
         if aid not in self.activities:
-            return None if aid in self.ended else f"unknown_activity_id: {aid}"
+            return None if aid in self.ended else f"unknown_activity: {aid}"
         name = self.activities.pop(aid)
         bounded_add(self.ended, aid, self.limits.max_remembered)
         if aid in self.windows:

@@ -135,7 +135,7 @@ def test_ended_activities_are_remembered_for_the_newest_only() -> None:
     assert len(node.camera.replies) == 5
     assert ack(node.on_message(EVENT, _event("again-19", "activity_end", activity_id="p-19"), 30.0)).ok
     assert ack(node.on_message(EVENT, _event("again-0", "activity_end", activity_id="p-0"), 31.0)).error == (
-        "unknown_activity_id: p-0")
+        "unknown_activity: p-0")
 
 
 @pytest.mark.req("R-BOUND", "R-IDEM")

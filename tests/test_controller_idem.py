@@ -67,7 +67,7 @@ def test_int_and_str_ids_are_different_messages() -> None:
 def test_unknown_activity_end_is_refused() -> None:
     drv = CameraDriver()
     ack = drv.end(10, "nobody")
-    assert ack.ok is False and ack.error == "unknown_activity_id: nobody"
+    assert ack.ok is False and ack.error == "unknown_activity: nobody"
 
 
 def test_end_of_an_already_ended_activity_is_acked_with_no_effect() -> None:

@@ -229,7 +229,8 @@ def test_scenarios_that_need_the_simulated_bus_cannot_run_live() -> None:
                        "deactivation_while_end_lost_in_outage.yaml",
                        # signed by the senders' test keys (SPEC §14)
                        "attacks/deactivate_any_actor.yaml", "attacks/forged_activity_end.yaml",
-                       "attacks/replay_fresh_id.yaml", "attacks/ts_far_ahead.yaml"}
+                       "attacks/replay_fresh_id.yaml", "attacks/ts_far_ahead.yaml",
+                       "attacks/stale_command_redelivered.yaml"}
     assert "cannot cut a device's link" in reasons["deactivation_after_queued_trigger.yaml"][0]
     assert "cannot be imposed on a real broker" in reasons["bus_latency_duplicates.yaml"][0]
     # The documented list is this list, no more and no less.

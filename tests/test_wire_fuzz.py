@@ -38,7 +38,7 @@ BAD_INPUT = [
     pytest.param(b'{"id":"a-1","type":"activity_start","activity":"picnic","activity_id":"p"}', "a-1",
                  "unknown_activity", id="unknown-activity"),
     pytest.param(b'{"id":"e-1","type":"activity_end","activity_id":"never-started"}', "e-1",
-                 "unknown_activity_id", id="unknown-activity-id"),
+                 "unknown_activity", id="unknown-activity-id"),
     pytest.param(b'{"id":"big","type":"dock","pad":"' + b"x" * MAX_PAYLOAD + b'"}', None,
                  "payload_too_large", id="oversized"),
 ]

@@ -706,7 +706,7 @@ static const char *activity_end(camera_t *c, const event_t *ev)
     if (i < 0) {
         if (sv_find(&c->ended, aid) >= 0)
             return NULL;
-        snprintf(why, sizeof why, "unknown_activity_id: %s", aid);
+        snprintf(why, sizeof why, "unknown_activity: %s", aid);
         return why;
     }
     const activity_rule *rule = policy_rule(&c->setup->policy, c->activities[i].name);

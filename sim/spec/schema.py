@@ -145,7 +145,7 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
         "ok": "true: accepted (or a harmless no-op); false: refused, nothing changed.",
         "error": "Present when refused: a code, then details after ': ' — invalid_utf8, invalid_json, "
                  "not_an_object, missing_field, invalid_field, unknown_type, unknown_activity, "
-                 "unknown_activity_id, payload_too_large, too_deep, too_long, too_many_activities, "
+                 "payload_too_large, too_deep, too_long, too_many_activities, "
                  "unauthorized, replayed, stale, wrong_topic, not_ready, storage_full, "
                  "required_activity, reason_not_allowed, internal_error; from the live edge: "
                  "retained (a command published with the retain flag), rate_limited (the sender "
