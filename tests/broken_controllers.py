@@ -17,7 +17,7 @@ import msgspec
 
 from controller.camera import Camera, Deactivation
 from controller.machine import State
-from controller.messages import ActivityEnd, ActivityStart, Event, Outbound
+from controller.messages import ActivityEnd, ActivityStart, Alert, Event, MsgId, Outbound
 from controller.node import CameraNode, CameraSetup
 from controller.reference import ReferenceNode
 
@@ -167,6 +167,82 @@ class _DuplicateSplitsCamera(Camera):
         return super().handle(event, now, sender)
 
 
+class _StopAckedCamera(Camera):
+    """R-STOP broken in what it says: a manual stop during a required activity is refused in
+    effect (the recording continues) but acked, so the officer believes it stopped."""
+
+    def _stop(self) -> str | None:
+        if self.windows and self.deactivation is None:
+            return None
+        return super()._stop()
+
+
+class _SilentNullNackCamera(Camera):
+    """R-BAD broken: a payload with no readable id gets no NACK at all."""
+
+    def refuse(
+        self, msg_id: MsgId | None, error: str, now: float, by: str | None = None,
+        remember: bool = True,
+    ) -> list[Outbound]:
+        if msg_id is None:
+            self._catch_up(now)
+            return self._flush()
+        return super().refuse(msg_id, error, now, by, remember)
+
+
+class _UnknownEndAckedCamera(Camera):
+    """R-IDEM broken: an ``activity_end`` for an activity that never started is acked."""
+
+    def _activity_end(self, ev: ActivityEnd) -> str | None:
+        error = super()._activity_end(ev)
+        return None if error is not None and error.startswith("unknown_activity") else error
+
+
+class _FlatDrainCamera(Camera):
+    """R-POWER broken: recording drains the battery at the buffering rate, not record_drain."""
+
+    def _rate(self) -> float:
+        rate = super()._rate()
+        return -1.0 if rate == -self.params.record_drain else rate
+
+
+class _LowBatteryOnceCamera(Camera):
+    """R-POWER broken: ``low_battery`` is never re-armed by charging, so a camera charged and
+    drained again gives no second warning."""
+
+    def on_exit_docked(self) -> None:
+        return
+
+
+class _FreedAtDockCamera(Camera):
+    """R-STORE broken: docking frees every pending recording at once, before its upload is
+    confirmed."""
+
+    def on_enter_docked(self) -> None:
+        super().on_enter_docked()
+        self.used = max(0.0, self.used - sum(size for size, _ in self.uploads))
+        self.uploads.clear()
+
+
+class _NewIncidentOnResumeCamera(Camera):
+    """R-META broken: the recording that resumes a deactivation gets a new incident id."""
+
+    def on_enter_recording(self) -> None:
+        self.paused_incident = None
+        super().on_enter_recording()
+
+
+class _LateSpanToArrivalCamera(Camera):
+    """R-LATE broken: the ``late_trigger`` span runs to the trigger's arrival, as if the buffer
+    covered nothing."""
+
+    def _emit_alert(self, alert: Alert) -> None:
+        if alert.kind == "late_trigger" and alert.span is not None:
+            alert = Alert(kind=alert.kind, at=alert.at, activity_id=alert.activity_id,
+                          span=(alert.span[0], self._now))
+        super()._emit_alert(alert)
+
+
 def _node(camera_type: type[Camera], setup: CameraSetup) -> CameraNode:
     node = ReferenceNode(setup)
     node.camera = camera_type(setup.camera_id, setup.policy, setup.params, setup.initial)
@@ -231,6 +307,8 @@ def default_tail_only(setup: CameraSetup) -> CameraNode:
     """Its policy loader ignores an activity's own ``post_s`` and uses the policy's default
     for every activity, so a longer tail of one activity is cut short (R-TRIG)."""
     return ReferenceNode(_misread_tails(setup, lambda own, default: default))
+
+
 def full_buffer(setup: CameraSetup) -> CameraNode:
     """Claims the whole pre-event buffer even when it ran for less (P-NOPHANTOM)."""
     return _node(_FullBufferCamera, setup)
@@ -256,6 +334,46 @@ def duplicate_splits(setup: CameraSetup) -> CameraNode:
     return _node(_DuplicateSplitsCamera, setup)
 
 
+def stop_acked(setup: CameraSetup) -> CameraNode:
+    """Acks a manual stop during a required activity it does not obey (R-STOP, P-REPLY)."""
+    return _node(_StopAckedCamera, setup)
+
+
+def silent_null_nack(setup: CameraSetup) -> CameraNode:
+    """Sends no NACK for a payload without a readable id (R-BAD, P-REPLY)."""
+    return _node(_SilentNullNackCamera, setup)
+
+
+def unknown_end_acked(setup: CameraSetup) -> CameraNode:
+    """Acks an ``activity_end`` for an activity that never started (R-IDEM, P-REPLY)."""
+    return _node(_UnknownEndAckedCamera, setup)
+
+
+def flat_drain(setup: CameraSetup) -> CameraNode:
+    """Drains the battery at 1/s while recording (R-POWER, P-RESOURCE)."""
+    return _node(_FlatDrainCamera, setup)
+
+
+def low_battery_once(setup: CameraSetup) -> CameraNode:
+    """Never re-arms ``low_battery`` after charging (R-POWER, P-RESOURCE)."""
+    return _node(_LowBatteryOnceCamera, setup)
+
+
+def freed_at_dock(setup: CameraSetup) -> CameraNode:
+    """Frees storage at the dock, before any upload is confirmed (R-STORE, P-RESOURCE)."""
+    return _node(_FreedAtDockCamera, setup)
+
+
+def new_incident_on_resume(setup: CameraSetup) -> CameraNode:
+    """Gives a resumed recording a new incident id (R-META, P-EVIDENCE)."""
+    return _node(_NewIncidentOnResumeCamera, setup)
+
+
+def late_span_to_arrival(setup: CameraSetup) -> CameraNode:
+    """Publishes a ``late_trigger`` span that ignores the buffer (R-LATE, P-EVIDENCE)."""
+    return _node(_LateSpanToArrivalCamera, setup)
+
+
 #: Every broken factory, by name, with the requirement it breaks.
 BROKEN: dict[str, tuple[str, object]] = {
     "zero_buffer": ("R-BUF", zero_buffer),
@@ -272,4 +390,12 @@ BROKEN: dict[str, tuple[str, object]] = {
     "prohibited_records": ("R-SIG", prohibited_records),
     "signal_splits": ("R-SIG", signal_splits),
     "duplicate_splits": ("R-NOSPLIT", duplicate_splits),
+    "stop_acked": ("R-STOP", stop_acked),
+    "silent_null_nack": ("R-BAD", silent_null_nack),
+    "unknown_end_acked": ("R-IDEM", unknown_end_acked),
+    "flat_drain": ("R-POWER", flat_drain),
+    "low_battery_once": ("R-POWER", low_battery_once),
+    "freed_at_dock": ("R-STORE", freed_at_dock),
+    "new_incident_on_resume": ("R-META", new_incident_on_resume),
+    "late_span_to_arrival": ("R-LATE", late_span_to_arrival),
 }

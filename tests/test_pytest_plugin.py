@@ -146,7 +146,7 @@ def test_the_property_suites_run_when_a_controller_is_named_on_the_command_line(
     assert [item.split("::")[0] for item in everything] == sorted(
         f"bwcsim-properties/{suite}.py" for suite in
         ("audit", "bad_idem", "bad_idem", "det", "footage", "footage", "machine", "nomiss",
-         "nomiss", "nomiss"))
+         "nomiss", "nomiss", "said", "said", "said"))
     det_only = _suite_items(project.runpytest_subprocess(
         "--collect-only", "-q", "--bwcsim-properties", "P-DET"))
     assert det_only == ["bwcsim-properties/det.py::test_same_scenario_and_seed_give_the_same_trace_bytes"]

@@ -28,7 +28,7 @@ SPEC_IDS = [
     "R-TRIG", "R-BUF", "R-LATE", "R-NOSPLIT", "R-STOP", "R-MISS", "R-DOCK", "R-POWER", "R-STORE",
     "R-ROLL", "R-SIG", "R-IDEM", "R-BAD", "R-AUDIT", "R-META",
     "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-BAD", "P-IDEM", "P-DET",
-    "P-AUDIT", "P-AUTH",
+    "P-AUDIT", "P-AUTH", "P-REPLY", "P-EVIDENCE", "P-RESOURCE",
     "R-AUTH", "R-FRESH", "R-ISOLATE", "R-NODROP", "R-DURABLE", "R-BOUND", "R-AUDITFILE",
     "R-NODE",
     "R-HIL", "R-CLOCK", "R-JITTER",
@@ -231,10 +231,10 @@ def test_render_text(matrix: Matrix) -> None:
     assert "MISSING" in power
     assert any(line.startswith("SCN-EXTRA* ") for line in lines)
     assert lines[-1] == (
-        "36 SPEC requirements: 12 covered by tests, 24 missing (R-NOSPLIT, R-MISS, R-POWER, "
+        "39 SPEC requirements: 12 covered by tests, 27 missing (R-NOSPLIT, R-MISS, R-POWER, "
         "R-STORE, R-META, P-NOSPLIT, P-NOPHANTOM, P-PRIVACY, P-TAIL, P-BAD, P-IDEM, P-AUDIT, P-AUTH, "
-        "R-AUTH, R-FRESH, R-ISOLATE, R-NODROP, R-DURABLE, R-BOUND, R-AUDITFILE, R-NODE, R-HIL, "
-        "R-CLOCK, R-JITTER)"
+        "P-REPLY, P-EVIDENCE, P-RESOURCE, R-AUTH, R-FRESH, R-ISOLATE, R-NODROP, R-DURABLE, "
+        "R-BOUND, R-AUDITFILE, R-NODE, R-HIL, R-CLOCK, R-JITTER)"
     )
 
 

@@ -272,6 +272,7 @@ class _Camera:
             at = since if change else max(since, min(r.t, self.end))
             states.append(_State(since, r.order, r.msg, change))
             seen.states.append(StatePoint(at, r.msg.state, r.msg.storage_s))
+            seen.reports.append((at, r.msg))
             if prev is None or r.msg.state != prev.state:
                 trace.add(at, {"kind": "state", "camera": self.cam, "state": r.msg.state,
                                "prev": prev.state if prev else None, "active": list(r.msg.active),
@@ -279,6 +280,7 @@ class _Camera:
             prev, prev_since = r.msg, since
             seen.last_state = msgspec.structs.replace(r.msg, since=since)
         seen.states.sort(key=lambda p: p.at)
+        seen.reports.sort(key=lambda p: p[0])
         note = self._clock_check(states)
         if note is not None:
             self.ctx.notes.append(note)

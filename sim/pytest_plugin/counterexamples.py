@@ -35,7 +35,10 @@ from controller.node import ControllerFactory
 #: verdict for P-NOMISS, P-NOPHANTOM and P-PRIVACY, an unmet ``expect: holds`` for the others),
 #: hence saved as a scenario file: the replay-judged properties of
 #: :data:`sim.search.invariants.REPLAY_PROPERTIES`.
-SAVED_PROPERTIES = frozenset({"P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL"})
+SAVED_PROPERTIES = frozenset({
+    "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-REPLY", "P-EVIDENCE",
+    "P-RESOURCE",
+})
 
 
 class Falsified(AssertionError):

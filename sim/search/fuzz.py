@@ -72,7 +72,8 @@ PROPERTIES: dict[str, Callable[[ReplayResult], list[str]]] = REPLAY_PROPERTIES
 #: ``prop`` value meaning "every registered property".
 ALL = "all"
 #: Properties the verdict itself judges (``bwcsim run`` fails on them without ``expect: holds``).
-VERDICT_PROPERTIES = frozenset({"P-NOMISS", "P-NOPHANTOM", "P-PRIVACY"})
+VERDICT_PROPERTIES = frozenset({"P-NOMISS", "P-NOPHANTOM", "P-PRIVACY", "P-REPLY", "P-EVIDENCE",
+                                "P-RESOURCE"})
 
 #: ``progress(examples_done, budget, phase)`` with phase ``"search"`` or ``"shrink"``.
 ProgressFn = Callable[[int, int, str], None]

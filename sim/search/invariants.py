@@ -19,6 +19,10 @@ property, so a new one is searched for as soon as it is registered (:func:`judge
   it reported (:mod:`sim.world.footage`).
 * :func:`privacy` (P-PRIVACY) — no recorded second while a prohibited activity is open that
   nothing justifies, and no recording stopped by a signal or a duplicate.
+* :func:`replies_judged` (P-REPLY), :func:`evidence_judged` (P-EVIDENCE) and
+  :func:`resources_judged` (P-RESOURCE) — what the camera answered, the recording metadata and
+  alerts it published, and the battery and storage it reported, as the oracle judged them
+  (:mod:`sim.world.replies`, :mod:`sim.world.evidence`, SPEC §8b).
 * :func:`tail_ends` (P-TAIL) — a recording that only required windows held ends by the end of
   the last of them: its end as the camera was told plus the ``post_s`` the policy document
   gives (the oracle's own reading, :mod:`sim.world.policy_reading`).
@@ -54,6 +58,7 @@ __all__ = [
     "audit_problems",
     "camera_setup",
     "deliveries_by_camera",
+    "evidence_judged",
     "judge_all",
     "judge_holds",
     "no_miss",
@@ -63,6 +68,8 @@ __all__ = [
     "only_acks",
     "privacy",
     "replay_property",
+    "replies_judged",
+    "resources_judged",
     "same_outputs",
     "tail_ends",
     "tamper",
@@ -164,6 +171,28 @@ def privacy(result: ReplayResult) -> list[str]:
     """P-PRIVACY: no prohibited second, no recording stopped by a signal or duplicate."""
     return [f"{cam}: {p}" for cam, j in result.judgements.items()
             for p in j.footage.privacy_problems()]
+
+
+# ------------------------------------------------------- P-REPLY, P-EVIDENCE, P-RESOURCE
+
+
+@replay_property("P-REPLY")
+def replies_judged(result: ReplayResult) -> list[str]:
+    """P-REPLY: one reply per delivery with its id, the first reply again for a redelivery,
+    and the refusals and acceptances the spec mandates (SPEC §8b)."""
+    return [p for j in result.judgements.values() for p in j.replies]
+
+
+@replay_property("P-EVIDENCE")
+def evidence_judged(result: ReplayResult) -> list[str]:
+    """P-EVIDENCE: recording metadata (R-META) and alerts true to the facts (SPEC §8b)."""
+    return [p for j in result.judgements.values() for p in j.evidence]
+
+
+@replay_property("P-RESOURCE")
+def resources_judged(result: ReplayResult) -> list[str]:
+    """P-RESOURCE: reported battery and storage, and their alerts, follow the §2 model."""
+    return [p for j in result.judgements.values() for p in j.resources]
 
 
 # ------------------------------------------------------------------------------ P-NOSPLIT

@@ -185,7 +185,9 @@ def camera_entries(draw: st.DrawFn, max_cameras: int = 3) -> list[dict[str, Any]
         if prebuffer is not None:
             cam["prebuffer_s"] = prebuffer
         if draw(st.integers(0, 4)) == 4:
-            cam["battery_s"] = draw(st.integers(300, 4000))
+            # Sometimes small enough to run low, charge and run low again within a scenario
+            # (low_battery re-armed by charging, R-POWER).
+            cam["battery_s"] = draw(st.one_of(st.integers(300, 4000), st.integers(120, 900)))
             cam["low_battery_s"] = draw(st.integers(0, 250))
             if draw(st.booleans()):  # battery under pressure: heavy drain, slow charge
                 cam["record_drain"] = draw(st.sampled_from((2.0, 4.0, 8.0)))

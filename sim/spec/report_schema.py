@@ -106,6 +106,18 @@ def report_schema() -> dict[str, Any]:
                                    "(P-PRIVACY); any fails the verdict."},
         "unannounced": {"type": "array", "items": {"type": "string"}},
         "accepted_forgeries": {"type": "array", "items": {"type": "string"}},
+        "replies": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                    "description": "What the camera answered that the spec contradicts (P-REPLY, "
+                                   "SPEC §8b), one sentence each; present only when non-empty, "
+                                   "and then the verdict fails."},
+        "evidence": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                     "description": "Recording metadata and alerts untrue to the facts "
+                                    "(P-EVIDENCE, SPEC §8b); present only when non-empty, and "
+                                    "then the verdict fails."},
+        "resources": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                      "description": "Battery and storage reports, and their alerts, off the §2 "
+                                     "model (P-RESOURCE, SPEC §8b); present only when non-empty, "
+                                     "and then the verdict fails."},
     }, required=["final_state", "required", "recordings", "alerts", "refused", "refusals",
                  "missed_s", "phantom_s", "phantom", "prohibited_s", "prohibited", "stopped"])
     expect = {"anyOf": [{"type": "null"}, _obj("The scenario's expect: block, checked.", {
@@ -118,8 +130,9 @@ def report_schema() -> dict[str, Any]:
             "The report of one run (bwcsim run --report json). verdict is pass when no second was "
             "missed through the controller's fault, every other miss was announced, no footage "
             "cannot exist (phantom_s 0, no gap), nothing was recorded that the policy prohibits "
-            "(prohibited_s 0), no signal or duplicate stopped a recording, and no command the "
-            "camera had to refuse was acted on.",
+            "(prohibited_s 0), no signal or duplicate stopped a recording, no command the "
+            "camera had to refuse was acted on, and nothing the camera said (replies, evidence, "
+            "resources) contradicts the spec.",
             {
                 "scenario": {"type": "string"},
                 "policy": {"type": "string"},

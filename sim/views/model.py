@@ -84,6 +84,15 @@ def fmt_duration(s: float) -> str:
     return f"{text} ({approx}{human})"
 
 
+#: The report's categories of what a camera said that the spec contradicts (SPEC §8b), with
+#: the words the text report and the timeline print before each problem.
+SAID_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("replies", "wrong reply"),
+    ("evidence", "untrue evidence"),
+    ("resources", "untrue self-report"),
+)
+
+
 def miss_tone(missed_s: Mapping[str, float], unannounced: Sequence[str]) -> str:
     """How alarming a camera's misses are, for the colour of its summary line.
 
@@ -255,6 +264,8 @@ class CameraView:
     inbound: list[Inbound] = field(default_factory=list)
     alerts: list[AlertMark] = field(default_factory=list)
     unannounced: list[str] = field(default_factory=list)
+    # What the camera said that the spec contradicts (SPEC §8b): (category label, problem).
+    said: list[tuple[str, str]] = field(default_factory=list)
     deactivations: list[DeactivationSpan] = field(default_factory=list)
     # The footage judged (P-NOPHANTOM, P-PRIVACY): findings, totals, stopped recordings, and
     # the prohibited activities (ground truth: activity id, activity, start, end).
@@ -411,6 +422,7 @@ def run_view(
             inbound=[_explained(m, sc.policy) for m in inbound.get(cam, [])],
             alerts=[AlertMark(a.at, a.kind, a.cause, a.activity_id, a.span) for a in run.alerts],
             unannounced=list(judgement.unannounced),
+            said=[(label, p) for key, label in SAID_CATEGORIES for p in rep.get(key, [])],
             deactivations=_deactivations(run, inbound.get(cam, [])),
             findings=_findings(judgement),
             phantom_s=judgement.footage.phantom_s,

@@ -190,14 +190,15 @@ def _lane(cam: CameraView, scale: _Scale, top: float, prefix: str, index: int) -
     out = [f'<g class="lane" data-camera="{escape(cam.camera_id)}">',
            f'<rect x="0" y="{_f(top)}" width="{WIDTH}" height="{_f(height)}" '
            f'fill="{"#fafafa" if index % 2 == 0 else "#f1f3f5"}"/>']
-    tone = miss_tone(cam.missed_s, cam.unannounced)
+    tone = miss_tone(cam.missed_s, [*cam.unannounced, *(p for _, p in cam.said)])
     total = cam.missed_s.get("total", 0.0)
     summary = (f"missed {fmt_duration(total)}" if total > 0 else "nothing missed") + (
         f" · {cam.refused} refused" if cam.refused else "") + (
         " · every second explained" if tone == "excused" else
         f" · {len(cam.unannounced)} not announced" if cam.unannounced else "") + (
         f" · prohibited {fmt_duration(cam.prohibited_s)}" if cam.prohibited_s > 0 else "") + (
-        " · phantom footage" if any(f.what == "phantom" for f in cam.findings) else "")
+        " · phantom footage" if any(f.what == "phantom" for f in cam.findings) else "") + (
+        f" · {len(cam.said)} untrue or wrong statement(s)" if cam.said else "")
     if cam.footage_fault:
         tone = "fault"
     out.append(_text(8, top + 22, cam.camera_id, "cam"))

@@ -117,6 +117,12 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         }
         if j.unannounced:
             cameras[cam]["unannounced"] = list(j.unannounced)
+        # What the camera said that the spec contradicts (SPEC §8b), each category only when
+        # it has something to say.
+        for key, problems in (("replies", j.replies), ("evidence", j.evidence),
+                              ("resources", j.resources)):
+            if problems:
+                cameras[cam][key] = list(problems)
         if result.forgeries.get(cam):
             cameras[cam]["accepted_forgeries"] = list(result.forgeries[cam])
     report: dict[str, Any] = {

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from sim.world.oracle import CAUSES
 
-from .model import fmt_duration, fmt_hms, live_summary, miss_tone
+from .model import SAID_CATEGORIES, fmt_duration, fmt_hms, live_summary, miss_tone
 from .timeline import CAUSE_MEANING
 from .words import refusal_sentence
 
@@ -164,7 +164,8 @@ def _footage_tables(cam: dict[str, Any]) -> list[Any]:
 def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     total = cam["missed_s"]["total"]
     # Red only for what fails the verdict; an explained miss on a passing camera is amber.
-    tone = miss_tone(cam["missed_s"], cam.get("unannounced", []))
+    tone = miss_tone(cam["missed_s"], [*cam.get("unannounced", []),
+                                       *(p for key, _ in SAID_CATEGORIES for p in cam.get(key, []))])
     summary = Text.assemble(
         f"final {cam['final_state']} · {len(cam['recordings'])} recording(s) · "
         f"{len(cam['alerts'])} alert(s) · {cam['refused']} refused · missed ",
@@ -208,6 +209,9 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     parts += _footage_tables(cam)
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))
+    for key, label in SAID_CATEGORIES:
+        for problem in cam.get(key, []):
+            parts.append(Text(f"  {label}: {problem}", style="red"))
     for problem in cam.get("accepted_forgeries", []):
         parts.append(Text(f"  accepted forgery: {problem}", style="red"))
     return parts

@@ -271,7 +271,7 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
                f"{len(cam.alerts)} alert(s) · {cam.refused} refused · missed "
                + (fmt_duration(missed_total) + f" ({by_cause})" if missed_total > 0 else "nothing"))
     out.append(f'<text class="cam" x="8" y="{_f(top + 17)}">{escape(cam.camera_id)}</text>')
-    tone = miss_tone(cam.missed_s, cam.unannounced)
+    tone = miss_tone(cam.missed_s, [*cam.unannounced, *(p for _, p in cam.said)])
     if tone == "excused":
         summary += " · every second explained"
     elif cam.unannounced:
@@ -283,6 +283,8 @@ def _lane(cam: CameraView, scale: _Scale, top: float, index: int) -> list[str]:
         summary += f" · {len(phantoms)} phantom finding(s) ({fmt_duration(cam.phantom_s)})"
     if cam.stopped:
         summary += f" · {len(cam.stopped)} recording(s) stopped by a signal or duplicate"
+    if cam.said:
+        summary += f" · {len(cam.said)} untrue or wrong statement(s)"
     if cam.footage_fault:
         tone = "fault"
     out.append(_label(LEFT, top + 17, summary, SUMMARY_COLOURS[tone], "start",
@@ -614,6 +616,11 @@ def _tables(view: RunView) -> str:
                   misses, "Nothing required was missed.")]
     if unannounced:
         out.append("<h2>Misses the camera did not announce</h2><ul>" + "".join(unannounced)
+                   + "</ul>")
+    said = [f"<li>{escape(c.camera_id)}: {escape(label)}: {escape(p)}</li>"
+            for c in view.cameras for label, p in c.said]
+    if said:
+        out.append("<h2>What the camera said that the spec contradicts</h2><ul>" + "".join(said)
                    + "</ul>")
     if findings:
         out.append(_table("Footage that should not be there",

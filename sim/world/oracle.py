@@ -156,10 +156,15 @@ class Judgement:
     unannounced: list[str] = field(default_factory=list)  # misses lacking their alert
     excused: list[Miss] = field(default_factory=list)  # controller stretches within the tolerance
     footage: FootageJudgement = field(default_factory=FootageJudgement)  # phantom, prohibited
+    # What the camera said, judged (SPEC §8b; filled by sim.world.replies and sim.world.evidence):
+    replies: list[str] = field(default_factory=list)  # P-REPLY: acks against the spec
+    evidence: list[str] = field(default_factory=list)  # R-META and alerts against the facts
+    resources: list[str] = field(default_factory=list)  # P-RESOURCE: battery and storage reports
 
     @property
     def ok(self) -> bool:
-        return self.missed_s["controller"] <= EPS and not self.unannounced and self.footage.ok
+        return (self.missed_s["controller"] <= EPS and not self.unannounced and self.footage.ok
+                and not self.replies and not self.evidence and not self.resources)
 
 
 def empty_missed() -> dict[str, float]:

@@ -36,9 +36,11 @@ from controller.policy import BUILTIN
 from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
+from .evidence import judge_evidence, judge_resources
 from .footage import facts_of
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
+from .replies import Delivery, Pause, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
 from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
@@ -84,6 +86,10 @@ class ObservedCamera:
     # Entries this camera was obliged to refuse (SPEC §14) → why; filled in when judging.
     refusable: dict[int, str] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
+    # Every delivery with its replies, and every state report with its time (P-REPLY,
+    # P-RESOURCE); a live run does not fill them, and those judgements are then skipped.
+    deliveries: list[Delivery] = field(default_factory=list)
+    reports: list[tuple[float, StateReport]] = field(default_factory=list)
     # Allowed deactivations as the oracle derived them (set when the run is judged).
     paused: list[tuple[float, float]] = field(default_factory=list)
     # Live runs only: when the device was offline, and moments the harness timed itself.
@@ -139,6 +145,7 @@ class Replay:
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
+        self._seq = 0
         # topic → what split_topic makes of it: a run's cameras publish on a handful of topics.
         self._where: dict[str, tuple[str, str] | None] = {}
         self._trust = trust_file(scenario)
@@ -227,7 +234,11 @@ class Replay:
                         "payload": _text(msg.payload), "entry": idx})
         acks = run.acks
         n_acks = len(acks)
+        self._seq += 1
+        delivery = Delivery(self._seq, now, msg.topic, msg.payload, idx, run.last_state)
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
+        delivery.acks = acks[n_acks:]
+        run.deliveries.append(delivery)
         if len(acks) > n_acks:
             if first is not None:
                 first.ok = acks[n_acks].ok
@@ -298,6 +309,7 @@ class Replay:
                             "battery_s": msg.battery_s, "storage_s": msg.storage_s})
             run.last_state = msg
             run.states.append(StatePoint(now, msg.state, msg.storage_s))
+            run.reports.append((now, msg))
         elif isinstance(msg, Ack):
             if self.trace is not None:
                 self.trace({"t": now, "kind": "ack", "camera": cam, "id": msg.id, "ok": msg.ok,
@@ -393,7 +405,18 @@ def judge_run(
             facts=facts_of(scenario, seen, windows[cam], acts.get(cam, [])),
         )
         seen.paused = list(obs.deactivations)
-        judgements[cam] = judge(obs)
+        judgement = judgements[cam] = judge(obs)
+        said = judge_replies(scenario, seen, reading)
+        judgement.replies = said.problems
+        # Without recorded deliveries (a live run) the deactivations derived from the acks
+        # stand in for the replies' own reading.
+        pauses = said.pauses if seen.deliveries else [
+            Pause(a, b, resumed=True) for a, b in obs.deactivations]
+        judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, pauses,
+                                            tolerance_s, reading)
+        # A device's battery and storage follow its own hardware, not the scenario's numbers
+        # (SPEC §15a): self-reports are judged in simulation only.
+        judgement.resources = judge_resources(scenario, seen) if live is None else []
     return ReplayResult(scenario, cameras, windows, judgements, forgeries, live)
 
 

@@ -58,7 +58,8 @@ def _caught_and_shrunk(
     _check_saved(outcome, factory, name, SEED)
 
 
-@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL")
+@pytest.mark.req("P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-REPLY",
+                 "P-EVIDENCE", "P-RESOURCE")
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(broken_controllers.BROKEN))
 def test_every_catalogued_bug_is_caught_within_the_dev_budget_whatever_the_seed(
@@ -147,3 +148,53 @@ def test_catches_a_camera_that_stops_a_held_recording_on_a_signal(tmp_path: Path
 def test_catches_a_camera_that_splits_a_recording_on_a_redelivery(tmp_path: Path) -> None:
     _caught_and_shrunk(broken_controllers.duplicate_splits, "duplicate_splits", tmp_path,
                        "P-PRIVACY")
+
+
+# What the camera says (SPEC §8b): each of these records every required second, so only the
+# judgement of its replies, its published evidence or its self-reports can catch it.
+
+
+@pytest.mark.req("P-REPLY", "R-STOP")
+def test_catches_a_camera_that_acks_a_stop_it_does_not_obey(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.stop_acked, "stop_acked", tmp_path, "P-REPLY")
+
+
+@pytest.mark.req("P-REPLY", "R-BAD")
+def test_catches_a_camera_that_drops_the_nack_of_a_payload_without_id(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.silent_null_nack, "silent_null_nack", tmp_path, "P-REPLY")
+
+
+@pytest.mark.req("P-REPLY", "R-IDEM")
+def test_catches_a_camera_that_acks_the_end_of_an_unknown_activity(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.unknown_end_acked, "unknown_end_acked", tmp_path,
+                       "P-REPLY")
+
+
+@pytest.mark.req("P-RESOURCE", "R-POWER")
+def test_catches_a_camera_whose_battery_drains_too_slowly_while_recording(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.flat_drain, "flat_drain", tmp_path, "P-RESOURCE")
+
+
+@pytest.mark.req("P-RESOURCE", "R-POWER")
+def test_catches_a_camera_that_never_rearms_low_battery(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.low_battery_once, "low_battery_once", tmp_path,
+                       "P-RESOURCE")
+
+
+@pytest.mark.req("P-RESOURCE", "R-STORE")
+def test_catches_a_camera_that_frees_storage_before_the_upload_is_confirmed(
+    tmp_path: Path,
+) -> None:
+    _caught_and_shrunk(broken_controllers.freed_at_dock, "freed_at_dock", tmp_path, "P-RESOURCE")
+
+
+@pytest.mark.req("P-EVIDENCE", "R-META")
+def test_catches_a_camera_that_gives_a_resumed_recording_a_new_incident(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.new_incident_on_resume, "new_incident_on_resume",
+                       tmp_path, "P-EVIDENCE")
+
+
+@pytest.mark.req("P-EVIDENCE", "R-LATE")
+def test_catches_a_camera_whose_late_trigger_span_ignores_the_buffer(tmp_path: Path) -> None:
+    _caught_and_shrunk(broken_controllers.late_span_to_arrival, "late_span_to_arrival", tmp_path,
+                       "P-EVIDENCE")

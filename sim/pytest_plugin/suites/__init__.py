@@ -32,12 +32,13 @@ SUITES: dict[str, tuple[str, ...]] = {
     "bad_idem": ("P-BAD", "P-IDEM"),
     "det": ("P-DET",),
     "audit": ("P-AUDIT",),
+    "said": ("P-REPLY", "P-EVIDENCE", "P-RESOURCE"),
 }
 
 #: Every property ID a suite checks, in SPEC order.
 PROPERTY_IDS: tuple[str, ...] = (
     "P-NOMISS", "P-NOSPLIT", "P-NOPHANTOM", "P-PRIVACY", "P-TAIL", "P-BAD", "P-IDEM", "P-DET",
-    "P-AUDIT",
+    "P-AUDIT", "P-REPLY", "P-EVIDENCE", "P-RESOURCE",
 )
 
 __all__ = ["PROPERTY_IDS", "SUITES"]

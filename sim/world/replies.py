@@ -1,0 +1,433 @@
+"""P-REPLY: what the camera answered, judged against SPEC §4, §4a and §5 (SPEC §8b).
+
+Theory of operation
+===================
+
+The replay records every delivery a camera received — when, on which topic, the bytes, the
+state the camera had reported just before, and the acks it published while handling it
+(:class:`sim.world.replay.Delivery`). This module reads those deliveries *without* the
+controller's code: it parses each payload itself (plain :mod:`json`, the bounds of §14a), keeps
+its own small model of what the camera has been told (open activities, ended ones, required
+windows with their ``post_s`` tails, an allowed deactivation in effect) and says, for each
+delivery, what the spec obliges the camera to answer:
+
+* **one reply** — exactly one ack per delivery, carrying the payload's id (compared with its
+  JSON type: ``7`` is not ``"7"``), ``null`` only when no id can be read;
+* **the first reply again** for a redelivered id (within the 3,600 s redelivery window and the
+  4,096 remembered replies), whatever the bytes of the second copy;
+* **refusals the spec mandates** — malformed input (R-BAD), an unknown activity, an
+  ``activity_end`` for an activity that never started (R-IDEM), a ``button stop`` while a required
+  window holds the recording and no allowed deactivation is in effect (R-STOP), a ``deactivate``
+  with a reason the policy does not allow during a required window, a ``button start`` or a
+  listed ``signal`` while ``docked``, ``standby`` or ``off`` (``not_ready``), and whatever §14
+  obliges the camera to refuse;
+* **acceptances** — everything else that is well formed (an ``activity_end`` of an activity
+  that already ended, a ``button stop`` outside a required window, an unlisted signal...).
+
+Where the spec leaves a choice the judgement accepts either answer (listed in SPEC §8b). Each
+problem is one sentence naming the camera, the time, the message id and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controller.messages import Ack, Alert, RecordingMeta, StateReport
+from controller.spans import EPS
+
+from .policy_reading import PolicyReading
+from .scenario import CameraSpec, Scenario
+
+__all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MAX_PAYLOAD", "Delivery", "Observed", "Parsed", "Pause",
+           "Reading", "judge_replies", "parse"]
+
+MAX_PAYLOAD = 64 * 1024
+MAX_DEPTH = 16
+MAX_FIELD_BYTES = 128
+REDELIVERY_WINDOW_S = 3600.0
+MAX_REMEMBERED = 4096
+MAX_OPEN = 256
+_INT64 = (-(2**63), 2**63 - 1)
+_CANNOT_CAPTURE = frozenset({"docked", "standby", "off"})
+# The words of a NACK for a payload whose origin did not verify: never remembered (§14a).
+_ORIGIN_FAILURES = ("unauthorized: unsigned", "unauthorized: unknown principal",
+                    "unauthorized: bad signature")
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "activity_start": ("activity", "activity_id"),
+    "activity_end": ("activity_id",),
+    "dock": (),
+    "undock": (),
+    "button": ("action",),
+    "signal": ("source",),
+    "deactivate": ("reason", "actor"),
+    "reactivate": (),
+}
+
+MsgId = str | int
+IdKey = tuple[str, MsgId]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery to a camera and the replies it published while handling it (P-REPLY)."""
+
+    seq: int  # order of arrival at the camera, across the whole run
+    at: float
+    topic: str
+    payload: bytes
+    entry: int | None  # the timeline entry it carries, when it is one
+    prior: StateReport | None  # the state the camera had reported just before
+    acks: list[Ack] = field(default_factory=list)
+
+
+class Arrival(Protocol):
+    """The first delivery of a timeline entry (``sim.world.replay.FirstDelivery``)."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def ok(self) -> bool | None: ...
+
+
+class Observed(Protocol):
+    """What the judgements of what a camera said read of it (``sim.world.replay.ObservedCamera``)."""
+
+    @property
+    def spec(self) -> CameraSpec: ...
+    @property
+    def deliveries(self) -> Sequence[Delivery]: ...
+    @property
+    def reports(self) -> Sequence[tuple[float, StateReport]]: ...
+    @property
+    def recordings(self) -> Mapping[str, RecordingMeta]: ...
+    @property
+    def alerts(self) -> Sequence[Alert]: ...
+    @property
+    def refusable(self) -> Mapping[int, str]: ...
+    @property
+    def delivered(self) -> Mapping[int, Arrival]: ...
+    @property
+    def offline(self) -> Sequence[tuple[float, float]]: ...
+    @property
+    def paused(self) -> Sequence[tuple[float, float]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One payload as the spec reads it: its id (if readable), the event (if well formed)."""
+
+    id: MsgId | None
+    event: dict[str, Any] | None  # None: malformed, must be refused
+    principal: str | None = None  # a signed envelope's ``by``
+
+
+def _depth(text: str) -> int:
+    """Nesting depth of JSON text, counted outside strings, before any parser recurses."""
+    depth = deepest = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bad_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _object(data: bytes) -> dict[str, Any] | None:
+    if len(data) > MAX_PAYLOAD:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _depth(text) > MAX_DEPTH:
+        return None
+    try:
+        obj = json.loads(text, parse_constant=_bad_constant)
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _short(value: object) -> bool:
+    return isinstance(value, str) and len(value.encode("utf-8")) <= MAX_FIELD_BYTES
+
+
+def _read_id(value: object) -> MsgId | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if _INT64[0] <= value <= _INT64[1] else None
+    if isinstance(value, str):
+        return value if _short(value) else None
+    return None
+
+
+def _well_formed(obj: dict[str, Any]) -> bool:
+    kind = obj.get("type")
+    if _read_id(obj.get("id")) is None or not isinstance(kind, str) or kind not in _FIELDS:
+        return False
+    ts = obj.get("ts")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+        return False
+    seq = obj.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)
+                            or not 0 <= seq <= _INT64[1]):
+        return False
+    to = obj.get("to")
+    if to is not None and not _short(to):
+        return False
+    for name in _FIELDS[kind]:
+        if not _short(obj.get(name)):
+            return False
+    if kind == "button" and obj["action"] not in ("start", "stop"):
+        return False
+    return not (kind == "deactivate" and obj["actor"] == "")
+
+
+def parse(payload: bytes, signed: bool = False) -> Parsed:
+    """Read one inbound payload as SPEC §4a/§14a define it (independently of the controller)."""
+    obj = _object(payload)
+    if obj is None:
+        return Parsed(None, None)
+    principal: str | None = None
+    if signed and isinstance(obj.get("body"), str) and "sig" in obj:
+        by = obj.get("by")
+        principal = by if isinstance(by, str) else None
+        body = _object(obj["body"].encode("utf-8", "surrogatepass"))
+        if body is None:
+            return Parsed(None, None, principal)
+        obj = body
+    elif signed:
+        return Parsed(_read_id(obj.get("id")), None)  # unsigned: refused ``unauthorized``
+    msg_id = _read_id(obj.get("id"))
+    return Parsed(msg_id, obj if _well_formed(obj) else None, principal)
+
+
+def _key(msg_id: MsgId) -> IdKey:
+    return ("i", msg_id) if isinstance(msg_id, int) else ("s", msg_id)
+
+
+def _same_id(a: MsgId | None, b: MsgId | None) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _show(msg_id: MsgId | None) -> str:
+    return json.dumps(msg_id)
+
+
+@dataclass(slots=True)
+class Pause:
+    """An allowed deactivation as the spec reads the messages: ``resumed`` when a message
+    (``reactivate``, a new required activity, a listed signal, ``button start``) ended it,
+    rather than the last required window closing."""
+
+    start: float
+    end: float | None = None
+    resumed: bool = False
+    recording: bool = True  # the camera reported recording when the deactivation arrived
+
+
+@dataclass(slots=True)
+class _Told:
+    """What the camera has been told, as the spec reads the accepted messages."""
+
+    open: dict[str, str] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+    windows: dict[str, float | None] = field(default_factory=dict)  # id → tail end (None: open)
+    pauses: list[Pause] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1].end is None
+
+    def pause(self, now: float, recording: bool) -> None:
+        if not self.paused:
+            self.pauses.append(Pause(now, recording=recording))
+
+    def resume(self, now: float, resumed: bool = True) -> None:
+        if self.paused:
+            self.pauses[-1].end = now
+            self.pauses[-1].resumed = resumed
+
+    def prune(self, now: float) -> None:
+        # Scheduled internal events (a post_s tail ending) come before messages at equal times.
+        tails = [tail for tail in self.windows.values() if tail is not None and tail <= now + EPS]
+        for aid in [a for a, tail in self.windows.items() if tail is not None and tail <= now + EPS]:
+            del self.windows[aid]
+        if not self.windows:
+            self.resume(max(tails, default=now), resumed=False)
+
+
+Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either, error words)
+
+
+def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: float,
+            policy: PolicyReading, now: float) -> tuple[Expect, str]:
+    """The answer the spec requires for a well-formed, first-delivered event, and why
+    (``policy``: the oracle's own reading of the scenario's policy, never the controller's)."""
+    kind = ev["type"]
+    told.prune(now)
+    if kind == "activity_start":
+        activity, aid = ev["activity"], ev["activity_id"]
+        if activity not in policy.kinds:
+            return (False, ("unknown_activity",)), f"{activity!r} is no activity of the policy"
+        if aid in told.open:
+            return ((True, ()), "a repeated start") if told.open[aid] == activity else (
+                (None, ()), "an id reused for another activity")
+        if len(told.open) >= MAX_OPEN:
+            return (None, ()), "the open activities are at the cap"
+        told.open[aid] = activity
+        told.ended.discard(aid)
+        if policy.is_required(activity):
+            told.windows[aid] = None
+            told.resume(now)
+        return (True, ()), "a known activity starts"
+    if kind == "activity_end":
+        aid = ev["activity_id"]
+        if aid in told.open:
+            activity = told.open.pop(aid)
+            told.ended.add(aid)
+            if aid in told.windows:
+                post = policy.tail(activity)
+                if post > 0:
+                    told.windows[aid] = now + post
+                else:
+                    del told.windows[aid]
+            told.prune(now)
+            return (True, ()), "an open activity ends"
+        if aid in told.ended:
+            return (True, ()), "an activity that already ended"
+        if len(told.ended) >= MAX_REMEMBERED:
+            return (None, ()), "more ended activities than the camera remembers"
+        return (False, ("unknown_activity",)), f"activity {aid!r} never started (R-IDEM)"
+    if kind in ("dock", "undock"):
+        return (True, ()), f"{kind} always succeeds"
+    if kind == "reactivate":
+        told.resume(now)
+        return (True, ()), "reactivate is always acked"
+    if kind == "signal" and ev["source"] not in policy.signals:
+        return (True, ()), f"signal {ev['source']!r} is not listed: acked, starts nothing"
+    if kind == "signal" or (kind == "button" and ev["action"] == "start"):
+        what = "a listed signal" if kind == "signal" else "button start"
+        if state in _CANNOT_CAPTURE:
+            return (False, ("not_ready",)), f"{what} while {state}"
+        if state == "pre_buffer" and storage_free <= EPS:
+            return (None, ("storage_full",)), f"{what} with no free storage"
+        told.resume(now)
+        return (True, ()), f"{what} while {state}"
+    if kind == "button":  # stop
+        if told.windows and not told.paused:
+            return (False, ("required_activity",)), "button stop during a required window (R-STOP)"
+        return (True, ()), "button stop with no required window holding the recording"
+    # deactivate
+    allowed = ev["reason"] in policy.deactivation_reasons
+    if told.windows:
+        if not allowed:
+            return (False, ("reason_not_allowed",)), f"reason {ev['reason']!r} is not allowed"
+        told.pause(now, recording=state == "recording")
+        return (True, ()), "an allowed deactivation during a required window"
+    if allowed:
+        return (True, ()), "deactivate outside a required window acts as button stop"
+    return (None, ("reason_not_allowed",)), "a reason not allowed, outside any required window"
+
+
+def _entries(seen: Observed) -> Iterator[Delivery]:
+    return iter(sorted(seen.deliveries, key=lambda d: d.seq))
+
+
+@dataclass(slots=True)
+class Reading:
+    """P-REPLY's problems for one camera, and the allowed deactivations it read on the way."""
+
+    problems: list[str]
+    pauses: list[Pause]
+
+
+def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Reading:
+    """P-REPLY for one camera: every problem with what it answered (``[]``: all as required).
+    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``)."""
+    if not seen.deliveries:
+        return Reading([], [])
+    cam = seen.spec.id
+    signed = sc.auth == "signed"
+    table: dict[tuple[str | None, IdKey], tuple[float, bool, str | None]] = {}
+    order: list[tuple[str | None, IdKey]] = []
+    told = _Told()
+    problems: list[str] = []
+    refusable: Mapping[int, str] = seen.refusable
+    for d in _entries(seen):
+        p = parse(d.payload, signed)
+        where = f"{cam} at {d.at:g}: message {_show(p.id)} on {d.topic}"
+        if len(d.acks) != 1:
+            problems.append(f"{where} got {len(d.acks)} replies, not exactly one")
+        if not d.acks:
+            continue
+        ack = d.acks[0]
+        if not _same_id(ack.id, p.id):
+            problems.append(f"{where} was answered with id {_show(ack.id)}, not {_show(p.id)}")
+        key = (p.principal, _key(p.id)) if p.id is not None else None
+        if key is not None and key in table:
+            first_at, ok, error = table[key]
+            recent = d.at - first_at <= REDELIVERY_WINDOW_S + EPS and (
+                len(order) - order.index(key) <= MAX_REMEMBERED)
+            if recent:
+                if ack.ok != ok or ack.error != error:
+                    problems.append(
+                        f"{where} is a redelivery: answered ok={ack.ok} {ack.error or ''}"
+                        f"".rstrip() + f", not its first reply ok={ok} {error or ''}".rstrip())
+                continue
+            if signed:
+                # Past the redelivery window its sequence number is spent (R-FRESH).
+                if ack.ok:
+                    problems.append(f"{where} is a redelivery past the window, acked: its "
+                                    f"spent seq must make it refused replayed (R-FRESH)")
+                continue
+        if key is not None and not (ack.error or "").startswith(_ORIGIN_FAILURES):
+            if key in table:
+                order.remove(key)
+            table[key] = (d.at, ack.ok, ack.error)
+            order.append(key)
+        if d.entry is not None and d.entry in refusable:
+            continue  # §14: judged as a forgery (sim.world.senders), never acted on
+        if p.event is None:
+            if ack.ok:
+                problems.append(f"{where} is malformed and was acked (R-BAD: must be refused)")
+            continue
+        state = d.prior.state if d.prior is not None else None
+        free = d.prior.storage_s if d.prior is not None else float("inf")
+        (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
+        if ok_expected is None:
+            if not ack.ok and words and not (ack.error or "").startswith(words):
+                problems.append(f"{where} was refused {ack.error!r}; {why} is acked or "
+                                f"refused {' or '.join(words)}")
+            continue
+        if ack.ok != ok_expected:
+            verb = "refused" if ok_expected is False else "acked"
+            problems.append(
+                f"{where} ({p.event['type']}) was "
+                f"{'acked' if ack.ok else 'refused ' + repr(ack.error)}: {why} must be {verb}"
+                + (f" {' or '.join(words)}" if words else ""))
+        elif not ack.ok and words and not (ack.error or "").startswith(words):
+            problems.append(f"{where} ({p.event['type']}) was refused {ack.error!r}, "
+                            f"not {' or '.join(words)}: {why}")
+    told.prune(sc.end)
+    told.resume(sc.end, resumed=False)
+    return Reading(problems, told.pauses)
