@@ -71,6 +71,21 @@ def test_a_well_formed_event_needs_every_field_with_its_type() -> None:
     assert parse(b'{"id": 1, "type": "warp_drive"}').event is None
 
 
+@pytest.mark.req("P-REPLY", "R-BOUND")
+def test_depth_is_counted_outside_strings_and_a_reading_is_the_same_every_time() -> None:
+    brackets_in_a_string = b'{"id": 1, "type": "signal", "source": "' + b"[{" * 20 + b'"}'
+    deep = b'{"id": 1, "type": "dock", "x": ' + b"[" * 17 + b"]" * 17 + b"}"
+    shallow = b'{"id": 1, "type": "dock", "x": ' + b"[" * 15 + b"]" * 15 + b"}"
+    big = b'{"id": 2, "type": "dock", "pad": "' + b"x" * 5000 + b'"}'  # past the reading cache
+    for payload in (brackets_in_a_string, deep, shallow, big):
+        for signed in (False, True):
+            assert parse(payload, signed) == parse(payload, signed)
+    assert parse(brackets_in_a_string).id == 1  # readable: the brackets are text
+    assert parse(deep).id is None  # deeper than MAX_DEPTH: not read at all
+    assert parse(shallow).event is not None
+    assert parse(big).id == 2 and parse(big).event is not None
+
+
 # ------------------------------------------------------------------------------ P-REPLY
 
 
