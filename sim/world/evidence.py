@@ -246,13 +246,17 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
     for pause in pauses:
         if not pause.resumed or pause.end is None:
             continue
-        closed = [r for r in recs if pause.recording and not r.open
+        closed = [i for i, r in enumerate(recs) if pause.recording and not r.open
                   and abs(r.end - pause.start) <= tol.meta]
-        shut = {r.recording for r in closed}
-        opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta
-                  and r.recording not in shut]  # a pause can end in the instant it began
-        if opened:
-            resumes[opened[0].recording] = closed[-1].recording if closed else ""
+        opened = [i for i, r in enumerate(recs) if abs(_activation(r) - pause.end) <= tol.meta]
+        # A pause can end in the instant it began, and the recording that resumes it can close
+        # in that instant too (a dock): the resuming one is the first opened after the one the
+        # deactivation closed (``recs`` is in activation order, ties in publication order).
+        for i in opened:
+            earlier = [j for j in closed if j < i]
+            if earlier or not closed:
+                resumes[recs[i].recording] = recs[earlier[-1]].recording if earlier else ""
+                break
     by_id = {r.recording: r for r in recs}
     seen_incidents: set[str] = set()
     for rec in recs:
