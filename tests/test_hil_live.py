@@ -53,9 +53,11 @@ RUN_TIMEOUT_S = 600.0
 #: ``deactivation_allowed_reactivated``: 15 s per paused stretch, at speed 200 within 2 x 4 s
 #: per edge) is no case for this test: there the tolerance, documented, is what it is.
 BROKEN_RUNS: dict[str, list[str]] = {
+    # With P-EVIDENCE judged, a halved buffer_s fails every scenario that prepends a buffer; the
+    # last one here prepends none, so it passes live as in simulation.
     "broken_controllers:half_buffer": [
         "conformance/late_trigger.yaml", "conformance/warrant_basic.yaml",
-        "conformance/manual_stop_refused.yaml", "late_trigger_within_buffer.yaml",
+        "late_trigger_within_buffer.yaml", "buffer_does_not_fit_after_deactivation.yaml",
     ],
     "broken_controllers:dock_drops": [
         "conformance/dock_mid_warrant.yaml", "dock_during_warrant.yaml",

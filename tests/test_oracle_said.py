@@ -219,6 +219,21 @@ def test_a_deactivation_ended_in_the_instant_it_began_still_keeps_the_incident()
     assert "resumes the deactivation that closed cam-1-r1" in problem
 
 
+@pytest.mark.req("P-EVIDENCE", "R-META")
+def test_a_resumption_docked_in_the_same_instant_still_resumes_the_deactivation() -> None:
+    """Found by the P-EVIDENCE suite: the resuming recording also closes at once (a dock in the
+    same instant), so it ends where the pause began and is still the resumption, not a reuse."""
+    timeline = [{**WARRANT, "at": 0},
+                {"at": 0, "camera": "cam-1", "event": "deactivate",
+                 "reason": "informant_or_undercover_safety", "actor": "officer-1"},
+                {**WARRANT, "at": 0, "activity_id": "w-2"},
+                {"at": 0, "camera": "cam-1", "event": "dock"}]
+    assert _problems(_run(timeline, end=300), "evidence") == []
+    [problem] = _problems(_run(timeline, broken_controllers.new_incident_on_resume, end=300),
+                          "evidence")
+    assert "resumes the deactivation that closed cam-1-r1" in problem
+
+
 @pytest.mark.req("P-EVIDENCE", "R-MISS")
 def test_a_late_trigger_announces_every_cause_since_its_ts_not_only_within_its_true_end() -> None:
     """The camera hears of the warrant after it truly ended; it cannot know that, so the boot

@@ -243,16 +243,28 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
                        tol: Tol) -> list[str]:
     problems: list[str] = []
     resumes: dict[str, str] = {}  # recording that resumes → recording the deactivation closed
+    may_resume: dict[str, str] = {}  # recording that may carry on → the paused incident
     for pause in pauses:
         if not pause.resumed or pause.end is None:
             continue
-        closed = [r for r in recs if pause.recording and not r.open
+        closed = [i for i, r in enumerate(recs) if pause.recording and not r.open
                   and abs(r.end - pause.start) <= tol.meta]
-        shut = {r.recording for r in closed}
-        opened = [r for r in recs if abs(_activation(r) - pause.end) <= tol.meta
-                  and r.recording not in shut]  # a pause can end in the instant it began
-        if opened:
-            resumes[opened[0].recording] = closed[-1].recording if closed else ""
+        opened = [i for i, r in enumerate(recs) if abs(_activation(r) - pause.end) <= tol.meta]
+        # A pause can end in the instant it began, and the recording that resumes it can close
+        # in that instant too (a dock): the resuming one is the first opened after the one the
+        # deactivation closed (``recs`` is in activation order, ties in publication order).
+        for i in opened:
+            earlier = [j for j in closed if j < i]
+            if earlier or not closed:
+                resumes[recs[i].recording] = recs[earlier[-1]].recording if earlier else ""
+                break
+        else:
+            # None opened then (the camera was docked or booting): the first it opens later
+            # may carry the paused incident on, or start a new one.
+            later = [i for i, r in enumerate(recs) if _activation(r) > pause.end + tol.meta
+                     and (not closed or i > closed[-1])]
+            if closed and later:
+                may_resume[recs[later[0]].recording] = recs[closed[-1]].incident
     by_id = {r.recording: r for r in recs}
     seen_incidents: set[str] = set()
     for rec in recs:
@@ -263,7 +275,8 @@ def _incident_problems(cam: str, recs: Sequence[RecordingMeta], pauses: Sequence
                     f"{cam}: recording {rec.recording} resumes the deactivation that closed "
                     f"{before.recording} but carries incident {rec.incident!r}, not "
                     f"{before.incident!r} (R-META)")
-        elif rec.incident in seen_incidents and tol.jitter <= 0:
+        elif (rec.incident in seen_incidents and tol.jitter <= 0
+              and may_resume.get(rec.recording) != rec.incident):
             # (A live run cannot tell a resumption from a coincidence within its tolerance.)
             problems.append(f"{cam}: recording {rec.recording} reuses incident {rec.incident!r} "
                             f"although it resumes no deactivation (R-META)")
