@@ -244,6 +244,62 @@ def run_mutmut(names: list[str], jobs: int, budget: float | None) -> None:
                 proc.wait()
 
 
+def _test_command() -> list[str]:
+    """The test command of ``[tool.mutmut]`` in pyproject.toml: plugins, then the test selection."""
+    import tomllib
+
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["mutmut"]
+    return [*conf.get("pytest_add_cli_args", []), *conf.get("pytest_add_cli_args_test_selection", [])]
+
+
+def judge_fresh(names: list[str], deadline: float | None) -> dict[str, int]:
+    """Judge ``names`` (mutmut's survivors) again, each in a fresh interpreter; returns the kills.
+
+    mutmut forks each mutant's test run from a process that has already imported
+    ``controller/``, so a mutant in code that runs at import time (the state table compiled
+    once per process, ``controller.camera._MACHINE``) is never switched on there and survives
+    whatever the tests do. A fresh ``pytest`` with ``MUTANT_UNDER_TEST`` set imports the mutant
+    from the start. A failing test or a failing collection kills it (exit 1 is written to
+    mutmut's record, so ``--report-only`` scores it the same); a run past ``deadline`` is left
+    as mutmut judged it.
+    """
+    kills: dict[str, int] = {}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", *_test_command()]
+    with (MUTANTS / "mutation-run.log").open("a") as log:
+        for name in names:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 1:
+                break
+            proc = subprocess.Popen(cmd, cwd=MUTANTS, env={**_env(), "MUTANT_UNDER_TEST": name},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                code = proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+            if code in (1, 2):  # a test failed, or collecting them did (the import crashed)
+                kills[name] = 1
+                log.write(f"killed in a fresh process (pytest exit {code}): {name}\n")
+            else:
+                log.write(f"survived in a fresh process too (pytest exit {code}): {name}\n")
+    _record(kills)
+    return kills
+
+
+def _record(codes: dict[str, int]) -> None:
+    """Write verdicts into mutmut's per-module records."""
+    if not codes:
+        return
+    for meta in _meta_files():
+        data = json.loads(meta.read_text("utf-8"))
+        known = data.get("exit_code_by_key", {})
+        if set(codes) & set(known):
+            known.update({n: c for n, c in codes.items() if n in known})
+            meta.write_text(json.dumps(data, indent=4), "utf-8")
+
+
 def select(all_names: list[str], modules: list[str], max_mutants: int | None, seed: int) -> list[str]:
     """The mutants of ``modules`` (all of ``controller/`` when empty), sampled with ``seed``."""
     wanted = {f"{PACKAGE}/{m.removesuffix('.py')}.py" for m in modules}
@@ -284,6 +340,11 @@ def measure(args: argparse.Namespace) -> Outcome:
         budget = None if args.budget is None else max(1.0, args.budget - (time.monotonic() - started))
         if to_run:
             run_mutmut(to_run, args.jobs, budget)
+            if not args.no_fresh:
+                verdicts = read_results()
+                survivors = [n for n in to_run if verdicts.get(n) in SURVIVED]
+                deadline = None if args.budget is None else started + args.budget
+                judge_fresh(survivors, deadline)
     results = read_results()
     mutants = [Mutant(name=n, module=module_of(n), exit_code=results.get(n)) for n in names]
     equivalents = load_equivalents(args.equivalents)
@@ -394,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutants", type=lambda s: [m for m in s.split(",") if m], default=[],
                         help="judge these mutants again too (comma-separated names), e.g. survivors "
                              "after closing a gap; with --keep, only they and the unjudged run")
+    parser.add_argument("--no-fresh", action="store_true",
+                        help="do not judge mutmut's survivors again in a fresh interpreter "
+                             "(needed for mutants in code that runs at import time)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:

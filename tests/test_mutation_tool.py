@@ -77,3 +77,18 @@ def test_the_repository_equivalents_file_is_well_formed_and_each_entry_says_why(
 def test_the_changed_line_is_read_from_the_diff() -> None:
     diff = "--- a\n+++ a\n@@ -1,2 +1,2 @@\n def f():\n-    return 1\n+    return 2\n"
     assert mutation.changed_line(diff) == "return 2"
+
+
+def test_a_fresh_judgement_runs_the_same_test_command_as_mutmut_never_the_unit_tests() -> None:
+    cmd = mutation._test_command()
+    assert "tests/properties" in cmd and "tests/test_scenarios.py" in cmd
+    assert "tests" not in cmd and "mutation_profile" in cmd
+
+
+def test_a_fresh_kill_is_written_into_mutmuts_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = tmp_path / "controller" / "camera.py.meta"
+    meta.parent.mkdir()
+    meta.write_text('{"exit_code_by_key": {"a": 0, "b": 0}}', "utf-8")
+    monkeypatch.setattr(mutation, "MUTANTS", tmp_path)
+    mutation._record({"a": 1, "elsewhere": 1})
+    assert mutation.read_results() == {"a": 1, "b": 0}
