@@ -799,8 +799,13 @@ class Camera:
         self._alert_missed("storage", tuple(self.windows))
 
     def _timer_rollover(self) -> None:
-        assert self.rec is not None
-        self._publish_recording(self.rec, self._now, final=False, is_open=False)
+        rec = self.rec
+        assert rec is not None
+        # Normally the timer fires at its deadline. A buffer longer than segment_max_s puts the
+        # first deadline before the activation itself: the segment still ends at its deadline,
+        # and the next one falls due at once (R-ROLL: every segment but the last is full).
+        end = min(self._now, rec.seg_start + self.params.segment_max_s)
+        self._publish_recording(rec, end, final=False, is_open=False)
 
     def _timer_tail(self) -> None:
         tails = self._tails

@@ -584,7 +584,13 @@ static void run_timers(camera_t *c, double now)
             fire(c, T_RELEASE);
             alert_missed(c, CAUSE_STORAGE);
             break;
-        case K_ROLLOVER: publish_recording(c, c->rec, c->now, false, false); break;
+        case K_ROLLOVER: {
+            /* A buffer longer than segment_max_s puts the first deadline before the activation:
+               the segment still ends at its deadline (R-ROLL), the next falls due at once. */
+            double due = c->rec->seg_start + c->p->segment_max_s;
+            publish_recording(c, c->rec, due < c->now ? due : c->now, false, false);
+            break;
+        }
         case K_TAIL:
             for (size_t i = c->n_windows; i-- > 0;)
                 if (c->windows[i].has_tail && c->windows[i].tail <= c->now)
