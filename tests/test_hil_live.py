@@ -54,10 +54,12 @@ RUN_TIMEOUT_S = 600.0
 #: per edge) is no case for this test: there the tolerance, documented, is what it is.
 BROKEN_RUNS: dict[str, list[str]] = {
     # With P-EVIDENCE judged, a halved buffer_s fails every scenario that prepends a buffer; the
-    # last one here prepends none, so it passes live as in simulation.
+    # last one here starts from standby, so nothing is buffered and it passes live as in
+    # simulation. (buffer_does_not_fit_after_deactivation also passes in simulation, but its
+    # nearly full card makes its live verdict hang on a fraction of a second.)
     "broken_controllers:half_buffer": [
         "conformance/late_trigger.yaml", "conformance/warrant_basic.yaml",
-        "late_trigger_within_buffer.yaml", "buffer_does_not_fit_after_deactivation.yaml",
+        "late_trigger_within_buffer.yaml", "standby_at_start_boots.yaml",
     ],
     "broken_controllers:dock_drops": [
         "conformance/dock_mid_warrant.yaml", "dock_during_warrant.yaml",
