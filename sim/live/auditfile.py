@@ -44,6 +44,7 @@ import msgspec
 from controller.audit import entry_hash, genesis
 from controller.errors import InvalidInput
 from controller.messages import AuditHead
+from sim.live.store import fsync_dir
 
 __all__ = ["AuditFile", "AuditHead", "FileEntry", "Verdict", "audit_files", "verify_contents", "verify_files"]
 
@@ -135,7 +136,7 @@ class AuditFile:
         self._file = self.path.open("ab")
         self._size = 0
         self._append(at, SEGMENT_KIND, {"camera": self.camera_id, "segment": self.segment})
-        _fsync_dir(self.directory)  # the rename and the new file; its lines go at the next sync
+        fsync_dir(self.directory)  # the rename and the new file; its lines go at the next sync
 
     def head_record(self) -> AuditHead:
         """The current head, to publish (call :meth:`sync` first)."""
@@ -220,14 +221,6 @@ def _segment_of(path: Path, default: int) -> int:
     segment = entry.data.get("segment") if entry.kind == SEGMENT_KIND else None
     return segment if isinstance(segment, int) else default
 
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ------------------------------------------------------------------------------ verification

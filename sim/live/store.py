@@ -144,7 +144,7 @@ class StateStore:
             created = not directory.exists()
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if created:
-                _fsync_dir(directory.parent)
+                fsync_dir(directory.parent)
             self._lock: IO[bytes] | None = (directory / "lock").open("ab")
         except OSError as exc:
             raise InvalidInput(f"cannot use {directory}: {exc.strerror or exc}", "--state-dir") from None
@@ -183,7 +183,7 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise InvalidInput(f"{path}: not a bwcsim state database ({exc})", "--state-dir") from None
         if new:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
         self.edge_alerts = int(rows.get("edge_alerts") or 0)
         if not rows:
@@ -375,7 +375,7 @@ class StateStore:
             self._lock = None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a new directory entry durable (a file's own fsync does not cover its name)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
