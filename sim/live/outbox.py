@@ -65,11 +65,14 @@ class Entry:
 class Outbox:
     """Publications waiting for the broker (see the module docstring).
 
-    Internally every live entry is in ``_entries`` (queue order, for :meth:`pending`), those ready
-    to send also in ``_queue``, and replies and NACKs in a FIFO of their kind, for shedding. Entries
-    that were sent, shed or superseded are dropped from these lazily, and each is rebuilt once
-    stale entries outnumber live ones, so every operation is O(1) amortised, plus the handful in
-    flight or deferred that :meth:`take` and the shedding step over.
+    Internally every live entry is in ``_entries`` (queue order, for :meth:`pending`); those ready
+    to send also in ``_queue``, except status values that give way, which wait in ``_deferred``
+    (at most one per retained topic, as newer values replace older ones); replies and NACKs are
+    also in a FIFO of their kind, for shedding. Entries that were sent, shed or superseded are
+    dropped from these lazily, and each is rebuilt once stale entries outnumber live ones, so
+    every operation is O(1) amortised, plus the handful in flight that the shedding steps over.
+    (With one queue, a status value giving way at its head made every :meth:`take` step over all
+    that was taken behind it: quadratic under a steady load, which never lets the value go.)
     """
 
     def __init__(self, limit: int = 1000, cheap_limit: int | None = None) -> None:
@@ -82,6 +85,7 @@ class Outbox:
         self.coalesced = 0
         self._entries: deque[Entry] = deque()
         self._queue: deque[Entry] = deque()
+        self._deferred: deque[Entry] = deque()
         self._fifo: dict[str, deque[Entry]] = {"cheap": deque(), "reply": deque()}
         self._retained: dict[str, Entry] = {}
         self._flying: set[Entry] = set()
@@ -119,10 +123,9 @@ class Outbox:
         entry = Entry(pub, kind, key, -self._seq if first else self._seq, first)
         if first:
             self._entries.appendleft(entry)
-            self._queue.appendleft(entry)
         else:
             self._entries.append(entry)
-            self._queue.append(entry)
+        self._enqueue(entry, at_head=first)
         fifo = self._fifo.get(kind)
         if fifo is not None:
             fifo.append(entry)
@@ -141,19 +144,12 @@ class Outbox:
         sends its latest state instead of every intermediate one.
         """
         self._unpark(now)
-        queue = self._queue
-        while queue and queue[0].state != _PENDING:
-            queue.popleft()
-        deferred: Entry | None = None
-        for entry in queue:
-            if entry.state != _PENDING:
-                continue  # taken from behind a deferred status value, or gone
-            if entry.kind == "status" and not entry.first:
-                if deferred is None:
-                    deferred = entry
-                continue
-            return self._fly(entry)
-        return self._fly(deferred) if deferred is not None else None
+        for queue in (self._queue, self._deferred):
+            while queue:
+                entry = queue.popleft()
+                if entry.state == _PENDING:
+                    return self._fly(entry)
+        return None
 
     def _fly(self, entry: Entry) -> Entry:
         entry.state = _FLYING
@@ -163,9 +159,9 @@ class Outbox:
     def head(self) -> Entry | None:
         """The oldest entry not yet sent (it stays queued)."""
         entries = self._entries
-        while entries and entries[0].state in (_DONE, _PARKED):
+        while entries and entries[0].state == _DONE:
             entries.popleft()
-        return entries[0] if entries else None
+        return next((e for e in entries if e.state in (_PENDING, _FLYING)), None)
 
     def sent(self, entry: Entry) -> None:
         """``entry`` reached the broker."""
@@ -182,7 +178,7 @@ class Outbox:
             return  # superseded or shed meanwhile
         if retry_at is None:
             entry.state = _PENDING
-            self._queue.appendleft(entry)  # it was among the oldest: it goes again first
+            self._enqueue(entry, at_head=True)  # it was among the oldest: it goes again first
             return
         entry.state = _PARKED
         entry.retry_at = retry_at
@@ -195,7 +191,7 @@ class Outbox:
         for entry in reversed(flying):
             if entry.state == _FLYING:
                 entry.state = _PENDING
-                self._queue.appendleft(entry)
+                self._enqueue(entry, at_head=True)
 
     def next_retry(self) -> float | None:
         """When the earliest parked entry may be tried again."""
@@ -209,6 +205,14 @@ class Outbox:
 
     # ------------------------------------------------------------------------- internals
 
+    def _enqueue(self, entry: Entry, *, at_head: bool) -> None:
+        """Make ``entry`` ready to take; a status value that gives way waits apart."""
+        queue = self._deferred if entry.kind == "status" and not entry.first else self._queue
+        if at_head:
+            queue.appendleft(entry)
+        else:
+            queue.append(entry)
+
     def _unpark(self, now: float) -> None:
         if not self._parked:
             return
@@ -219,7 +223,7 @@ class Outbox:
         for entry in reversed(due):
             if entry.state == _PARKED:
                 entry.state = _PENDING
-                self._queue.appendleft(entry)  # refused evidence goes first when its time comes
+                self._enqueue(entry, at_head=True)  # refused evidence goes first when its time comes
 
     def _finish(self, entry: Entry) -> None:
         self._flying.discard(entry)
@@ -246,20 +250,26 @@ class Outbox:
                     return
             fifo.extendleft(reversed(in_flight))
 
+    def _prune(self, queue: deque[Entry]) -> deque[Entry]:
+        while queue and queue[0].state != _PENDING:
+            queue.popleft()
+        if len(queue) > 2 * self._live + 1:
+            return deque(e for e in queue if e.state == _PENDING)
+        return queue
+
     def _compact(self) -> None:
         # Sent, superseded and shed entries stay in the deques until they reach a head; while
         # the link is down nothing sends, so during a long outage they would pile up without
         # bound. Rebuilding once they outnumber the live ones costs O(1) per push, amortised.
+        # A parked entry stays: it is live, and comes back in its place when its time comes.
         entries = self._entries
-        while entries and entries[0].state in (_DONE, _PARKED):
+        while entries and entries[0].state == _DONE:
             entries.popleft()
         if len(entries) > 2 * self._live + 1:
-            self._entries = deque(e for e in entries if e.state in (_PENDING, _FLYING))
-        queue = self._queue  # holds only what is still to be taken
-        while queue and queue[0].state != _PENDING:
-            queue.popleft()
-        if len(queue) > 2 * self._live + 1:
-            self._queue = deque(e for e in queue if e.state == _PENDING)
+            self._entries = deque(e for e in entries if e.state != _DONE)
+        # The queues hold only what is still to be taken.
+        self._queue = self._prune(self._queue)
+        self._deferred = self._prune(self._deferred)
         for kind, fifo in self._fifo.items():
             while fifo and fifo[0].state == _DONE:
                 fifo.popleft()
