@@ -261,6 +261,14 @@ def _show(msg_id: MsgId | None) -> str:
     return json.dumps(msg_id)
 
 
+_INF = float("inf")
+
+
+def _where(cam: str, d: Delivery, p: Parsed) -> str:
+    """How a problem names the delivery it is about (built only when there is one)."""
+    return f"{cam} at {d.at:g}: message {_show(p.id)} on {d.topic}"
+
+
 @dataclass(slots=True)
 class Pause:
     """An allowed deactivation as the spec reads the messages: ``resumed`` when a message
@@ -297,11 +305,19 @@ class _Told:
 
     def prune(self, now: float) -> None:
         # Scheduled internal events (a post_s tail ending) come before messages at equal times.
-        tails = [tail for tail in self.windows.values() if tail is not None and tail <= now + EPS]
-        for aid in [a for a, tail in self.windows.items() if tail is not None and tail <= now + EPS]:
-            del self.windows[aid]
-        if not self.windows:
-            self.resume(max(tails, default=now), resumed=False)
+        windows = self.windows
+        if windows:
+            limit = now + EPS
+            due = [a for a, tail in windows.items() if tail is not None and tail <= limit]
+            if not due:
+                return
+            tails = [windows.pop(aid) for aid in due]
+            if windows:
+                return
+            end = max(tails)  # type: ignore[type-var]
+        else:
+            end = now
+        self.resume(end, resumed=False)
 
 
 Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either, error words)
@@ -403,14 +419,15 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
     refusable: Mapping[int, str] = seen.refusable
     for d in _entries(seen):
         p = parse(d.payload, signed)
-        where = f"{cam} at {d.at:g}: message {_show(p.id)} on {d.topic}"
-        if len(d.acks) != 1:
-            problems.append(f"{where} got {len(d.acks)} replies, not exactly one")
-        if not d.acks:
-            continue
-        ack = d.acks[0]
+        acks = d.acks
+        if len(acks) != 1:
+            problems.append(f"{_where(cam, d, p)} got {len(acks)} replies, not exactly one")
+            if not acks:
+                continue
+        ack = acks[0]
         if not _same_id(ack.id, p.id):
-            problems.append(f"{where} was answered with id {_show(ack.id)}, not {_show(p.id)}")
+            problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
+                            f"not {_show(p.id)}")
         key = (p.principal, _key(p.id)) if p.id is not None else None
         if key is not None and key in table:
             first_at, ok, error = table[key]
@@ -419,16 +436,17 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             if recent:
                 if ack.ok != ok or ack.error != error:
                     problems.append(
-                        f"{where} is a redelivery: answered ok={ack.ok} {ack.error or ''}"
-                        f"".rstrip() + f", not its first reply ok={ok} {error or ''}".rstrip())
+                        f"{_where(cam, d, p)} is a redelivery: answered ok={ack.ok} "
+                        f"{ack.error or ''}".rstrip() + f", not its first reply ok={ok} "
+                        f"{error or ''}".rstrip())
                 continue
             if signed:
                 # Past the redelivery window its sequence number is spent (R-FRESH).
                 if ack.ok:
-                    problems.append(f"{where} is a redelivery past the window, acked: its "
-                                    f"spent seq must make it refused replayed (R-FRESH)")
+                    problems.append(f"{_where(cam, d, p)} is a redelivery past the window, "
+                                    f"acked: its spent seq must make it refused replayed (R-FRESH)")
                 continue
-        if key is not None and not (ack.error or "").startswith(_ORIGIN_FAILURES):
+        if key is not None and not (ack.error is not None and ack.error.startswith(_ORIGIN_FAILURES)):
             if key in table:
                 order.remove(key)
             table[key] = (d.at, ack.ok, ack.error)
@@ -437,25 +455,27 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             continue  # §14: judged as a forgery (sim.world.senders), never acted on
         if p.event is None:
             if ack.ok:
-                problems.append(f"{where} is malformed and was acked (R-BAD: must be refused)")
+                problems.append(f"{_where(cam, d, p)} is malformed and was acked (R-BAD: must be "
+                                f"refused)")
             continue
-        state = d.prior.state if d.prior is not None else None
-        free = d.prior.storage_s if d.prior is not None else float("inf")
+        prior = d.prior
+        state = prior.state if prior is not None else None
+        free = prior.storage_s if prior is not None else _INF
         (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
         if ok_expected is None:
             if not ack.ok and words and not (ack.error or "").startswith(words):
-                problems.append(f"{where} was refused {ack.error!r}; {why} is acked or "
-                                f"refused {' or '.join(words)}")
+                problems.append(f"{_where(cam, d, p)} was refused {ack.error!r}; {why} is acked "
+                                f"or refused {' or '.join(words)}")
             continue
         if ack.ok != ok_expected:
             verb = "refused" if ok_expected is False else "acked"
             problems.append(
-                f"{where} ({p.event['type']}) was "
+                f"{_where(cam, d, p)} ({p.event['type']}) was "
                 f"{'acked' if ack.ok else 'refused ' + repr(ack.error)}: {why} must be {verb}"
                 + (f" {' or '.join(words)}" if words else ""))
         elif not ack.ok and words and not (ack.error or "").startswith(words):
-            problems.append(f"{where} ({p.event['type']}) was refused {ack.error!r}, "
-                            f"not {' or '.join(words)}: {why}")
+            problems.append(f"{_where(cam, d, p)} ({p.event['type']}) was refused "
+                            f"{ack.error!r}, not {' or '.join(words)}: {why}")
     told.prune(sc.end)
     told.resume(sc.end, resumed=False)
     return Reading(problems, told.pauses)
