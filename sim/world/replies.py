@@ -185,9 +185,10 @@ def _read_id(value: object) -> MsgId | None:
     return None
 
 
-def _well_formed(obj: dict[str, Any]) -> bool:
+def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
+    """Whether ``obj`` (whose id reads as ``msg_id``) is an event as §4a/§5 define it."""
     kind = obj.get("type")
-    if _read_id(obj.get("id")) is None or not isinstance(kind, str) or kind not in _FIELDS:
+    if msg_id is None or not isinstance(kind, str) or kind not in _FIELDS:
         return False
     ts = obj.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
@@ -246,7 +247,7 @@ def _parse(payload: bytes, signed: bool) -> Parsed:
     elif signed:
         return Parsed(_read_id(obj.get("id")), None)  # unsigned: refused ``unauthorized``
     msg_id = _read_id(obj.get("id"))
-    return Parsed(msg_id, obj if _well_formed(obj) else None, principal)
+    return Parsed(msg_id, obj if _well_formed(obj, msg_id) else None, principal)
 
 
 def _key(msg_id: MsgId) -> IdKey:
@@ -289,6 +290,9 @@ class _Told:
     ended: set[str] = field(default_factory=set)
     windows: dict[str, float | None] = field(default_factory=dict)  # id → tail end (None: open)
     pauses: list[Pause] = field(default_factory=list)
+    # No tail in ``windows`` ends before this (None: none has a tail); it may be earlier
+    # than the soonest tail (an activity restarted), which only costs a look at them all.
+    soonest: float | None = None
 
     @property
     def paused(self) -> bool:
@@ -303,21 +307,26 @@ class _Told:
             self.pauses[-1].end = now
             self.pauses[-1].resumed = resumed
 
+    def tail(self, aid: str, end: float) -> None:
+        """The required window ``aid`` now ends at ``end`` (its activity ended)."""
+        self.windows[aid] = end
+        if self.soonest is None or end < self.soonest:
+            self.soonest = end
+
     def prune(self, now: float) -> None:
         # Scheduled internal events (a post_s tail ending) come before messages at equal times.
         windows = self.windows
-        if windows:
-            limit = now + EPS
-            due = [a for a, tail in windows.items() if tail is not None and tail <= limit]
-            if not due:
-                return
-            tails = [windows.pop(aid) for aid in due]
-            if windows:
-                return
-            end = max(tails)  # type: ignore[type-var]
-        else:
-            end = now
-        self.resume(end, resumed=False)
+        if not windows:
+            self.resume(now, resumed=False)
+            return
+        limit = now + EPS
+        if self.soonest is None or self.soonest > limit:
+            return  # no tail has ended
+        tails = [windows.pop(aid) for aid in
+                 [a for a, tail in windows.items() if tail is not None and tail <= limit]]
+        self.soonest = min((t for t in windows.values() if t is not None), default=None)
+        if tails and not windows:
+            self.resume(max(tails), resumed=False)  # type: ignore[type-var]
 
 
 Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either, error words)
@@ -352,7 +361,7 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             if aid in told.windows:
                 post = policy.tail(activity)
                 if post > 0:
-                    told.windows[aid] = now + post
+                    told.tail(aid, now + post)
                 else:
                     del told.windows[aid]
             told.prune(now)
