@@ -100,7 +100,7 @@ def _activation(rec: RecordingMeta) -> float:
 class _Reports:
     """The camera's state reports (in time order), with the state in effect at any time."""
 
-    __slots__ = ("points", "_times")
+    __slots__ = ("_times", "points")
 
     def __init__(self, points: Sequence[tuple[float, StateReport]]) -> None:
         self.points = points

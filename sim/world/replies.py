@@ -322,11 +322,14 @@ class _Told:
         limit = now + EPS
         if self.soonest is None or self.soonest > limit:
             return  # no tail has ended
-        tails = [windows.pop(aid) for aid in
-                 [a for a, tail in windows.items() if tail is not None and tail <= limit]]
+        tails: list[float] = []
+        for aid, tail in list(windows.items()):
+            if tail is not None and tail <= limit:
+                del windows[aid]
+                tails.append(tail)
         self.soonest = min((t for t in windows.values() if t is not None), default=None)
         if tails and not windows:
-            self.resume(max(tails), resumed=False)  # type: ignore[type-var]
+            self.resume(max(tails), resumed=False)
 
 
 Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either, error words)
