@@ -146,7 +146,7 @@ class ReplyTable:
     O(1) per message.
     """
 
-    __slots__ = ("_entries", "limit", "window_s")
+    __slots__ = ("_entries", "_expired_at", "limit", "window_s")
 
     def __init__(self, limits: Limits | None = None) -> None:
         lim = limits if limits is not None else Limits()
@@ -155,6 +155,9 @@ class ReplyTable:
         # Each entry is kept in the form a journal stores it, so a snapshot copies the table
         # at C speed (one list() of the values) instead of building thousands of records.
         self._entries: OrderedDict[ReplyKey, Remembered] = OrderedDict()
+        # The last time expired entries were dropped: at that same time none is left to drop
+        # (a message is looked up twice, by the node and by the camera).
+        self._expired_at: float | None = None
 
     def get(self, key: ReplyKey, now: float) -> Ack | None:
         self._expire(now)
@@ -168,6 +171,9 @@ class ReplyTable:
             self._entries.popitem(last=False)
 
     def _expire(self, now: float) -> None:
+        if now == self._expired_at:
+            return
+        self._expired_at = now
         entries = self._entries
         horizon = now - self.window_s
         while entries:
@@ -189,6 +195,7 @@ class ReplyTable:
     def restore(self, entries: Iterable[Remembered]) -> None:
         """Put back what :meth:`entries` returned (oldest first)."""
         table = self._entries
+        self._expired_at = None
         for e in entries:
             key = (e.sender, e.id)
             table[key] = e

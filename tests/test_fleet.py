@@ -266,3 +266,36 @@ def test_a_finished_team_run_is_freed_without_the_cyclic_collector() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_teams_run_with_the_young_generation_spaced_out_and_the_thresholds_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a batch of teams runs, the cyclic collector's youngest generation waits for
+    YOUNG_GC_THRESHOLD allocations (the runs free themselves by reference counting); the
+    caller's thresholds are back afterwards, also when a run fails."""
+    import gc
+
+    from controller.node import CameraNode, CameraSetup
+    from controller.reference import make_node
+    from sim.fleet import engine
+
+    seen: list[tuple[int, int, int]] = []
+
+    def recording(setup: CameraSetup) -> CameraNode:
+        seen.append(gc.get_threshold())
+        return make_node(setup)
+
+    def broken(setup: CameraSetup) -> CameraNode:
+        raise RuntimeError("no camera")
+
+    before = gc.get_threshold()
+    plan = plan_fleet(4, 1.0, seed=3)[0]
+    monkeypatch.setattr(engine, "controller_factory", lambda _spec: recording)
+    engine.run_teams([plan])
+    assert gc.get_threshold() == before
+    assert seen and all(t[0] >= engine.YOUNG_GC_THRESHOLD and t[1:] == before[1:] for t in seen)
+    monkeypatch.setattr(engine, "controller_factory", lambda _spec: broken)
+    with pytest.raises(RuntimeError, match="no camera"):
+        engine.run_teams([plan])
+    assert gc.get_threshold() == before

@@ -376,6 +376,9 @@ class SimBroker:
         self._reconnects: dict[str, _PendingReconnect] = {}
         self._sub_root = _SubNode()
         self._retained_root = _RetainedNode()
+        # topic → its node in the retained trie, while that node is in the trie (a clear
+        # that prunes nodes forgets them all): a camera republishes its state on one topic.
+        self._retained_at: dict[str, _RetainedNode] = {}
         self._routes: dict[str, Route] = {}
         self._tokens = itertools.count()
         self._observers: list[BrokerObserver] = []
@@ -405,6 +408,7 @@ class SimBroker:
         self._reconnects = {}
         self._sub_root = _SubNode()
         self._retained_root = _RetainedNode()
+        self._retained_at = {}
         self._routes = {}
         self._observers = []
 
@@ -813,16 +817,21 @@ class SimBroker:
         self._routes.clear()
 
     def _store_retained(self, msg: Message) -> None:
-        levels = msg.topic.split("/")
         if msg.payload:
-            node = self._retained_root
-            for level in levels:
-                child = node.children.get(level)
-                if child is None:
-                    child = node.children[level] = _RetainedNode()
-                node = child
+            node = self._retained_at.get(msg.topic)
+            if node is None:
+                node = self._retained_root
+                for level in msg.topic.split("/"):
+                    child = node.children.get(level)
+                    if child is None:
+                        child = node.children[level] = _RetainedNode()
+                    node = child
+                if len(self._retained_at) >= _ROUTE_CACHE_LIMIT:
+                    self._retained_at.clear()
+                self._retained_at[msg.topic] = node
             node.message = msg
             return
+        levels = msg.topic.split("/")
         path = [self._retained_root]
         for level in levels:
             next_node = path[-1].children.get(level)
@@ -835,6 +844,7 @@ class SimBroker:
             if node.message is not None or node.children:
                 break
             del path[index].children[levels[index]]
+            self._retained_at.clear()  # the nodes it knew may be out of the trie now
 
     def _collect_retained(self, filter_levels: list[str], out: list[Message]) -> None:
         depth = len(filter_levels)

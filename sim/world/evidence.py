@@ -97,23 +97,30 @@ def _activation(rec: RecordingMeta) -> float:
     return rec.start + rec.buffer_s
 
 
-@dataclass(frozen=True, slots=True)
 class _Reports:
-    """The camera's state reports, with the state in effect at any time."""
+    """The camera's state reports (in time order), with the state in effect at any time."""
 
-    points: Sequence[tuple[float, StateReport]]
+    __slots__ = ("_times", "points")
+
+    def __init__(self, points: Sequence[tuple[float, StateReport]]) -> None:
+        self.points = points
+        self._times = [t for t, _ in points]
 
     def times(self) -> list[float]:
-        return [t for t, _ in self.points]
+        return self._times
 
     def at(self, t: float) -> StateReport | None:
         """The last report at or before ``t``."""
-        i = bisect.bisect_right(self.times(), t + EPS) - 1
+        i = bisect.bisect_right(self._times, t + EPS) - 1
         return self.points[i][1] if i >= 0 else None
+
+    def after(self, t: float) -> int:
+        """The index of the first report made after ``t``."""
+        return bisect.bisect_right(self._times, t)
 
     def around(self, t: float) -> list[StateReport]:
         """The report in effect just before ``t`` and every report made at ``t``."""
-        times = self.times()
+        times = self._times
         lo = bisect.bisect_left(times, t - EPS)
         hi = bisect.bisect_right(times, t + EPS)
         before = [self.points[lo - 1][1]] if lo > 0 else []
@@ -157,9 +164,12 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
         if expected is not None and abs(rec.buffer_s - expected) > tol.meta:
             problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
                             f"gives {expected:g}")
-        # The camera said it was recording throughout.
-        for t, r in seen.reports:
-            if a + tol.meta < t < rec.end - tol.meta and r.state != "recording":
+        # The camera said it was recording throughout (the reports are in time order).
+        for i in range(reports.after(a + tol.meta), len(seen.reports)):
+            t, r = seen.reports[i]
+            if t >= rec.end - tol.meta:
+                break
+            if r.state != "recording":
                 problems.append(f"{name} runs {a:g}-{rec.end:g} but the camera reported "
                                 f"{r.state} at {t:g}")
                 break
@@ -191,8 +201,12 @@ def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int,
     can close and another open within one instant): each opening is the next entry into
     ``recording`` among the reports made then.
     """
-    prior = [(t, r) for t, r in reports.points if t < a - near]
-    for t, r in reports.points:
+    # The reports are in time order: those before ``a - near``, then those within ``near`` of
+    # it (looked for a second either side, so that rounding cannot hide one).
+    points, times = reports.points, reports.times()
+    prior = list(points[:bisect.bisect_left(times, a - near)])
+    for t, r in points[bisect.bisect_left(times, a - near - 1.0):
+                       bisect.bisect_right(times, a + near + 1.0)]:
         if abs(t - a) <= near:
             if r.state == "recording" and prior and prior[-1][1].state != "recording":
                 if nth == 0:
@@ -426,11 +440,13 @@ def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
 
 
 def _written(recs: Sequence[RecordingMeta], t: float) -> float:
+    """Footage written by ``t``: ``recs`` in activation order (:func:`_final`)."""
     total = 0.0
     for r in recs:
         a = _activation(r)
-        if a <= t + EPS:
-            total += r.buffer_s + max(0.0, min(t, r.end) - a)
+        if a > t + EPS:
+            break  # so are all later ones
+        total += r.buffer_s + max(0.0, min(t, r.end) - a)
     return total
 
 
@@ -524,9 +540,13 @@ def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]], tol: Tol
         if r.state == "docked" and nxt > t:
             docked.append((t, nxt))
     done = _upload_done(recs, union(docked), p.upload_speed)
+    # ``done`` is in time order: what is freed by ``t`` is a prefix of it, and the running
+    # sums below add the sizes in the same order a sum over that prefix would.
+    done_at = [at for at, _ in done]
+    freed_by = [0.0, *itertools.accumulate(size for _, size in done)]
 
     def freed(t: float) -> float:
-        return sum(size for at, size in done if at <= t + EPS)
+        return freed_by[bisect.bisect_right(done_at, t + EPS)]
 
     problems: list[str] = []
     for i, (t, r) in enumerate(points):

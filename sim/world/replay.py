@@ -103,6 +103,8 @@ class CameraRun(ObservedCamera):
 
     node: CameraNode
     timer: Handle | None = None
+    # The callback that wakes the node at its deadline: one per camera, not one per arming.
+    wake: Callable[[], None] | None = None
     # Publications made while the bus was unreachable, sent in order on reconnect (as the
     # live runtime does); the oracle still credits them at the time the camera raised them.
     outbox: list[Publish] = field(default_factory=list)
@@ -175,6 +177,7 @@ class Replay:
         self.broker.close()
         for run in self.runs.values():
             run.timer = None
+            run.wake = None
 
     def _add_camera(self, spec: CameraSpec) -> None:
         sc = self.scenario
@@ -184,6 +187,7 @@ class Replay:
         )
         node = self.factory(setup)
         run = CameraRun(spec=spec, node=node, topics=Topics(spec.id, sc.prefix))
+        run.wake = functools.partial(self._on_timer, run)
         self.runs[spec.id] = run
         will = Message(run.topics.availability, b"offline", qos=1, retain=True)
         self.broker.connect(spec.id, functools.partial(self._deliver, run), clean_session=False,
@@ -256,26 +260,34 @@ class Replay:
         due = run.node.next_deadline()
         if due is not None and due > self.scenario.end:
             due = None
+        sched = self.sched
         old = run.timer
         if old is not None and old.pending:
-            if due is not None and old.at == max(due, self.sched.now):
+            if due is not None and old.at == max(due, sched.now):
                 return
-            self.sched.cancel(old)
+            sched.cancel(old)
         run.timer = None
         if due is not None:
-            run.timer = self.sched.schedule(max(due, self.sched.now), lambda: self._on_timer(run), TIMER)
+            assert run.wake is not None
+            run.timer = sched.schedule(max(due, sched.now), run.wake, TIMER)
 
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
+        if not pubs:
+            return
         now = self.sched.now
+        cam = run.spec.id
+        broker = self.broker
+        # Neither observing nor publishing its own messages changes the camera's connection.
+        connected = broker.is_connected(cam)
         for pub in pubs:
             # The raw publication first, then (from _observe) what it means, so a reader of
             # the trace sees the bytes before their decoded state/alert/recording record.
             if self.trace is not None:
-                self.trace({"t": now, "kind": "out", "camera": run.spec.id, "topic": pub.topic,
+                self.trace({"t": now, "kind": "out", "camera": cam, "topic": pub.topic,
                             "payload": _text(pub.payload), "retain": pub.retain})
             self._observe(run, pub, now)
-            if self.broker.is_connected(run.spec.id):
-                self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
+            if connected:
+                broker.publish(cam, pub.topic, pub.payload, pub.qos, pub.retain)
             else:
                 run.outbox.append(pub)
 

@@ -185,9 +185,10 @@ def _read_id(value: object) -> MsgId | None:
     return None
 
 
-def _well_formed(obj: dict[str, Any]) -> bool:
+def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
+    """Whether ``obj`` (whose id reads as ``msg_id``) is an event as §4a/§5 define it."""
     kind = obj.get("type")
-    if _read_id(obj.get("id")) is None or not isinstance(kind, str) or kind not in _FIELDS:
+    if msg_id is None or not isinstance(kind, str) or kind not in _FIELDS:
         return False
     ts = obj.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
@@ -246,7 +247,7 @@ def _parse(payload: bytes, signed: bool) -> Parsed:
     elif signed:
         return Parsed(_read_id(obj.get("id")), None)  # unsigned: refused ``unauthorized``
     msg_id = _read_id(obj.get("id"))
-    return Parsed(msg_id, obj if _well_formed(obj) else None, principal)
+    return Parsed(msg_id, obj if _well_formed(obj, msg_id) else None, principal)
 
 
 def _key(msg_id: MsgId) -> IdKey:
@@ -259,6 +260,14 @@ def _same_id(a: MsgId | None, b: MsgId | None) -> bool:
 
 def _show(msg_id: MsgId | None) -> str:
     return json.dumps(msg_id)
+
+
+_INF = float("inf")
+
+
+def _where(cam: str, d: Delivery, p: Parsed) -> str:
+    """How a problem names the delivery it is about (built only when there is one)."""
+    return f"{cam} at {d.at:g}: message {_show(p.id)} on {d.topic}"
 
 
 @dataclass(slots=True)
@@ -281,6 +290,9 @@ class _Told:
     ended: set[str] = field(default_factory=set)
     windows: dict[str, float | None] = field(default_factory=dict)  # id → tail end (None: open)
     pauses: list[Pause] = field(default_factory=list)
+    # No tail in ``windows`` ends before this (None: none has a tail); it may be earlier
+    # than the soonest tail (an activity restarted), which only costs a look at them all.
+    soonest: float | None = None
 
     @property
     def paused(self) -> bool:
@@ -295,13 +307,29 @@ class _Told:
             self.pauses[-1].end = now
             self.pauses[-1].resumed = resumed
 
+    def tail(self, aid: str, end: float) -> None:
+        """The required window ``aid`` now ends at ``end`` (its activity ended)."""
+        self.windows[aid] = end
+        if self.soonest is None or end < self.soonest:
+            self.soonest = end
+
     def prune(self, now: float) -> None:
         # Scheduled internal events (a post_s tail ending) come before messages at equal times.
-        tails = [tail for tail in self.windows.values() if tail is not None and tail <= now + EPS]
-        for aid in [a for a, tail in self.windows.items() if tail is not None and tail <= now + EPS]:
-            del self.windows[aid]
-        if not self.windows:
-            self.resume(max(tails, default=now), resumed=False)
+        windows = self.windows
+        if not windows:
+            self.resume(now, resumed=False)
+            return
+        limit = now + EPS
+        if self.soonest is None or self.soonest > limit:
+            return  # no tail has ended
+        tails: list[float] = []
+        for aid, tail in list(windows.items()):
+            if tail is not None and tail <= limit:
+                del windows[aid]
+                tails.append(tail)
+        self.soonest = min((t for t in windows.values() if t is not None), default=None)
+        if tails and not windows:
+            self.resume(max(tails), resumed=False)
 
 
 Expect = tuple[bool | None, tuple[str, ...]]  # (ok expected or None for either, error words)
@@ -336,7 +364,7 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             if aid in told.windows:
                 post = policy.tail(activity)
                 if post > 0:
-                    told.windows[aid] = now + post
+                    told.tail(aid, now + post)
                 else:
                     del told.windows[aid]
             told.prune(now)
@@ -403,14 +431,15 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
     refusable: Mapping[int, str] = seen.refusable
     for d in _entries(seen):
         p = parse(d.payload, signed)
-        where = f"{cam} at {d.at:g}: message {_show(p.id)} on {d.topic}"
-        if len(d.acks) != 1:
-            problems.append(f"{where} got {len(d.acks)} replies, not exactly one")
-        if not d.acks:
-            continue
-        ack = d.acks[0]
+        acks = d.acks
+        if len(acks) != 1:
+            problems.append(f"{_where(cam, d, p)} got {len(acks)} replies, not exactly one")
+            if not acks:
+                continue
+        ack = acks[0]
         if not _same_id(ack.id, p.id):
-            problems.append(f"{where} was answered with id {_show(ack.id)}, not {_show(p.id)}")
+            problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
+                            f"not {_show(p.id)}")
         key = (p.principal, _key(p.id)) if p.id is not None else None
         if key is not None and key in table:
             first_at, ok, error = table[key]
@@ -419,16 +448,17 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             if recent:
                 if ack.ok != ok or ack.error != error:
                     problems.append(
-                        f"{where} is a redelivery: answered ok={ack.ok} {ack.error or ''}"
-                        f"".rstrip() + f", not its first reply ok={ok} {error or ''}".rstrip())
+                        f"{_where(cam, d, p)} is a redelivery: answered ok={ack.ok} "
+                        f"{ack.error or ''}".rstrip() + f", not its first reply ok={ok} "
+                        f"{error or ''}".rstrip())
                 continue
             if signed:
                 # Past the redelivery window its sequence number is spent (R-FRESH).
                 if ack.ok:
-                    problems.append(f"{where} is a redelivery past the window, acked: its "
-                                    f"spent seq must make it refused replayed (R-FRESH)")
+                    problems.append(f"{_where(cam, d, p)} is a redelivery past the window, "
+                                    f"acked: its spent seq must make it refused replayed (R-FRESH)")
                 continue
-        if key is not None and not (ack.error or "").startswith(_ORIGIN_FAILURES):
+        if key is not None and not (ack.error is not None and ack.error.startswith(_ORIGIN_FAILURES)):
             if key in table:
                 order.remove(key)
             table[key] = (d.at, ack.ok, ack.error)
@@ -437,25 +467,27 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             continue  # §14: judged as a forgery (sim.world.senders), never acted on
         if p.event is None:
             if ack.ok:
-                problems.append(f"{where} is malformed and was acked (R-BAD: must be refused)")
+                problems.append(f"{_where(cam, d, p)} is malformed and was acked (R-BAD: must be "
+                                f"refused)")
             continue
-        state = d.prior.state if d.prior is not None else None
-        free = d.prior.storage_s if d.prior is not None else float("inf")
+        prior = d.prior
+        state = prior.state if prior is not None else None
+        free = prior.storage_s if prior is not None else _INF
         (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
         if ok_expected is None:
             if not ack.ok and words and not (ack.error or "").startswith(words):
-                problems.append(f"{where} was refused {ack.error!r}; {why} is acked or "
-                                f"refused {' or '.join(words)}")
+                problems.append(f"{_where(cam, d, p)} was refused {ack.error!r}; {why} is acked "
+                                f"or refused {' or '.join(words)}")
             continue
         if ack.ok != ok_expected:
             verb = "refused" if ok_expected is False else "acked"
             problems.append(
-                f"{where} ({p.event['type']}) was "
+                f"{_where(cam, d, p)} ({p.event['type']}) was "
                 f"{'acked' if ack.ok else 'refused ' + repr(ack.error)}: {why} must be {verb}"
                 + (f" {' or '.join(words)}" if words else ""))
         elif not ack.ok and words and not (ack.error or "").startswith(words):
-            problems.append(f"{where} ({p.event['type']}) was refused {ack.error!r}, "
-                            f"not {' or '.join(words)}: {why}")
+            problems.append(f"{_where(cam, d, p)} ({p.event['type']}) was refused "
+                            f"{ack.error!r}, not {' or '.join(words)}: {why}")
     told.prune(sc.end)
     told.resume(sc.end, resumed=False)
     return Reading(problems, told.pauses)
