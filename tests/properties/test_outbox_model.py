@@ -14,8 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from controller.node import Publish
 from sim.live.outbox import Entry, Kind, Outbox
@@ -156,7 +163,11 @@ class OutboxAgainstModel(RuleBasedStateMachine):
         assert len(self.box) == len(self.model.items) + len(self.model.parked)
 
 
-TestOutboxAgainstModel = OutboxAgainstModel.TestCase
+def test_the_outbox_answers_as_its_model_does() -> None:
+    # A few hundred runs of up to 50 steps each: the profile's thousands add nothing here but time.
+    active = settings.default
+    run_state_machine_as_test(OutboxAgainstModel,
+                              settings=settings(active, max_examples=min(active.max_examples, 500)))
 
 
 def test_a_status_value_waiting_under_steady_load_costs_no_scan() -> None:
