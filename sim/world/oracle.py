@@ -336,7 +336,8 @@ def judge(obs: Observation) -> Judgement:
         hit = sum(max(0.0, min(m.end, end) - max(m.start, due)) for m in pieces)
         if hit > EPS:
             judgement.overdue_boot.append(
-                f"reported standby from {began:.3f} until {end:.3f}, past its boot ({obs.boot_s:g} s, "
+                f"reported standby from {began:.3f} until "
+                f"{'the end' if math.isinf(end) else f'{end:.3f}'}, past its boot ({obs.boot_s:g} s, "
                 f"due {due:.3f}): {hit:.3f} required second(s) after it are not excused as not_ready"
             )
     return judgement
