@@ -21,11 +21,13 @@ from typing import Any
 import msgspec
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.audit import AuditEntry, NoAuditTrail, trail_of
 from controller.node import ControllerFactory
 from controller.spans import EPS
 from sim.pytest_plugin.suites.common import suite_settings
+from sim.search.invariants import NodeDriver, camera_setup
 from sim.search.strategies import load_scenario_dict, scenarios
 from sim.world.replay import CameraRun, replay
 
@@ -93,4 +95,36 @@ def test_every_audit_entry_has_its_time_and_every_answered_message_its_entry(
                 if ack.id is not None:
                     deliveries.append((d.at, msgspec.json.decode(msgspec.json.encode(ack.id))))
         problems += audit_content_problems(cam, list(trail.entries), deliveries, scenario.end)
+    assert not problems, "\n".join(problems)
+
+
+#: Messages with a readable id the camera must refuse (R-BAD, R-IDEM), and one it accepts.
+_ANSWERED = (
+    {"type": "no_such_type"},
+    {"type": "button", "action": "sideways"},
+    {"type": "activity_end", "activity_id": "never-started"},
+    {"type": "activity_start", "activity": "no_such_activity", "activity_id": "x"},
+    {"type": "dock"},
+)
+
+
+@pytest.mark.req("R-AUDIT", "R-IDEM")
+@_SETTINGS
+@given(body=st.sampled_from(_ANSWERED), copies=st.integers(2, 4), gap=st.integers(0, 30))
+def test_each_redelivery_of_a_refused_or_accepted_message_is_audited_with_its_id(
+    controller_factory: ControllerFactory, body: dict[str, Any], copies: int, gap: int
+) -> None:
+    scenario = load_scenario_dict({"version": 1, "name": "redelivered", "policy": "dhs-2023",
+                                   "end": 1000, "cameras": [{"id": "cam-1"}], "timeline": []})
+    driver = NodeDriver.build(controller_factory, camera_setup(scenario, "cam-1"))
+    payload = msgspec.json.encode({"id": "m-1", **body})
+    times = [10.0 + i * gap + i * 0.5 for i in range(copies)]
+    for t in times:
+        driver.deliver(f"{scenario.prefix}/cam-1/event", payload, t)
+    try:
+        trail = trail_of(driver.node)
+    except NoAuditTrail as why:
+        pytest.skip(str(why))
+    problems = audit_content_problems("cam-1", list(trail.entries), [(t, "m-1") for t in times],
+                                      scenario.end)
     assert not problems, "\n".join(problems)
