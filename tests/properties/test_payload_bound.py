@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.node import ControllerFactory
@@ -28,6 +28,10 @@ LIMIT = 64 * 1024  # SPEC §14a: payload ≤ 64 KiB
 @pytest.mark.req("R-BOUND", "P-REPLY")
 @_SETTINGS
 @given(offset=st.integers(-40, 40), topic=st.sampled_from(("event", "wrong")))
+@example(offset=0, topic="event")  # the bound itself, and one byte over it, on both topics
+@example(offset=0, topic="wrong")
+@example(offset=1, topic="event")
+@example(offset=1, topic="wrong")
 def test_a_payload_up_to_64_kib_has_its_id_read_and_no_more(
     controller_factory: ControllerFactory, offset: int, topic: str
 ) -> None:
