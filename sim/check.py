@@ -68,6 +68,7 @@ def failure_messages(doc: dict[str, Any], expect: Expect | None) -> list[str]:
         messages.append(f"verdict: fail (missed_s.controller = {doc['missed_s']['controller']:g})")
     for cam, c in doc["cameras"].items():
         messages.extend(f"{cam}: {u}" for u in c.get("unannounced", []))
+        messages.extend(f"{cam}: {u}" for u in c.get("overdue_boot", []))
         messages.extend(f"{cam}: {u}" for u in c.get("accepted_forgeries", []))
     return messages
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -243,6 +244,18 @@ class _LateSpanToArrivalCamera(Camera):
         super()._emit_alert(alert)
 
 
+class _NeverBootsCamera(Camera):
+    """R-MISS broken (SPEC §2, ``boot_s``): the camera never finishes booting; after power-on
+    or an undock it reports ``standby`` for good, so every required second looks ``not_ready``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.boot_end = None
+
+    def on_enter_standby(self) -> None:
+        self.boot_end = None
+
+
 def _node(camera_type: type[Camera], setup: CameraSetup) -> CameraNode:
     node = ReferenceNode(setup)
     node.camera = camera_type(setup.camera_id, setup.policy, setup.params, setup.initial)
@@ -374,6 +387,11 @@ def late_span_to_arrival(setup: CameraSetup) -> CameraNode:
     return _node(_LateSpanToArrivalCamera, setup)
 
 
+def never_boots(setup: CameraSetup) -> CameraNode:
+    """Never finishes booting: standby (not_ready) for good after power-on or an undock (R-MISS)."""
+    return _node(_NeverBootsCamera, setup)
+
+
 #: Every broken factory, by name, with the requirement it breaks.
 BROKEN: dict[str, tuple[str, object]] = {
     "zero_buffer": ("R-BUF", zero_buffer),
@@ -398,4 +416,5 @@ BROKEN: dict[str, tuple[str, object]] = {
     "freed_at_dock": ("R-STORE", freed_at_dock),
     "new_incident_on_resume": ("R-META", new_incident_on_resume),
     "late_span_to_arrival": ("R-LATE", late_span_to_arrival),
+    "never_boots": ("R-MISS", never_boots),
 }

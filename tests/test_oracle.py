@@ -84,3 +84,56 @@ def test_buffered_seconds_that_fitted_but_were_not_kept_are_the_controllers() ->
     )
     judgement = judge(obs)
     assert [(m.start, m.end, m.cause) for m in judgement.misses] == [(180.0, 190.0, "controller")]
+
+
+def _standby_camera(states: list[StatePoint], window: Window, boot_s: float | None,
+                    footage: list[tuple[float, float]] | None = None) -> Observation:
+    return Observation(
+        camera_id="cam-1", prebuffer_s=30.0, windows=[window], footage=footage or [],
+        states=states, deactivations=[],
+        alerts=[Alert(kind="missed_required_recording", at=window.start, cause="not_ready",
+                      activity_id=window.activity_id)],
+        boot_s=boot_s,
+    )
+
+
+# Undocked at 100 (standby, boot_s 5); a warrant starts and is delivered at 102.
+UNDOCKED_WARRANT = Window(activity="search_warrant", activity_id="w", start=102.0, end=400.0,
+                          delivered=102.0, prior_state="standby", prior_since=100.0)
+
+
+@pytest.mark.req("R-MISS")
+def test_standby_excuses_only_the_boot_time() -> None:
+    stuck = [StatePoint(0.0, "docked", 36000.0), StatePoint(100.0, "standby", 36000.0)]
+    judgement = judge(_standby_camera(stuck, UNDOCKED_WARRANT, boot_s=5.0))
+    # 102-105 booting (not_ready, announced); 105-400 a booted camera would have recorded.
+    assert judgement.missed_s["not_ready"] == pytest.approx(3.0)
+    assert judgement.missed_s["controller"] == pytest.approx(295.0)
+    assert not judgement.ok
+    assert len(judgement.overdue_boot) == 1 and "due 105.000" in judgement.overdue_boot[0]
+    # Without a boot time (a live device) the reports are taken at their word, as before.
+    unjudged = judge(_standby_camera(stuck, UNDOCKED_WARRANT, boot_s=None))
+    assert unjudged.missed_s["not_ready"] == pytest.approx(298.0) and unjudged.ok
+
+
+@pytest.mark.req("R-MISS")
+def test_a_camera_booted_on_time_is_not_blamed() -> None:
+    booted = [StatePoint(0.0, "docked", 36000.0), StatePoint(100.0, "standby", 36000.0),
+              StatePoint(105.0, "recording", 36000.0)]
+    judgement = judge(_standby_camera(booted, UNDOCKED_WARRANT, 5.0, footage=[(105.0, 400.0)]))
+    assert judgement.missed_s["not_ready"] == pytest.approx(3.0)
+    assert judgement.missed_s["controller"] == 0.0 and judgement.overdue_boot == []
+    assert judgement.ok
+
+
+@pytest.mark.req("R-MISS", "R-BUF")
+def test_a_trigger_heard_past_the_boot_is_held_to_a_booted_cameras_buffer() -> None:
+    # Still standby at 200, when a window that began at 150 is delivered: a camera booted at
+    # 105 would have buffered since then and reached back 30 s, to 170. 150-170 is late, not
+    # the controller's; 170-400 is the controller's.
+    stuck = [StatePoint(0.0, "docked", 36000.0), StatePoint(100.0, "standby", 36000.0)]
+    late = Window(activity="search_warrant", activity_id="w", start=150.0, end=400.0,
+                  delivered=200.0, prior_state="standby", prior_since=100.0)
+    judgement = judge(_standby_camera(stuck, late, boot_s=5.0))
+    assert judgement.missed_s["late_trigger"] == pytest.approx(20.0)
+    assert judgement.missed_s["controller"] == pytest.approx(230.0)

@@ -105,6 +105,11 @@ def report_schema() -> dict[str, Any]:
                     "description": "Recordings a signal or a duplicate stopped or split "
                                    "(P-PRIVACY); any fails the verdict."},
         "unannounced": {"type": "array", "items": {"type": "string"}},
+        "overdue_boot": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                         "description": "Standby reported past the camera's boot (boot_s after "
+                                        "power-on or an undock) while required seconds were missed: "
+                                        "those seconds are not excused as not_ready (SPEC §8). "
+                                        "Present only when non-empty."},
         "accepted_forgeries": {"type": "array", "items": {"type": "string"}},
         "replies": {"type": "array", "items": {"type": "string"}, "minItems": 1,
                     "description": "What the camera answered that the spec contradicts (P-REPLY, "

@@ -117,6 +117,8 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         }
         if j.unannounced:
             cameras[cam]["unannounced"] = list(j.unannounced)
+        if j.overdue_boot:
+            cameras[cam]["overdue_boot"] = list(j.overdue_boot)
         # What the camera said that the spec contradicts (SPEC §8b), each category only when
         # it has something to say.
         for key, problems in (("replies", j.replies), ("evidence", j.evidence),

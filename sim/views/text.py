@@ -209,6 +209,8 @@ def _camera(cam_id: str, cam: dict[str, Any]) -> list[Any]:
     parts += _footage_tables(cam)
     for problem in cam.get("unannounced", []):
         parts.append(Text(f"  unannounced: {problem}", style="red"))
+    for problem in cam.get("overdue_boot", []):
+        parts.append(Text(f"  boot overdue: {problem}", style="red"))
     for key, label in SAID_CATEGORIES:
         for problem in cam.get(key, []):
             parts.append(Text(f"  {label}: {problem}", style="red"))

@@ -131,6 +131,10 @@ class Observation:
     tolerance_s: float = 0.0
     # What the footage judgements (P-NOPHANTOM, P-PRIVACY; :mod:`sim.world.footage`) need.
     facts: FootageFacts = field(default_factory=FootageFacts)
+    # How long a boot takes (the camera's ``boot_s``): ``standby`` reported for longer after
+    # power-on or an undock excuses nothing. ``None``: not judged (a live device boots as its
+    # own hardware does, SPEC §15a).
+    boot_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,9 @@ class Judgement:
     replies: list[str] = field(default_factory=list)  # P-REPLY: acks against the spec
     evidence: list[str] = field(default_factory=list)  # R-META and alerts against the facts
     resources: list[str] = field(default_factory=list)  # P-RESOURCE: battery and storage reports
+    # Standby reported past the boot time while a required window was open (why those seconds
+    # are not excused as ``not_ready``), one sentence each.
+    overdue_boot: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -183,12 +190,23 @@ class _StateAt:
         return self.points[i] if i >= 0 else None
 
 
-def _reach(w: Window, prebuffer_s: float) -> float | None:
-    """Earliest second the trigger of ``w`` could still have captured, or None if not at all."""
+def _reach(
+    w: Window, prebuffer_s: float, overdue: Sequence[tuple[float, float, float]] = ()
+) -> float | None:
+    """Earliest second the trigger of ``w`` could still have captured, or None if not at all.
+
+    A trigger that arrives while the camera reports ``standby`` past its boot (``overdue``:
+    (boot due, end, start) stretches) is held to a booted camera's reach: buffering since the
+    boot was due.
+    """
     if w.delivered is None:
         return None
     if w.prior_state == "pre_buffer":
         return w.delivered - min(prebuffer_s, max(0.0, w.delivered - w.prior_since))
+    if w.prior_state == "standby":
+        for due, end, _ in overdue:
+            if due < w.delivered <= end + EPS:
+                return w.delivered - min(prebuffer_s, w.delivered - due)
     return w.delivered
 
 
@@ -203,6 +221,30 @@ def _kept(w: Window, reach: float | None) -> float | None:
     return max(reach, w.delivered - max(0.0, w.prior_storage_free))
 
 
+def _standby_stretches(points: Sequence[StatePoint]) -> list[tuple[float, float]]:
+    """When the camera reported ``standby``: from the first report of each run of standby
+    reports (power-on or an undock: the boot starts there) to the next report of another state."""
+    out: list[tuple[float, float]] = []
+    current: float | None = None
+    for p in sorted(points, key=lambda p: p.at):
+        if p.state == "standby":
+            if current is None:
+                current = p.at
+        elif current is not None:
+            out.append((current, p.at))
+            current = None
+    if current is not None:
+        out.append((current, math.inf))
+    return out
+
+
+def _overdue(points: Sequence[StatePoint], boot_s: float | None) -> list[tuple[float, float, float]]:
+    """Standby reported past the boot: (boot due, last standby second, boot started)."""
+    if boot_s is None:
+        return []
+    return [(a + boot_s, b, a) for a, b in _standby_stretches(points) if b > a + boot_s + EPS]
+
+
 def judge(obs: Observation) -> Judgement:
     """Attribute every uncovered required second of one camera to exactly one cause."""
     windows = obs.windows
@@ -211,7 +253,10 @@ def judge(obs: Observation) -> Judgement:
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
     offline = union(obs.offline)
-    reaches = [_reach(w, obs.prebuffer_s) for w in windows]
+    # A camera still reporting standby once its boot is over (power-on or undock + boot_s) is
+    # not excused as not_ready: it is held to what a booted camera does, buffering from then.
+    overdue = _overdue(obs.states, obs.boot_s)
+    reaches = [_reach(w, obs.prebuffer_s, overdue) for w in windows]
     kepts = [_kept(w, r) for w, r in zip(windows, reaches, strict=True)]
 
     cuts: set[float] = set()
@@ -226,12 +271,15 @@ def judge(obs: Observation) -> Judgement:
     cuts.update(p.at for p in obs.states)
     for a, b in (*deacts, *offline):
         cuts.update((a, b))
+    cuts.update(due for due, _, _ in overdue)
     sorted_cuts = sorted(cuts)
 
     def cause_at(t: float) -> tuple[str, float | None]:
         sp = states.at(t)
         if sp is not None:
             c = _STATE_CAUSE.get(sp.state)
+            if c == "not_ready" and any(due <= t < end for due, end, _ in overdue):
+                c = None  # the boot is over: standby no longer excuses anything
             if c is not None:
                 return c, None
             if sp.state == "pre_buffer" and sp.storage_free <= EPS:
@@ -281,9 +329,18 @@ def judge(obs: Observation) -> Judgement:
                          for m in pieces if m.end > w.start + EPS and m.start < w.end - EPS])
         for w in windows
     ]
-    return Judgement(obs.camera_id, pieces, per_window, missed,
-                     _unannounced(obs, pieces, jitter), excused,
-                     judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s))
+    judgement = Judgement(obs.camera_id, pieces, per_window, missed,
+                          _unannounced(obs, pieces, jitter), excused,
+                          judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s))
+    for due, end, began in overdue:
+        hit = sum(max(0.0, min(m.end, end) - max(m.start, due)) for m in pieces)
+        if hit > EPS:
+            judgement.overdue_boot.append(
+                f"reported standby from {began:.3f} until "
+                f"{'the end' if math.isinf(end) else f'{end:.3f}'}, past its boot ({obs.boot_s:g} s, "
+                f"due {due:.3f}): {hit:.3f} required second(s) after it are not excused as not_ready"
+            )
+    return judgement
 
 
 class _Jitter:

@@ -415,6 +415,8 @@ def judge_run(
             timed=seen.timed,
             tolerance_s=tolerance_s,
             facts=facts_of(scenario, seen, windows[cam], acts.get(cam, [])),
+            # A device boots as its own hardware does (SPEC §15a): judged in simulation only.
+            boot_s=seen.spec.params.boot_s if live is None else None,
         )
         seen.paused = list(obs.deactivations)
         judgement = judgements[cam] = judge(obs)
