@@ -165,7 +165,7 @@ class OutboxAgainstModel(RuleBasedStateMachine):
 
 def test_the_outbox_answers_as_its_model_does() -> None:
     # A few hundred runs of up to 50 steps each: the profile's thousands add nothing here but time.
-    active = settings.default
+    active = settings()  # the profile in force
     run_state_machine_as_test(OutboxAgainstModel,
                               settings=settings(active, max_examples=min(active.max_examples, 500)))
 
