@@ -16,8 +16,6 @@ the retain flag, with no suite or scenario noticing (docs/mutation.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import msgspec
 import pytest
 from hypothesis import given
 
-from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
+from controller.node import ControllerFactory, Publish
 from sim.pytest_plugin.suites.common import suite_settings
 from sim.search.strategies import load_scenario_dict, scenarios
 from sim.world.replay import replay
@@ -39,55 +37,6 @@ RETAINED = {"state": True, "availability": True, "audit": True,
             "ack": False, "alert": False, "recording": False}
 STATE_FIELDS = {"state", "since", "active", "battery_s", "storage_s", "auth"}
 AVAILABILITY = (b"online", b"offline")
-
-
-@dataclass(eq=False)
-class _Recorder:
-    """A node that passes everything through to ``inner`` and keeps what it publishes."""
-
-    inner: CameraNode
-    log: list[Publish] = field(default_factory=list)
-
-    def _keep(self, pubs: list[Publish]) -> list[Publish]:
-        self.log.extend(pubs)
-        return pubs
-
-    def subscriptions(self) -> list[str]:
-        return self.inner.subscriptions()
-
-    def start(self, now: float) -> list[Publish]:
-        return self._keep(self.inner.start(now))
-
-    def on_message(self, topic: str, payload: bytes, now: float) -> list[Publish]:
-        return self._keep(self.inner.on_message(topic, payload, now))
-
-    def next_deadline(self) -> float | None:
-        return self.inner.next_deadline()
-
-    def on_timer(self, now: float) -> list[Publish]:
-        return self._keep(self.inner.on_timer(now))
-
-    def finish(self, now: float) -> list[Publish]:
-        return self._keep(self.inner.finish(now))
-
-    def __getattr__(self, name: str) -> Any:  # features, durable state, audit, close...
-        attr = getattr(self.inner, name)
-        if name == "resume" and callable(attr):
-            def resume(*args: Any, **kwargs: Any) -> list[Publish]:
-                out: list[Publish] = attr(*args, **kwargs)
-                return self._keep(out)
-            return resume
-        return attr
-
-
-def _recording(factory: ControllerFactory, logs: dict[str, list[Publish]]) -> Callable[[CameraSetup],
-                                                                                      CameraNode]:
-    def make(setup: CameraSetup) -> CameraNode:
-        node = _Recorder(factory(setup))
-        logs[setup.camera_id] = node.log
-        return node  # a CameraNode by its methods (the rest by delegation)
-
-    return make
 
 
 def publication_problems(scenario: Scenario, logs: dict[str, list[Publish]]) -> list[str]:
@@ -119,8 +68,15 @@ def publication_problems(scenario: Scenario, logs: dict[str, list[Publish]]) -> 
 
 
 def _judge(factory: ControllerFactory, scenario: Scenario) -> list[str]:
+    # The replay's trace holds every publication a camera makes, with its retain flag.
     logs: dict[str, list[Publish]] = {}
-    replay(scenario, _recording(factory, logs))
+
+    def keep(record: dict[str, Any]) -> None:
+        if record.get("kind") == "out":
+            logs.setdefault(record["camera"], []).append(
+                Publish(record["topic"], record["payload"].encode(), retain=record["retain"]))
+
+    replay(scenario, factory, trace=keep)
     return publication_problems(scenario, logs)
 
 
