@@ -76,8 +76,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.errors import BusError, BusRefused, BusTimeout, SessionTakenOver
+from sim.live import paho_lean
 from sim.world.broker import BusConfig, Message, SimBroker, validate_filter, validate_topic
 from sim.world.scheduler import Scheduler
+
+# paho decodes a property set for every PUBLISH and PUBACK it receives; build them cheaply.
+paho_lean.install()
 
 __all__ = [
     "Bus",
