@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,18 @@ def test_fleet_parallel_compares_back_ends_with_one_process() -> None:
     figures = [r["figure"] for r in doc["rows"]]
     assert any("--workers 2" in f for f in figures) and any("one process" in f for f in figures)
     assert all(r["ratio"] > 0 for r in doc["rows"] if r["baseline"])
+
+
+@pytest.mark.req("R-NODROP")
+@pytest.mark.skipif(not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()),
+                    reason="bench/live_load.py runs a private Mosquitto, and none is installed")
+def test_live_load_repeats_its_sustained_rounds_and_loses_nothing() -> None:
+    proc = _run("live_load.py", "--quick", "--json", "--repeat", "2")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    rows = {r["figure"]: r for r in doc["rows"]}
+    assert rows["sustained 1000 msg/s: not acked"]["value"] == 0
+    assert rows["sustained 1000 msg/s: not acked"]["unit"] == "of 2000"
+    assert rows["sustained 1000 msg/s: ack p99"]["ratio"] > 0
+    assert any("2 rounds of 1000 messages" in n for n in doc["notes"])
+    assert rows["flood 1,000: triggers lost"]["value"] == 0
