@@ -28,12 +28,14 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import json
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -372,7 +374,25 @@ def run_live(options: LiveOptions, stdin: TextIO | None = None, stdout: TextIO |
         options = dataclasses.replace(options, start_at=start_at, start_at_stdin=False)
         build_node(options)
     try:
-        asyncio.run(serve(options))
+        with _startup_frozen():
+            asyncio.run(serve(options))
     except (asyncio.CancelledError, KeyboardInterrupt):
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _startup_frozen() -> Iterator[None]:
+    """Keep what exists before serving out of the cyclic collector's passes while it serves.
+
+    The libraries, the policy and the node's tables (some 35,000 tracked objects) live as long as
+    the camera does, yet every full collection walked all of them: a 50 ms pause in the middle of
+    a 1,000 msg/s run, against about 10 ms once they are frozen (SPEC §13). They are thawed when
+    the run ends, so a process that goes on (a test calling this in-process) collects as before.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
