@@ -43,7 +43,7 @@ from .policy_reading import PolicyReading, builtin_document, file_document, read
 from .replies import Delivery, Pause, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
-from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
+from .senders import may_refuse, must_refuse, send_order, sequence_numbers, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -379,14 +379,23 @@ def judge_run(
     """
     forgeries: dict[str, list[str]] = {}
     order = send_order(scenario)
-    seqs = sequence_numbers(scenario, order)
+    # Every fleet shift sends unsigned messages with no ``ts``: then no camera is obliged to
+    # refuse anything (SPEC §14), and walking each camera's share of the send order would
+    # find nothing.
+    refusing = any(may_refuse(e) for e in order)
+    seqs = sequence_numbers(scenario, order) if refusing else {}
     # Once per run, not per camera: each camera's share of the send order, and of the
     # activity entries in timeline order (what must_refuse, required_windows and facts_of scan).
-    sent_to = entries_by_camera(scenario, order)
+    sent_to = entries_by_camera(scenario, order) if refusing else {}
     acts = entries_by_camera(scenario, sorted(
         (e for e in scenario.timeline if e.event in ("activity_start", "activity_end")),
         key=lambda e: (e.at, e.index)))
     for cam, seen in cameras.items():
+        if not refusing:
+            seen.refusable = {}
+            forgeries[cam] = []
+            continue
+
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
