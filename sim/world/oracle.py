@@ -317,7 +317,7 @@ def judge(obs: Observation) -> Judgement:
                 else:
                     pieces.append(Miss(lo, hi, c, knew))
 
-    jitter = _Jitter(obs, [x for pair in zip(reaches, kepts, strict=True) for x in pair])
+    jitter = _Jitter(obs, reaches, kepts)
     excused = [m for m in pieces if m.cause == "controller" and jitter.covers(m)]
     pieces = [m for m in pieces if m not in excused]
     missed = empty_missed()
@@ -352,10 +352,14 @@ class _Jitter:
     (every simulated run) nothing is jitter.
     """
 
-    def __init__(self, obs: Observation, derived: Iterable[float | None]) -> None:
+    def __init__(self, obs: Observation, *derived: Iterable[float | None]) -> None:
         self.tol = obs.tolerance_s
+        self.moments: list[float] = []
+        if self.tol <= 0:
+            return  # nothing is jitter (covers() looks no further): no moments to list
         moments: set[float] = set(obs.timed)
-        moments.update(x for x in derived if x is not None)
+        for xs in derived:
+            moments.update(x for x in xs if x is not None)
         for w in obs.windows:
             moments.update(x for x in (w.start, w.end, w.delivered, w.told_end) if x is not None)
         for a, b in obs.deactivations:
