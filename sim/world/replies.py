@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -159,7 +159,9 @@ def _bad_constant(name: str) -> Any:
 # What json.loads(text, parse_constant=_bad_constant) does, without building a decoder per call:
 # the decoder's scanner, called directly (JSONDecoder.decode is two Python calls around it that
 # skip JSON whitespace either side and turn "no value here" into an error; _object does both).
-_json_scan = json.JSONDecoder(parse_constant=_bad_constant).scan_once
+# (JSONDecoder sets scan_once in __init__; typeshed does not declare it.)
+_json_scan: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder(parse_constant=_bad_constant).scan_once)  # type: ignore[attr-defined]
 _JSON_SPACE = " \t\n\r"
 
 

@@ -45,7 +45,8 @@ from controller.trust import DISPATCH, Signed, sign
 
 from .scenario import Scenario, TimelineEntry
 
-__all__ = ["may_refuse", "must_refuse", "send_order", "sequence_numbers", "sim_key", "trust_file", "wire_messages"]
+__all__ = ["may_refuse", "must_refuse", "send_order", "sequence_numbers", "sim_key", "trust_file",
+           "wire_messages"]
 
 _encode = msgspec.json.encode
 _signed_decoder = msgspec.json.Decoder(Signed)
