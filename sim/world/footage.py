@@ -52,6 +52,7 @@ A live run's tolerance (see the oracle) widens every comparison above by ``toler
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -251,7 +252,7 @@ def _intervals(
     after time 0 (a live device whose report predates the run), that state holds until then.
     """
     out: list[tuple[str, float, float]] = []
-    ordered = sorted(states, key=lambda p: p.at)
+    ordered = sorted(states, key=_AT)
     if initial is not None and (not ordered or ordered[0].at > 0.0):
         out.append((initial, 0.0, float("inf")))
     for p in ordered:
@@ -263,6 +264,7 @@ def _intervals(
     return out
 
 
+_AT = operator.attrgetter("at")
 _CLEAR = 1000 * EPS  # far beyond the slack of union/subtract, far below a reported second
 
 
@@ -287,8 +289,10 @@ def judge_footage(
         for state, a, b in no_capture:
             # Every piece of the intersection lies within the recording's extent, and within
             # the interval's up to a few EPS of float slack: an interval clear of the recording
-            # by far more than that yields nothing, so it is not intersected at all.
-            if b < first - _CLEAR or a > last + _CLEAR:
+            # by far more than that yields nothing, so it is not intersected at all. Nor does
+            # one that only touches it (a dock as the recording closes): subtract() takes
+            # nothing from spans that end by the interval's start or begin at its end.
+            if b < first - _CLEAR or a > last + _CLEAR or b <= first or a >= last:
                 continue
             for lo, hi in intersect(captured, [(a, b)]):
                 if hi - lo > tol:
@@ -362,7 +366,14 @@ def _overlaps(recordings: Sequence[RecordingMeta], tol: float) -> list[Phantom]:
     out: list[Phantom] = []
     spans = sorted((union(r.segment_list), r.recording) for r in recordings)
     for i, (mine, rid) in enumerate(spans):
+        if not mine:
+            continue  # no footage: nothing in common with any
+        last = mine[-1][1]
         for other, oid in spans[i + 1:]:
+            # ``spans`` is sorted by first start (empty ones first): once another recording
+            # starts clear of this one's end, so do all after it.
+            if other[0][0] > last + _CLEAR:
+                break
             for lo, hi in intersect(mine, other):
                 if hi - lo > tol:
                     out.append(Phantom(lo, hi, "overlap", oid,
