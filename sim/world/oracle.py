@@ -75,6 +75,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from controller.messages import Alert
 from controller.spans import EPS, subtract, union
 
@@ -91,9 +93,14 @@ _STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
 ALERT_GRACE_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One required window of one camera, with what the bus did with its trigger."""
+class Window(msgspec.Struct, frozen=True, gc=False):
+    """One required window of one camera, with what the bus did with its trigger.
+
+    Window, StatePoint and Miss are msgspec structs only as records: built by the thousand
+    per fleet team, they cost a fraction of a frozen dataclass (which sets each field through
+    ``object.__setattr__``), and holding only numbers and strings they need no tracking by
+    the cyclic collector (``gc=False``). They compare, hash and read as the dataclasses did.
+    """
 
     activity: str
     activity_id: str
@@ -107,8 +114,7 @@ class Window:
     told_end: float | None = None  # when the camera learned the window closed (end + post_s)
 
 
-@dataclass(frozen=True, slots=True)
-class StatePoint:
+class StatePoint(msgspec.Struct, frozen=True, gc=False):
     at: float
     state: str
     storage_free: float
@@ -137,8 +143,7 @@ class Observation:
     boot_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Miss:
+class Miss(msgspec.Struct, frozen=True, gc=False):
     start: float
     end: float
     cause: str
