@@ -487,8 +487,11 @@ def required_windows(
         told = run.delivered.get(end_idx) if end_idx is not None else None
         # The same activity may be announced more than once (its own topic and the team's,
         # a resend): the camera knew of the window from the first of them to arrive.
-        firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
-        first = min(firsts, key=lambda f: f.seq) if firsts else None
+        if len(idxs) == 1:  # announced once (nearly always): no list to pick from
+            first = run.delivered.get(idxs[0])
+        else:
+            firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
+            first = min(firsts, key=lambda f: f.seq) if firsts else None
         out.append(Window(
             activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
             delivered=first.at if first else None,
