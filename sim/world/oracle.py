@@ -255,6 +255,13 @@ def judge(obs: Observation) -> Judgement:
     windows = obs.windows
     required = union((w.start, w.end) for w in windows)
     uncovered = subtract(required, union(obs.footage))
+    footage = judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s)
+    if not uncovered:
+        # Every required second was recorded (most cameras of a fleet): no miss to attribute,
+        # announce, excuse as jitter or hold against an overdue boot, so none of what follows
+        # is worked out; the judgement is the one it would reach with no pieces.
+        return Judgement(obs.camera_id, [], [[] for _ in windows], empty_missed(), [], [],
+                         footage)
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
     offline = union(obs.offline)
@@ -335,8 +342,7 @@ def judge(obs: Observation) -> Judgement:
         for w in windows
     ]
     judgement = Judgement(obs.camera_id, pieces, per_window, missed,
-                          _unannounced(obs, pieces, jitter), excused,
-                          judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s))
+                          _unannounced(obs, pieces, jitter), excused, footage)
     for due, end, began in overdue:
         hit = sum(max(0.0, min(m.end, end) - max(m.start, due)) for m in pieces)
         if hit > EPS:
