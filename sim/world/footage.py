@@ -167,7 +167,8 @@ class FootageFacts:
 
     recordings: Sequence[RecordingMeta] = ()
     prohibited: Sequence[ProhibitedActivity] = ()
-    # Required windows as the camera knew them and as they truly were (both justify).
+    # Required windows as the camera knew them and as they truly were (both justify; listed
+    # by facts_of only when there is a prohibited activity, the only place they justify).
     required: Sequence[tuple[float, float]] = ()
     # Acceptances of a manual hold (``button start``, a listed ``signal``).
     holds: Sequence[float] = ()
@@ -445,17 +446,6 @@ def facts_of(
     """
     cam = seen.spec.id
     policy = sc.policy
-    required: list[tuple[float, float]] = []
-    explained: list[float] = []
-    for w in windows:
-        required.append((w.start, w.end))
-        explained.append(w.end)
-        if w.delivered is not None:
-            end = w.told_end if w.told_end is not None else sc.end
-            required.append((w.delivered, max(end, w.delivered)))
-            if w.told_end is not None:
-                explained.append(w.told_end)
-
     prohibited: list[ProhibitedActivity] = []
     open_: dict[str, tuple[str, float]] = {}
     if activities is None:
@@ -473,6 +463,19 @@ def facts_of(
             activity, start = open_.pop(aid)
             prohibited.append(ProhibitedActivity(aid, activity, start, min(e.at, sc.end)))
     prohibited += [ProhibitedActivity(aid, act, start, sc.end) for aid, (act, start) in open_.items()]
+
+    required: list[tuple[float, float]] = []
+    explained: list[float] = []
+    for w in windows:
+        explained.append(w.end)
+        if w.delivered is not None and w.told_end is not None:
+            explained.append(w.told_end)
+        if not prohibited:
+            continue  # the windows justify seconds only in a prohibited activity (_prohibited)
+        required.append((w.start, w.end))
+        if w.delivered is not None:
+            end = w.told_end if w.told_end is not None else sc.end
+            required.append((w.delivered, max(end, w.delivered)))
 
     holds: list[float] = []
     nudges: list[tuple[float, str]] = []
@@ -499,13 +502,17 @@ def facts_of(
             holds.append(first.at)
         if accepted:
             explained.append(first.at)
-    seen_idx: set[int] = set()
-    for at, entry in seen.arrivals:
-        if entry is None:
-            continue
-        if entry in seen_idx:
-            nudges.append((at, f"redelivery of timeline[{entry}]"))
-        seen_idx.add(entry)
+    # Every first delivery of an entry is among the arrivals, so there are more arrivals
+    # than first deliveries exactly when some are not: an entry again, or not a timeline
+    # message. Only then are they looked through for redeliveries.
+    if len(seen.arrivals) > len(seen.delivered):
+        seen_idx: set[int] = set()
+        for at, entry in seen.arrivals:
+            if entry is None:
+                continue
+            if entry in seen_idx:
+                nudges.append((at, f"redelivery of timeline[{entry}]"))
+            seen_idx.add(entry)
     return FootageFacts(
         recordings=list(seen.recordings.values()),
         prohibited=sorted(prohibited, key=lambda p: (p.start, p.activity_id)),
