@@ -408,6 +408,9 @@ def judge_run(
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
     reading = oracle_policy(scenario)
+    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
+    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
+    deactivating = any(e.event == "deactivate" for e in scenario.timeline)
     windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
                for cam, seen in cameras.items()}
     judgements = {}
@@ -418,7 +421,8 @@ def judge_run(
             windows=windows[cam],
             footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
             states=seen.states,
-            deactivations=allowed_deactivations(scenario, seen, windows[cam], reading),
+            deactivations=(allowed_deactivations(scenario, seen, windows[cam], reading)
+                           if deactivating else []),
             alerts=seen.alerts,
             offline=seen.offline,
             timed=seen.timed,
