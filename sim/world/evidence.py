@@ -137,7 +137,8 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     reports = _Reports(seen.reports)
     recs = _final(seen)
     problems: list[str] = []
-    accepted = _accepted_manual(sc, seen, signals)
+    # Read only when a recording names a reason no required window accounts for.
+    accepted: list[tuple[float, str]] | None = None
     required_ids = {w.activity_id for w in windows}
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     for rec in recs:
@@ -185,6 +186,8 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
         for reason in rec.reasons:
             if reason in required_ids:
                 continue
+            if accepted is None:
+                accepted = _accepted_manual(sc, seen, signals)
             if not any(what == reason and a - tol.meta <= t <= rec.end + tol.meta
                        for t, what in accepted):
                 problems.append(f"{name} ({a:g}-{rec.end:g}) lists reason {reason!r}, which "
@@ -242,9 +245,10 @@ def _accepted_manual(sc: Scenario, seen: Observed, signals: frozenset[str],
 
     if seen.deliveries:
         for d in seen.deliveries:
-            event = parse(d.payload, sc.auth == "signed").event
-            if d.acks and d.acks[0].ok and event is not None:
-                add(d.at, event)
+            if d.acks and d.acks[0].ok:
+                event = parse(d.payload, sc.auth == "signed").event
+                if event is not None:
+                    add(d.at, event)
         return out
     for idx, first in seen.delivered.items():
         entry = sc.timeline[idx]
@@ -312,8 +316,9 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     # Seconds with another cause, and (a live run) those the device was offline for.
     # R-LATE looks at the whole of [ts, arrival), whether or not the activity had truly ended
     # by then (the camera cannot know): states that explain a second count wherever they held.
+    unable = _unable_by_cause(seen.reports, sc.end)  # once per camera, not once per alert
     explained = union([*((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED),
-                       *seen.offline, *seen.paused, *_unable(seen.reports, sc.end)])
+                       *seen.offline, *seen.paused, *((a, b) for a, b, _ in unable)])
     for w in windows:
         if w.delivered is None or w.delivered <= w.start + EPS:
             continue
@@ -324,7 +329,8 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
             needed = left[-1][1] - left[0][0] > tol.jitter
             late_expected.append((w, left[0][0], left[-1][1], needed))
     matched_late: set[int] = set()
-    rehandled = _rehandled_starts(sc, seen)
+    # Read only for a late_trigger alert that no late trigger of this run explains.
+    rehandled: list[tuple[float, str]] | None = None
     for alert in seen.alerts:
         where = f"{cam}: alert {alert.kind} at {alert.at:g}"
         if alert.kind == "missed_required_recording":
@@ -347,7 +353,7 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
             causes.update(m.cause for m in judgement.misses
                           if m.cause in _EXPLAINED and m.start <= alert.at + tol.grace
                           and m.end > named.start + EPS and m.start < named.end - EPS)
-            causes.update(cause for a, b, cause in _unable_by_cause(seen.reports, sc.end)
+            causes.update(cause for a, b, cause in unable
                           if b > named.start + EPS and a <= alert.at + EPS)
             if alert.cause not in causes:
                 problems.append(f"{where} says cause {alert.cause!r}; the camera's state then "
@@ -361,11 +367,12 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                         w.delivered - tol.meta <= alert.at <= w.delivered + tol.grace):
                     found = i
                     break
-            if found is None and any(alert.activity_id in (None, aid)
-                                     and at - tol.meta <= alert.at <= at + tol.grace
-                                     for at, aid in rehandled):
-                continue  # a start redelivered past the window, handled again (§14a)
             if found is None:
+                if rehandled is None:
+                    rehandled = _rehandled_starts(sc, seen)
+                if any(alert.activity_id in (None, aid) and at - tol.meta <= alert.at <= at + tol.grace
+                       for at, aid in rehandled):
+                    continue  # a start redelivered past the window, handled again (§14a)
                 problems.append(f"{where} for {alert.activity_id!r}: no trigger then left an "
                                 f"unexplained uncovered second before it arrived (R-LATE)")
                 continue
@@ -417,11 +424,6 @@ def _unable_by_cause(reports: Sequence[tuple[float, StateReport]], end: float,
         if cause is not None:
             out.append((t, nxt, cause))
     return out
-
-
-def _unable(reports: Sequence[tuple[float, StateReport]], end: float) -> list[tuple[float, float]]:
-    """When the reported state kept the camera from recording."""
-    return [(a, b) for a, b, _ in _unable_by_cause(reports, end)]
 
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],

@@ -52,6 +52,7 @@ A live run's tolerance (see the oracle) widens every comparison above by ``toler
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -166,7 +167,8 @@ class FootageFacts:
 
     recordings: Sequence[RecordingMeta] = ()
     prohibited: Sequence[ProhibitedActivity] = ()
-    # Required windows as the camera knew them and as they truly were (both justify).
+    # Required windows as the camera knew them and as they truly were (both justify; listed
+    # by facts_of only when there is a prohibited activity, the only place they justify).
     required: Sequence[tuple[float, float]] = ()
     # Acceptances of a manual hold (``button start``, a listed ``signal``).
     holds: Sequence[float] = ()
@@ -251,7 +253,7 @@ def _intervals(
     after time 0 (a live device whose report predates the run), that state holds until then.
     """
     out: list[tuple[str, float, float]] = []
-    ordered = sorted(states, key=lambda p: p.at)
+    ordered = sorted(states, key=_AT)
     if initial is not None and (not ordered or ordered[0].at > 0.0):
         out.append((initial, 0.0, float("inf")))
     for p in ordered:
@@ -263,6 +265,7 @@ def _intervals(
     return out
 
 
+_AT = operator.attrgetter("at")
 _CLEAR = 1000 * EPS  # far beyond the slack of union/subtract, far below a reported second
 
 
@@ -287,8 +290,10 @@ def judge_footage(
         for state, a, b in no_capture:
             # Every piece of the intersection lies within the recording's extent, and within
             # the interval's up to a few EPS of float slack: an interval clear of the recording
-            # by far more than that yields nothing, so it is not intersected at all.
-            if b < first - _CLEAR or a > last + _CLEAR:
+            # by far more than that yields nothing, so it is not intersected at all. Nor does
+            # one that only touches it (a dock as the recording closes): subtract() takes
+            # nothing from spans that end by the interval's start or begin at its end.
+            if b < first - _CLEAR or a > last + _CLEAR or b <= first or a >= last:
                 continue
             for lo, hi in intersect(captured, [(a, b)]):
                 if hi - lo > tol:
@@ -362,7 +367,14 @@ def _overlaps(recordings: Sequence[RecordingMeta], tol: float) -> list[Phantom]:
     out: list[Phantom] = []
     spans = sorted((union(r.segment_list), r.recording) for r in recordings)
     for i, (mine, rid) in enumerate(spans):
+        if not mine:
+            continue  # no footage: nothing in common with any
+        last = mine[-1][1]
         for other, oid in spans[i + 1:]:
+            # ``spans`` is sorted by first start (empty ones first): once another recording
+            # starts clear of this one's end, so do all after it.
+            if other[0][0] > last + _CLEAR:
+                break
             for lo, hi in intersect(mine, other):
                 if hi - lo > tol:
                     out.append(Phantom(lo, hi, "overlap", oid,
@@ -434,17 +446,6 @@ def facts_of(
     """
     cam = seen.spec.id
     policy = sc.policy
-    required: list[tuple[float, float]] = []
-    explained: list[float] = []
-    for w in windows:
-        required.append((w.start, w.end))
-        explained.append(w.end)
-        if w.delivered is not None:
-            end = w.told_end if w.told_end is not None else sc.end
-            required.append((w.delivered, max(end, w.delivered)))
-            if w.told_end is not None:
-                explained.append(w.told_end)
-
     prohibited: list[ProhibitedActivity] = []
     open_: dict[str, tuple[str, float]] = {}
     if activities is None:
@@ -462,6 +463,19 @@ def facts_of(
             activity, start = open_.pop(aid)
             prohibited.append(ProhibitedActivity(aid, activity, start, min(e.at, sc.end)))
     prohibited += [ProhibitedActivity(aid, act, start, sc.end) for aid, (act, start) in open_.items()]
+
+    required: list[tuple[float, float]] = []
+    explained: list[float] = []
+    for w in windows:
+        explained.append(w.end)
+        if w.delivered is not None and w.told_end is not None:
+            explained.append(w.told_end)
+        if not prohibited:
+            continue  # the windows justify seconds only in a prohibited activity (_prohibited)
+        required.append((w.start, w.end))
+        if w.delivered is not None:
+            end = w.told_end if w.told_end is not None else sc.end
+            required.append((w.delivered, max(end, w.delivered)))
 
     holds: list[float] = []
     nudges: list[tuple[float, str]] = []
@@ -488,13 +502,17 @@ def facts_of(
             holds.append(first.at)
         if accepted:
             explained.append(first.at)
-    seen_idx: set[int] = set()
-    for at, entry in seen.arrivals:
-        if entry is None:
-            continue
-        if entry in seen_idx:
-            nudges.append((at, f"redelivery of timeline[{entry}]"))
-        seen_idx.add(entry)
+    # Every first delivery of an entry is among the arrivals, so there are more arrivals
+    # than first deliveries exactly when some are not: an entry again, or not a timeline
+    # message. Only then are they looked through for redeliveries.
+    if len(seen.arrivals) > len(seen.delivered):
+        seen_idx: set[int] = set()
+        for at, entry in seen.arrivals:
+            if entry is None:
+                continue
+            if entry in seen_idx:
+                nudges.append((at, f"redelivery of timeline[{entry}]"))
+            seen_idx.add(entry)
     return FootageFacts(
         recordings=list(seen.recordings.values()),
         prohibited=sorted(prohibited, key=lambda p: (p.start, p.activity_id)),

@@ -75,6 +75,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from controller.messages import Alert
 from controller.spans import EPS, subtract, union
 
@@ -91,9 +93,14 @@ _STATE_CAUSE = {"docked": "docked", "off": "battery", "standby": "not_ready"}
 ALERT_GRACE_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One required window of one camera, with what the bus did with its trigger."""
+class Window(msgspec.Struct, frozen=True, gc=False):
+    """One required window of one camera, with what the bus did with its trigger.
+
+    Window, StatePoint and Miss are msgspec structs only as records: built by the thousand
+    per fleet team, they cost a fraction of a frozen dataclass (which sets each field through
+    ``object.__setattr__``), and holding only numbers and strings they need no tracking by
+    the cyclic collector (``gc=False``). They compare, hash and read as the dataclasses did.
+    """
 
     activity: str
     activity_id: str
@@ -107,8 +114,7 @@ class Window:
     told_end: float | None = None  # when the camera learned the window closed (end + post_s)
 
 
-@dataclass(frozen=True, slots=True)
-class StatePoint:
+class StatePoint(msgspec.Struct, frozen=True, gc=False):
     at: float
     state: str
     storage_free: float
@@ -137,8 +143,7 @@ class Observation:
     boot_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Miss:
+class Miss(msgspec.Struct, frozen=True, gc=False):
     start: float
     end: float
     cause: str
@@ -250,6 +255,13 @@ def judge(obs: Observation) -> Judgement:
     windows = obs.windows
     required = union((w.start, w.end) for w in windows)
     uncovered = subtract(required, union(obs.footage))
+    footage = judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s)
+    if not uncovered:
+        # Every required second was recorded (most cameras of a fleet): no miss to attribute,
+        # announce, excuse as jitter or hold against an overdue boot, so none of what follows
+        # is worked out; the judgement is the one it would reach with no pieces.
+        return Judgement(obs.camera_id, [], [[] for _ in windows], empty_missed(), [], [],
+                         footage)
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
     offline = union(obs.offline)
@@ -317,7 +329,7 @@ def judge(obs: Observation) -> Judgement:
                 else:
                     pieces.append(Miss(lo, hi, c, knew))
 
-    jitter = _Jitter(obs, [x for pair in zip(reaches, kepts, strict=True) for x in pair])
+    jitter = _Jitter(obs, reaches, kepts)
     excused = [m for m in pieces if m.cause == "controller" and jitter.covers(m)]
     pieces = [m for m in pieces if m not in excused]
     missed = empty_missed()
@@ -330,8 +342,7 @@ def judge(obs: Observation) -> Judgement:
         for w in windows
     ]
     judgement = Judgement(obs.camera_id, pieces, per_window, missed,
-                          _unannounced(obs, pieces, jitter), excused,
-                          judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s))
+                          _unannounced(obs, pieces, jitter), excused, footage)
     for due, end, began in overdue:
         hit = sum(max(0.0, min(m.end, end) - max(m.start, due)) for m in pieces)
         if hit > EPS:
@@ -352,10 +363,14 @@ class _Jitter:
     (every simulated run) nothing is jitter.
     """
 
-    def __init__(self, obs: Observation, derived: Iterable[float | None]) -> None:
+    def __init__(self, obs: Observation, *derived: Iterable[float | None]) -> None:
         self.tol = obs.tolerance_s
+        self.moments: list[float] = []
+        if self.tol <= 0:
+            return  # nothing is jitter (covers() looks no further): no moments to list
         moments: set[float] = set(obs.timed)
-        moments.update(x for x in derived if x is not None)
+        for xs in derived:
+            moments.update(x for x in xs if x is not None)
         for w in obs.windows:
             moments.update(x for x in (w.start, w.end, w.delivered, w.told_end) if x is not None)
         for a, b in obs.deactivations:

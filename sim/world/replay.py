@@ -43,7 +43,7 @@ from .policy_reading import PolicyReading, builtin_document, file_document, read
 from .replies import Delivery, Pause, judge_replies
 from .scenario import CameraSpec, Scenario, TimelineEntry
 from .scheduler import MESSAGE, TIMER, Handle, Scheduler
-from .senders import must_refuse, send_order, sequence_numbers, trust_file, wire_messages
+from .senders import may_refuse, must_refuse, send_order, sequence_numbers, trust_file, wire_messages
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -379,14 +379,23 @@ def judge_run(
     """
     forgeries: dict[str, list[str]] = {}
     order = send_order(scenario)
-    seqs = sequence_numbers(scenario, order)
+    # Every fleet shift sends unsigned messages with no ``ts``: then no camera is obliged to
+    # refuse anything (SPEC §14), and walking each camera's share of the send order would
+    # find nothing.
+    refusing = any(may_refuse(e) for e in order)
+    seqs = sequence_numbers(scenario, order) if refusing else {}
     # Once per run, not per camera: each camera's share of the send order, and of the
     # activity entries in timeline order (what must_refuse, required_windows and facts_of scan).
-    sent_to = entries_by_camera(scenario, order)
+    sent_to = entries_by_camera(scenario, order) if refusing else {}
     acts = entries_by_camera(scenario, sorted(
         (e for e in scenario.timeline if e.event in ("activity_start", "activity_end")),
         key=lambda e: (e.at, e.index)))
     for cam, seen in cameras.items():
+        if not refusing:
+            seen.refusable = {}
+            forgeries[cam] = []
+            continue
+
         def arrival(idx: int, seen: ObservedCamera = seen) -> float | None:
             first = seen.delivered.get(idx)
             return first.at if first is not None else None
@@ -399,6 +408,9 @@ def judge_run(
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
     reading = oracle_policy(scenario)
+    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
+    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
+    deactivating = any(e.event == "deactivate" for e in scenario.timeline)
     windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
                for cam, seen in cameras.items()}
     judgements = {}
@@ -409,7 +421,8 @@ def judge_run(
             windows=windows[cam],
             footage=[seg for rec in seen.recordings.values() for seg in rec.segment_list],
             states=seen.states,
-            deactivations=allowed_deactivations(scenario, seen, windows[cam], reading),
+            deactivations=(allowed_deactivations(scenario, seen, windows[cam], reading)
+                           if deactivating else []),
             alerts=seen.alerts,
             offline=seen.offline,
             timed=seen.timed,
@@ -478,8 +491,11 @@ def required_windows(
         told = run.delivered.get(end_idx) if end_idx is not None else None
         # The same activity may be announced more than once (its own topic and the team's,
         # a resend): the camera knew of the window from the first of them to arrive.
-        firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
-        first = min(firsts, key=lambda f: f.seq) if firsts else None
+        if len(idxs) == 1:  # announced once (nearly always): no list to pick from
+            first = run.delivered.get(idxs[0])
+        else:
+            firsts = [f for f in (run.delivered.get(i) for i in idxs) if f is not None]
+            first = min(firsts, key=lambda f: f.seq) if firsts else None
         out.append(Window(
             activity=activity, activity_id=aid, start=start, end=min(end, sc.end),
             delivered=first.at if first else None,

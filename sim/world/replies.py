@@ -31,9 +31,12 @@ problem is one sentence naming the camera, the time, the message id and what was
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.spans import EPS
@@ -115,9 +118,12 @@ class Observed(Protocol):
     def paused(self) -> Sequence[tuple[float, float]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """One payload as the spec reads it: its id (if readable), the event (if well formed)."""
+class Parsed(msgspec.Struct, frozen=True):
+    """One payload as the spec reads it: its id (if readable), the event (if well formed).
+
+    (A msgspec struct only as a record, for its cheap construction: one is built for every
+    payload read. The payload itself is read with :mod:`json` below, not by msgspec.)
+    """
 
     id: MsgId | None
     event: dict[str, Any] | None  # None: malformed, must be refused
@@ -150,8 +156,13 @@ def _bad_constant(name: str) -> Any:
     raise ValueError(f"not JSON: {name}")
 
 
-# What json.loads(text, parse_constant=_bad_constant) does, without building a decoder per call.
-_json_decode = json.JSONDecoder(parse_constant=_bad_constant).decode
+# What json.loads(text, parse_constant=_bad_constant) does, without building a decoder per call:
+# the decoder's scanner, called directly (JSONDecoder.decode is two Python calls around it that
+# skip JSON whitespace either side and turn "no value here" into an error; _object does both).
+# (JSONDecoder sets scan_once in __init__; typeshed does not declare it.)
+_json_scan: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder(parse_constant=_bad_constant).scan_once)  # type: ignore[attr-defined]
+_JSON_SPACE = " \t\n\r"
 
 
 def _object(data: bytes) -> dict[str, Any] | None:
@@ -165,14 +176,20 @@ def _object(data: bytes) -> dict[str, Any] | None:
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         return None
     try:
-        obj = _json_decode(text)
-    except (ValueError, RecursionError):
+        obj, end = _json_scan(text, len(text) - len(text.lstrip(_JSON_SPACE)))
+    except (StopIteration, ValueError, RecursionError):
         return None
+    if end != len(text) and text[end:].lstrip(_JSON_SPACE):
+        return None  # more than whitespace after the value
     return obj if isinstance(obj, dict) else None
 
 
 def _short(value: object) -> bool:
-    return isinstance(value, str) and len(value.encode("utf-8")) <= MAX_FIELD_BYTES
+    if not isinstance(value, str):
+        return False
+    # An ASCII string's length is its length in UTF-8 (isascii reads a flag: no encoding).
+    return len(value) <= MAX_FIELD_BYTES if value.isascii() else (
+        len(value.encode("utf-8")) <= MAX_FIELD_BYTES)
 
 
 def _read_id(value: object) -> MsgId | None:
@@ -406,7 +423,10 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
 
 
 def _entries(seen: Observed) -> Iterator[Delivery]:
-    return iter(sorted(seen.deliveries, key=lambda d: d.seq))
+    return iter(sorted(seen.deliveries, key=_SEQ))
+
+
+_SEQ = operator.attrgetter("seq")
 
 
 @dataclass(slots=True)

@@ -45,7 +45,8 @@ from controller.trust import DISPATCH, Signed, sign
 
 from .scenario import Scenario, TimelineEntry
 
-__all__ = ["must_refuse", "send_order", "sequence_numbers", "sim_key", "trust_file", "wire_messages"]
+__all__ = ["may_refuse", "must_refuse", "send_order", "sequence_numbers", "sim_key", "trust_file",
+           "wire_messages"]
 
 _encode = msgspec.json.encode
 _signed_decoder = msgspec.json.Decoder(Signed)
@@ -137,6 +138,13 @@ def _with_id(payload: bytes, new_id: str) -> bytes:
         return _encode({**body, "id": new_id})
     body = msgspec.json.decode(envelope.body)
     return _encode(msgspec.structs.replace(envelope, body=_encode({**body, "id": new_id}).decode()))
+
+
+def may_refuse(entry: TimelineEntry) -> bool:
+    """Whether :func:`must_refuse` can hold ``entry`` against a camera at all: a replay, a
+    message with a sender (its trust, role, starter or sequence number may fail) or with a
+    ``ts`` (it may be ahead). When no entry of a scenario can be, no camera must refuse any."""
+    return entry.replay_of is not None or entry.sender is not None or entry.ts is not None
 
 
 def must_refuse(
