@@ -99,6 +99,10 @@ from .policy import Policy
 from .spans import subtract, union
 
 EPS = 1e-9
+#: Camera._due when the next timer is not known (compared by identity, never read).
+_UNKNOWN: tuple[float, str] = (float("nan"), "unknown")
+_TIMERS = {kind: f"_timer_{kind}" for kind in
+           ("boot", "low_battery", "deplete", "storage_full", "rollover", "tail")}
 
 S = State
 _CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
@@ -245,6 +249,9 @@ class Camera:
         self._dropped: tuple[float, float, float] | None = None
         # While a restart replays the time the camera was down, nothing may start recording.
         self._down_until: float | None = None
+        # The next timer as next_deadline() last answered it, for the next event's catch-up
+        # (_run_timers); _UNKNOWN once anything may have changed it.
+        self._due: tuple[float, str] | None = _UNKNOWN
 
     # ------------------------------------------------------------------ public interface
 
@@ -315,6 +322,9 @@ class Camera:
 
     def next_deadline(self) -> float | None:
         due = self._next_timer()
+        # Nothing changes the camera between this call and the next event (only events do),
+        # so the next event's catch-up starts from this answer instead of computing it again.
+        self._due = due
         return due[0] if due is not None else None
 
     def on_timer(self, now: float) -> list[Outbound]:
@@ -360,6 +370,7 @@ class Camera:
     def load_state(self, data: bytes) -> None:
         """Take over the state :meth:`dump_state` wrote (on a camera built from the same setup)."""
         _STATE.load(self, data)
+        self._due = _UNKNOWN
 
     def resume(self, down_since: float, now: float) -> list[Outbound]:
         """Power on again at ``now`` after the process stopped at ``down_since`` (see the module
@@ -593,6 +604,7 @@ class Camera:
     # ------------------------------------------------------------------ state callbacks
 
     def _state_changed(self) -> None:
+        self._due = _UNKNOWN  # a trigger fired from outside an event must not reuse it
         self.since = self._now
         self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
         self._prev = self.state
@@ -764,13 +776,15 @@ class Camera:
         return None
 
     def _run_timers(self, now: float) -> None:
-        while True:
+        due = self._due
+        self._due = _UNKNOWN
+        if due is _UNKNOWN:
             due = self._next_timer()
-            if due is None or due[0] > now:
-                break
+        while due is not None and due[0] <= now:
             at, kind = due
             self._advance(max(at, self._now))
-            getattr(self, f"_timer_{kind}")()
+            getattr(self, _TIMERS[kind])()
+            due = self._next_timer()
         self._advance(max(now, self._now))
 
     def _timer_boot(self) -> None:
