@@ -274,6 +274,30 @@ class TimelineEntry:
         return {"id": self.message_id, "type": self.event, "ts": ts, **self.fields}
 
 
+# A frozen dataclass sets each field through object.__setattr__ in its __init__, one call per
+# field (seventeen here), and a generated team shift builds about a hundred entries: the fleet
+# generator builds them through the slots' own descriptors instead, about twice as fast.
+_ENTRY_FIELDS = ("index", "line", "at", "camera", "team", "delay_s", "event", "fields", "raw",
+                 "fault", "for_s", "id", "sender", "claims", "seq", "ts", "replay_of")
+assert tuple(f.name for f in dataclasses.fields(TimelineEntry)) == _ENTRY_FIELDS
+_SET_ENTRY = tuple(getattr(TimelineEntry, name).__set__ for name in _ENTRY_FIELDS)
+
+
+def generated_entry(
+    index: int, at: float, *, camera: str | None = None, team: str | None = None,
+    delay_s: float = 0.0, event: str | None = None, fields: dict[str, object] | None = None,
+    fault: FaultKind | None = None, for_s: float = 0.0,
+) -> TimelineEntry:
+    """``TimelineEntry(index=index, line=0, at=at, ...)`` for a generated timeline (no file
+    line, no sender overrides, raw payloads or replays): the same entry, built faster."""
+    entry: TimelineEntry = object.__new__(TimelineEntry)
+    values = (index, 0, at, camera, team, delay_s, event, {} if fields is None else fields, None,
+              fault, for_s, None, None, None, None, None, None)
+    for set_field, value in zip(_SET_ENTRY, values, strict=True):
+        set_field(entry, value)
+    return entry
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Expect:
     """What a run of the scenario must show (all optional; empty maps check nothing)."""
