@@ -77,6 +77,7 @@ from .audit import AuditLog
 from .bounds import Limits, Remembered, ReplyTable, bounded_add
 from .machine import CAPTURING, TRANSITIONS, CompiledMachine, State
 from .messages import (
+    EVENT_TYPES,
     Ack,
     ActivityEnd,
     ActivityStart,
@@ -268,7 +269,8 @@ class Camera:
         when the camera runs ``auth: none``: ids are recognised per sender, and the audit log
         names who commanded.
         """
-        self._catch_up(now)
+        self._run_timers(now)  # what _catch_up does, without the call (once per message)
+        self._report()
         key = (sender, event.id)
         reply = self.replies.get(key, now)
         if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
@@ -279,7 +281,10 @@ class Camera:
         ack = Ack(id=event.id, ok=error is None, error=error)
         self.replies.put(key, ack, now)
         if error is None:
-            self.audit.append(now, "accepted", _origin({"id": event.id, "type": _type_of(event)}, sender))
+            data = {"id": event.id, "type": _TAG.get(type(event)) or _type_of(event)}
+            if sender is not None:
+                data["by"] = sender
+            self.audit.append(now, "accepted", data)
         else:
             self.audit.append(now, "refused", _origin({"id": event.id, "error": error}, sender))
         self._out.append(ack)
@@ -887,3 +892,7 @@ def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:
 
 def _type_of(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+#: Each event class's ``type`` tag (what _type_of reads), looked up once per message.
+_TAG: dict[type, Any] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES.values()}

@@ -191,6 +191,11 @@ def encode_event(event: Event) -> bytes:
     return _encode(event)
 
 
+#: What :func:`encode` turns an outbound message into: its JSON payload (msgspec's encoder,
+#: for callers that pick the topic themselves).
+encode_payload: Callable[[Outbound], bytes] = _encode
+
+
 # --------------------------------------------------------------------------------- outbound
 
 
