@@ -72,14 +72,22 @@ class ReferenceNode:
                     admitted.id, admitted.error, now, by=admitted.claimed, remember=admitted.remember,
                 ))
             event, sender = admitted.event, admitted.sender
+            if sender is None:
+                # Nothing to verify or record (auth: none), and authorize only reads: a message
+                # it lets through is handled (a redelivery answered from the duplicate table
+                # by the camera itself), so the table is consulted here only for one it refuses.
+                error = self.gate.authorize(admitted, target, now, camera.activities)
+                if error is None or camera.is_duplicate(event, now, None):
+                    return self._encode(camera.handle(event, now, None))
+                return self._encode(camera.refuse(event.id, error, now, by=admitted.claimed,
+                                                  remember=False))
             if not camera.is_duplicate(event, now, sender):  # a redelivery gets its first reply
                 error = self.gate.authorize(admitted, target, now, camera.activities)
                 if error is not None:
                     return self._encode(camera.refuse(event.id, error, now, by=admitted.claimed,
                                                       remember=sender is not None))
                 out = camera.handle(event, now, sender)
-                if sender is not None:  # without a signature there is nothing to record
-                    self.gate.record(admitted, camera.activities)
+                self.gate.record(admitted, camera.activities)
                 return self._encode(out)
             return self._encode(camera.handle(event, now, sender))
         except Exception as exc:  # the handler must never raise (R-BAD)
