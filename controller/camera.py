@@ -269,8 +269,9 @@ class Camera:
         when the camera runs ``auth: none``: ids are recognised per sender, and the audit log
         names who commanded.
         """
-        self._run_timers(now)  # what _catch_up does, without the call (once per message)
-        self._report()
+        self._run_timers(now)  # what _catch_up does, without the calls (once per message)
+        if (self.state, self.since, self._windows_rev) != self._reported:
+            self._report()
         key = (sender, event.id)
         reply = self.replies.get(key, now)
         if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
@@ -722,8 +723,12 @@ class Camera:
         """Move battery, storage and uploads forward to time ``t`` (no events cross inside)."""
         dt = t - self.charge_t
         if dt > 0:
+            # min(battery_s, max(0.0, charge)), written out: this runs on every event
             charge = self.charge + self._rate() * dt
-            self.charge = min(self.params.battery_s, max(0.0, charge))
+            if not charge > 0.0:
+                charge = 0.0
+            full = self.params.battery_s
+            self.charge = charge if charge < full else full
             self.charge_t = t
             if self.state is S.recording:
                 self.used = min(self.params.storage_s, self.used + (t - self.used_t))
@@ -798,10 +803,10 @@ class Camera:
             due = self._next_timer()
         while due is not None and due[0] <= now:
             at, kind = due
-            self._advance(max(at, self._now))
+            self._advance(self._now if self._now > at else at)  # max(at, self._now)
             getattr(self, _TIMERS[kind])()
             due = self._next_timer()
-        self._advance(max(now, self._now))
+        self._advance(self._now if self._now > now else now)  # max(now, self._now)
 
     def _timer_boot(self) -> None:
         self.boot_done()
