@@ -352,7 +352,8 @@ class Camera:
 
     @property
     def storage_free(self) -> float:
-        return max(0.0, self.params.storage_s - self.used)
+        free = self.params.storage_s - self.used
+        return free if free > 0.0 else 0.0  # max(0.0, free), read several times per event
 
     def snapshot(self) -> dict[str, Any]:
         """Observable state, for tests and property checks."""
@@ -731,7 +732,8 @@ class Camera:
             self.charge = charge if charge < full else full
             self.charge_t = t
             if self.state is S.recording:
-                self.used = min(self.params.storage_s, self.used + (t - self.used_t))
+                used, cap = self.used + (t - self.used_t), self.params.storage_s
+                self.used = used if used < cap else cap  # min(cap, used)
             elif self.state is S.docked:
                 self._upload(t)
         self.used_t = t

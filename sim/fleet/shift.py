@@ -141,7 +141,11 @@ class _Shift:
     # -- helpers
 
     def add(self, at: float, **entry: Any) -> None:
-        at = min(max(0.0, round(at, 3)), self.end)
+        at = round(at, 3)  # then min(max(0.0, at), end), written out: once per entry
+        if not at > 0.0:
+            at = 0.0
+        if self.end < at:
+            at = self.end
         self.items.append((at, self._seq, entry))
         self._seq += 1
 

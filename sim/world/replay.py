@@ -266,15 +266,17 @@ class Replay:
         if due is not None and due > self.scenario.end:
             due = None
         sched = self.sched
+        if due is not None and sched.now > due:  # max(due, now), without the builtin's call
+            due = sched.now
         old = run.timer
         if old is not None and old.pending:
-            if due is not None and old.at == max(due, sched.now):
+            if due is not None and old.at == due:
                 return
             sched.cancel(old)
         run.timer = None
         if due is not None:
             assert run.wake is not None
-            run.timer = sched.schedule(max(due, sched.now), run.wake, TIMER)
+            run.timer = sched.schedule(due, run.wake, TIMER)
 
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
         if not pubs:
