@@ -155,7 +155,7 @@ class Gate:
     def admit(self, payload: bytes) -> Admitted | Refusal:
         """Bounds, then the envelope and its signature, then the event it carries."""
         memo = self._unsigned
-        if memo is None:
+        if memo is None or type(payload) is not bytes:  # (a bytearray cannot be a key)
             return self._admit(payload)
         # With nothing to verify, the verdict depends on the bytes and the field limit alone,
         # and verdicts are immutable: the same bytes get the very same verdict.
