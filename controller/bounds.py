@@ -160,19 +160,20 @@ class ReplyTable:
         self._expired_at: float | None = None
 
     def get(self, key: ReplyKey, now: float) -> Ack | None:
-        self._expire(now)
+        if now != self._expired_at:  # looked up twice per message: expire once per instant
+            self._expire(now)
         hit = self._entries.get(key)
         return hit.ack if hit is not None else None
 
     def put(self, key: ReplyKey, ack: Ack, now: float) -> None:
-        self._entries[key] = Remembered(sender=key[0], id=key[1], ack=ack, at=now)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.limit:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        if key in entries:
+            entries.move_to_end(key)  # a new key is added at the newest end anyway
+        entries[key] = Remembered(sender=key[0], id=key[1], ack=ack, at=now)
+        while len(entries) > self.limit:
+            entries.popitem(last=False)
 
     def _expire(self, now: float) -> None:
-        if now == self._expired_at:
-            return
         self._expired_at = now
         entries = self._entries
         horizon = now - self.window_s

@@ -77,6 +77,7 @@ from .audit import AuditLog
 from .bounds import Limits, Remembered, ReplyTable, bounded_add
 from .machine import CAPTURING, TRANSITIONS, CompiledMachine, State
 from .messages import (
+    EVENT_TYPES,
     Ack,
     ActivityEnd,
     ActivityStart,
@@ -99,6 +100,10 @@ from .policy import Policy
 from .spans import subtract, union
 
 EPS = 1e-9
+#: Camera._due when the next timer is not known (compared by identity, never read).
+_UNKNOWN: tuple[float, str] = (float("nan"), "unknown")
+_TIMERS = {kind: f"_timer_{kind}" for kind in
+           ("boot", "low_battery", "deplete", "storage_full", "rollover", "tail")}
 
 S = State
 _CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
@@ -245,6 +250,9 @@ class Camera:
         self._dropped: tuple[float, float, float] | None = None
         # While a restart replays the time the camera was down, nothing may start recording.
         self._down_until: float | None = None
+        # The next timer as next_deadline() last answered it, for the next event's catch-up
+        # (_run_timers); _UNKNOWN once anything may have changed it.
+        self._due: tuple[float, str] | None = _UNKNOWN
 
     # ------------------------------------------------------------------ public interface
 
@@ -261,7 +269,9 @@ class Camera:
         when the camera runs ``auth: none``: ids are recognised per sender, and the audit log
         names who commanded.
         """
-        self._catch_up(now)
+        self._run_timers(now)  # what _catch_up does, without the calls (once per message)
+        if (self.state, self.since, self._windows_rev) != self._reported:
+            self._report()
         key = (sender, event.id)
         reply = self.replies.get(key, now)
         if reply is not None:  # QoS 1 redelivery: same answer, no second effect (R-IDEM)
@@ -272,7 +282,10 @@ class Camera:
         ack = Ack(id=event.id, ok=error is None, error=error)
         self.replies.put(key, ack, now)
         if error is None:
-            self.audit.append(now, "accepted", _origin({"id": event.id, "type": _type_of(event)}, sender))
+            data = {"id": event.id, "type": _TAG.get(type(event)) or _type_of(event)}
+            if sender is not None:
+                data["by"] = sender
+            self.audit.append(now, "accepted", data)
         else:
             self.audit.append(now, "refused", _origin({"id": event.id, "error": error}, sender))
         self._out.append(ack)
@@ -315,6 +328,9 @@ class Camera:
 
     def next_deadline(self) -> float | None:
         due = self._next_timer()
+        # Nothing changes the camera between this call and the next event (only events do),
+        # so the next event's catch-up starts from this answer instead of computing it again.
+        self._due = due
         return due[0] if due is not None else None
 
     def on_timer(self, now: float) -> list[Outbound]:
@@ -336,7 +352,8 @@ class Camera:
 
     @property
     def storage_free(self) -> float:
-        return max(0.0, self.params.storage_s - self.used)
+        free = self.params.storage_s - self.used
+        return free if free > 0.0 else 0.0  # max(0.0, free), read several times per event
 
     def snapshot(self) -> dict[str, Any]:
         """Observable state, for tests and property checks."""
@@ -360,6 +377,7 @@ class Camera:
     def load_state(self, data: bytes) -> None:
         """Take over the state :meth:`dump_state` wrote (on a camera built from the same setup)."""
         _STATE.load(self, data)
+        self._due = _UNKNOWN
 
     def resume(self, down_since: float, now: float) -> list[Outbound]:
         """Power on again at ``now`` after the process stopped at ``down_since`` (see the module
@@ -548,9 +566,20 @@ class Camera:
         own state history, and a ``late_trigger`` naming the capture time that no footage (old
         recordings, the current one with its buffer) and no deactivation covers.
         """
+        now = self._now
+        rec = self.rec
+        if rec is not None:
+            # Recording now, so nothing stops it at this instant. If it has been recording since
+            # no later than ts (its footage and its state both reach back that far), no cause
+            # held and no capture time went uncovered: nothing to announce, and nothing need be
+            # searched (the common case: a trigger a few hundredths late during a patrol).
+            if ts is None or ts >= now - EPS:
+                return
+            since, cause = self._history[-1]
+            if cause is None and since <= ts and rec.start <= ts:
+                return
         causes: list[str] = []
         late: list[tuple[float, float]] = []
-        now = self._now
         if ts is not None and ts < now - EPS:
             covered = list(self._footage)
             if self.rec is not None:
@@ -593,6 +622,7 @@ class Camera:
     # ------------------------------------------------------------------ state callbacks
 
     def _state_changed(self) -> None:
+        self._due = _UNKNOWN  # a trigger fired from outside an event must not reuse it
         self.since = self._now
         self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
         self._prev = self.state
@@ -694,11 +724,16 @@ class Camera:
         """Move battery, storage and uploads forward to time ``t`` (no events cross inside)."""
         dt = t - self.charge_t
         if dt > 0:
+            # min(battery_s, max(0.0, charge)), written out: this runs on every event
             charge = self.charge + self._rate() * dt
-            self.charge = min(self.params.battery_s, max(0.0, charge))
+            if not charge > 0.0:
+                charge = 0.0
+            full = self.params.battery_s
+            self.charge = charge if charge < full else full
             self.charge_t = t
             if self.state is S.recording:
-                self.used = min(self.params.storage_s, self.used + (t - self.used_t))
+                used, cap = self.used + (t - self.used_t), self.params.storage_s
+                self.used = used if used < cap else cap  # min(cap, used)
             elif self.state is S.docked:
                 self._upload(t)
         self.used_t = t
@@ -764,14 +799,16 @@ class Camera:
         return None
 
     def _run_timers(self, now: float) -> None:
-        while True:
+        due = self._due
+        self._due = _UNKNOWN
+        if due is _UNKNOWN:
             due = self._next_timer()
-            if due is None or due[0] > now:
-                break
+        while due is not None and due[0] <= now:
             at, kind = due
-            self._advance(max(at, self._now))
-            getattr(self, f"_timer_{kind}")()
-        self._advance(max(now, self._now))
+            self._advance(self._now if self._now > at else at)  # max(at, self._now)
+            getattr(self, _TIMERS[kind])()
+            due = self._next_timer()
+        self._advance(self._now if self._now > now else now)  # max(now, self._now)
 
     def _timer_boot(self) -> None:
         self.boot_done()
@@ -873,3 +910,7 @@ def _origin(data: dict[str, Any], sender: str | None) -> dict[str, Any]:
 
 def _type_of(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+#: Each event class's ``type`` tag (what _type_of reads), looked up once per message.
+_TAG: dict[type, Any] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES.values()}

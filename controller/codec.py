@@ -9,6 +9,7 @@ here raises on bad input: :func:`decode_event` returns a :class:`DecodeError` in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -190,6 +191,11 @@ def encode_event(event: Event) -> bytes:
     return _encode(event)
 
 
+#: What :func:`encode` turns an outbound message into: its JSON payload (msgspec's encoder,
+#: for callers that pick the topic themselves).
+encode_payload: Callable[[Outbound], bytes] = _encode
+
+
 # --------------------------------------------------------------------------------- outbound
 
 
@@ -214,6 +220,12 @@ _decoders: dict[str, msgspec.json.Decoder[Any]] = {
     "alert": msgspec.json.Decoder(Alert),
     "recording": msgspec.json.Decoder(RecordingMeta),
 }
+
+
+def outbound_decoder(kind: str) -> Callable[[bytes], Outbound]:
+    """The decoder :func:`decode_outbound` uses for ``kind`` (``KeyError`` for another kind):
+    for an observer that reads many publications of a kind it knows in advance."""
+    return _decoders[kind].decode
 
 
 def decode_outbound(kind: str, payload: bytes) -> Outbound:

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from .audit import AuditTrail
 from .camera import Camera
-from .codec import Topics, availability, encode, peek_id, split_topic
-from .messages import Outbound
+from .codec import Topics, availability, encode, encode_payload, peek_id, split_topic
+from .messages import Ack, Alert, Outbound, RecordingMeta, StateReport
 from .node import CameraNode, CameraSetup, Publish
 from .persist import StateCodec, Via
 from .trust import Gate, GateState, Refusal
@@ -37,6 +37,11 @@ class ReferenceNode:
             assert where is not None
             self._targets[topic] = where[0]
         self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
+        topics = self.topics
+        self._routes: dict[type, tuple[str, bool]] = {
+            Ack: (topics.ack, False), StateReport: (topics.state, True),
+            Alert: (topics.alert, False), RecordingMeta: (topics.recording, False),
+        }
         self.camera = self._new_camera(0.0)
 
     def _new_camera(self, now: float, kind: type[Camera] = Camera) -> Camera:
@@ -67,6 +72,15 @@ class ReferenceNode:
                     admitted.id, admitted.error, now, by=admitted.claimed, remember=admitted.remember,
                 ))
             event, sender = admitted.event, admitted.sender
+            if sender is None:
+                # Nothing to verify or record (auth: none), and authorize only reads: a message
+                # it lets through is handled (a redelivery answered from the duplicate table
+                # by the camera itself), so the table is consulted here only for one it refuses.
+                error = self.gate.authorize(admitted, target, now, camera.activities)
+                if error is None or camera.is_duplicate(event, now, None):
+                    return self._encode(camera.handle(event, now, None))
+                return self._encode(camera.refuse(event.id, error, now, by=admitted.claimed,
+                                                  remember=False))
             if not camera.is_duplicate(event, now, sender):  # a redelivery gets its first reply
                 error = self.gate.authorize(admitted, target, now, camera.activities)
                 if error is not None:
@@ -118,8 +132,15 @@ class ReferenceNode:
         return self.camera.audit.trail()
 
     def _encode(self, msgs: list[Outbound]) -> list[Publish]:
-        topics = self.topics
-        return [encode(m, topics) for m in msgs]
+        # What codec.encode does, with the topic and retain flag of each outbound type looked
+        # up once per node instead of tested message by message.
+        routes = self._routes
+        out = []
+        for m in msgs:
+            route = routes.get(type(m))
+            out.append(encode(m, self.topics) if route is None
+                       else Publish(route[0], encode_payload(m), route[1], 1))
+        return out
 
 
 _STATE = StateCodec("ReferenceNode", ReferenceNode.DURABLE)

@@ -128,7 +128,8 @@ class Refusal(msgspec.Struct, frozen=True, gc=False):
 class Gate:
     """Origin, role and freshness checks in front of one camera (see the module docstring)."""
 
-    __slots__ = ("_keys", "_principals", "camera_id", "limits", "mode", "policy", "state")
+    __slots__ = ("_keys", "_principals", "_unsigned", "camera_id", "limits", "mode", "policy",
+                 "state")
 
     def __init__(
         self, camera_id: str, policy: Policy, trust: TrustFile | None = None,
@@ -144,11 +145,30 @@ class Gate:
         for p in trust.principals if trust is not None else ():
             self._principals[p.name] = p
             self._keys[p.name] = [decode_public_key(k) for k in p.keys]
+        # auth: none: what admit() made of each recent payload, shared by every gate with the
+        # same field limit (a team message reaches each camera of the team as the same bytes).
+        self._unsigned = (_UNSIGNED.setdefault(self.limits.max_field_bytes, {})
+                          if trust is None else None)
 
     # -------------------------------------------------------------- origin (bytes → event)
 
     def admit(self, payload: bytes) -> Admitted | Refusal:
         """Bounds, then the envelope and its signature, then the event it carries."""
+        memo = self._unsigned
+        if memo is None or type(payload) is not bytes:  # (a bytearray cannot be a key)
+            return self._admit(payload)
+        # With nothing to verify, the verdict depends on the bytes and the field limit alone,
+        # and verdicts are immutable: the same bytes get the very same verdict.
+        verdict = memo.get(payload)
+        if verdict is None:
+            verdict = self._admit(payload)
+            if len(payload) <= _MEMO_PAYLOAD:
+                if len(memo) >= _MEMO_ENTRIES:
+                    memo.clear()
+                memo[payload] = verdict
+        return verdict
+
+    def _admit(self, payload: bytes) -> Admitted | Refusal:
         envelope: Signed | None = None
         if len(payload) <= MAX_PAYLOAD and b'"sig"' in payload and not bounds.depth_exceeds(payload):
             try:
@@ -194,13 +214,16 @@ class Gate:
             return Refusal(event.id, event.error, claimed, sender)
         limit = self.limits.max_field_bytes
         quarter = limit // 4
-        # Only a string of more than limit // 4 characters can be too long: look for one first
-        # (nearly every event has none) before building the list long_field reads.
         too_long = None
-        for value in _astuple(event):  # the field values in field order, read at C speed
-            if isinstance(value, str) and len(value) > quarter:
-                too_long = bounds.long_field(_strings(event), limit)
-                break
+        # A decoded string is never longer in UTF-8 than its JSON text in the payload, so in a
+        # payload of at most `limit` bytes no field can be too long (most events are shorter).
+        # Otherwise only a string of more than limit // 4 characters can be: look for one first
+        # before building the list long_field reads.
+        if len(body) > limit:
+            for value in _astuple(event):  # the field values in field order, read at C speed
+                if isinstance(value, str) and len(value) > quarter:
+                    too_long = bounds.long_field(_strings(event), limit)
+                    break
         if too_long is not None:
             short_id = event.id if not isinstance(event.id, str) or len(event.id.encode()) <= \
                 self.limits.max_field_bytes else None
@@ -273,6 +296,12 @@ class Gate:
         elif isinstance(event, ActivityEnd) and event.activity_id not in running:
             starters.pop(event.activity_id, None)
 
+
+#: The verdicts of unsigned payloads, per field limit (see Gate.__init__): a payload is
+#: remembered when at most _MEMO_PAYLOAD bytes long, and the table starts afresh when full.
+_UNSIGNED: dict[int, dict[bytes, Admitted | Refusal]] = {}
+_MEMO_PAYLOAD = 1024
+_MEMO_ENTRIES = 4096
 
 _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _BOUND_ERRORS = ("too_deep", "too_long", "payload_too_large")

@@ -27,6 +27,7 @@ from controller.messages import Ack
 from controller.node import CameraSetup
 from controller.policy import load_policy
 from controller.reference import ReferenceNode
+from controller.trust import Admitted, Gate, Refusal
 
 CBP = load_policy(str(Path(__file__).resolve().parents[1] / "scenarios/policies/cbp-like.yaml"))
 
@@ -136,6 +137,42 @@ def test_ended_activities_are_remembered_for_the_newest_only() -> None:
     assert ack(node.on_message(EVENT, _event("again-19", "activity_end", activity_id="p-19"), 30.0)).ok
     assert ack(node.on_message(EVENT, _event("again-0", "activity_end", activity_id="p-0"), 31.0)).error == (
         "unknown_activity: p-0")
+
+
+@pytest.mark.req("R-BOUND")
+@pytest.mark.parametrize("limit", [1, 8, 40, 128])
+def test_a_field_is_too_long_exactly_when_its_utf8_exceeds_the_limit_whatever_the_payload_size(
+    limit: int,
+) -> None:
+    """The gate skips the field check for payloads no longer than the limit (no string in them
+    can be longer): at, below and above that size the verdict is the one long_field gives."""
+    gate = Gate("cam-1", CBP, None, Limits(max_field_bytes=limit))
+    for text in ("", "a", "é", "\U0001F600", "x" * limit, "é" * limit, "a" * (limit + 1)):
+        for escaped in (False, True):
+            payload = json.dumps({"id": 1, "type": "signal", "source": text},
+                                 ensure_ascii=escaped, separators=(",", ":")).encode()
+            verdict = gate.admit(payload)
+            expected = long_field([("source", text)], limit)
+            if expected is None:
+                assert not isinstance(verdict, Refusal) or not verdict.error.startswith(
+                    "too_long"), (payload, verdict)
+            else:
+                # (over 128 characters the schema's own length names it first)
+                assert isinstance(verdict, Refusal) and verdict.error.startswith(
+                    "too_long: source"), payload
+
+
+@pytest.mark.req("R-BOUND")
+def test_cameras_without_signatures_share_the_verdict_on_the_same_bytes_per_field_limit() -> None:
+    """A team message reaches every camera of the team as the same bytes: decoded once."""
+    payload = _event("t-1", "activity_start", activity="patrol", activity_id="a" * 60)
+    first, second = Gate("cam-1", CBP), Gate("cam-2", CBP)
+    verdict = first.admit(payload)
+    assert isinstance(verdict, Admitted) and second.admit(payload) is verdict
+    strict = Gate("cam-3", CBP, None, Limits(max_field_bytes=40)).admit(payload)
+    assert isinstance(strict, Refusal) and strict.error.startswith("too_long: activity_id")
+    assert Gate("cam-4", CBP).admit(bytes(payload)) == verdict  # equal bytes, another object
+    assert Gate("cam-5", CBP).admit(bytearray(payload)) == verdict  # not a key, decoded as ever
 
 
 @pytest.mark.req("R-BOUND", "R-IDEM")

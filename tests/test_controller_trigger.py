@@ -243,3 +243,22 @@ def test_late_trigger_reaching_into_a_deactivation_is_not_late() -> None:
     drv.start(300, "search_warrant", "s-1", ts=150)  # resumes; 150-200 is recorded
     assert drv.alerts_of("late_trigger") == []
     assert drv.recordings[0].end == 200 and drv.state == "recording"
+
+
+@pytest.mark.req("R-LATE")
+@pytest.mark.parametrize(("ts", "span"), [
+    (150.0, None),  # recording since 100 with its buffer from 70: nothing to announce
+    (100.0, None),  # exactly when it started
+    (80.0, None),  # before the press, but inside the buffered footage
+    (50.0, (50.0, 70.0)),  # before the buffer: the gap is late
+])
+def test_a_late_trigger_while_recording_is_announced_only_for_what_no_footage_covers(
+    ts: float, span: tuple[float, float] | None,
+) -> None:
+    drv = CameraDriver(prebuffer_s=30)
+    drv.send(100, "button", action="start")  # records from 70 (30 s of buffer)
+    assert drv.state == "recording" and drv.recordings == [] and drv.camera.rec is not None
+    assert drv.start(200, "patrol", "p-1", ts=ts).ok
+    late = drv.alerts_of("late_trigger")
+    assert [a.span for a in late] == ([] if span is None else [span])
+    assert drv.missed() == []

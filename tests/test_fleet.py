@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sim.fleet import (
 from sim.views.report import build_report
 from sim.world.oracle import REPORT_KEYS
 from sim.world.replay import replay
-from sim.world.scenario import Scenario, load_scenario
+from sim.world.scenario import Scenario, TimelineEntry, generated_entry, load_scenario
 
 pytestmark = pytest.mark.req("FLEET")
 
@@ -58,6 +59,21 @@ def test_a_team_shift_depends_on_seed_and_team_only() -> None:
     moved = TeamPlan(small[0].team, small[0].cameras, 12, 10)
     assert team_scenario(moved).timeline != team_scenario(small[0]).timeline
     assert other_seed.seed == 10
+
+
+def test_generated_entries_are_the_entries_the_constructor_builds() -> None:
+    """The generator builds its timeline entries without the dataclass constructor: every
+    field, equality and immutability must be the constructor's."""
+    timeline = team_scenario(plan_fleet(40, 12, seed=2, profile=DENSE_PROFILE)[1]).timeline
+    assert {e.fault for e in timeline} >= {None, "disconnect"} and any(e.delay_s for e in timeline)
+    for entry in timeline:
+        built = TimelineEntry(**{f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)})
+        assert entry == built and repr(entry) == repr(built)
+    again = generated_entry(7, 1.5, team="t", event="dock")
+    assert again == TimelineEntry(index=7, line=0, at=1.5, team="t", event="dock")
+    assert again.fields == {} and again.fields is not generated_entry(8, 1.5).fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        again.at = 2.0  # type: ignore[misc]
 
 
 def test_generated_shifts_hold_every_kind_of_happening() -> None:

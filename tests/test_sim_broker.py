@@ -815,6 +815,42 @@ def test_observers_account_for_every_message_exactly_once() -> None:
     assert lost_globally  # the outage did lose some
 
 
+@pytest.mark.req("BUS-FAULT")
+def test_an_observer_of_losses_only_sees_every_loss_and_no_delivery() -> None:
+    """``add_observer(..., deliveries=False)``: the losses are reported as to any observer."""
+    b = bench(BusSettings(drop=0.5), seed=3)
+    losses_only = Log()
+    b.broker.add_observer(losses_only, deliveries=False)
+    b.client("s", "t")
+    for index in range(40):
+        b.broker.publish(None, "t", b"%d" % index, qos=0)
+    b.sched.run()
+    assert b.log.delivered and not losses_only.delivered
+    assert losses_only.lost == b.log.lost and len(b.log.lost) + len(b.log.delivered) == 40
+    seen = len(losses_only.lost)
+    b.broker.remove_observer(losses_only)
+    for index in range(40):
+        b.broker.publish(None, "t", b"again %d" % index, qos=0)
+    b.sched.run()
+    assert len(b.log.lost) > seen == len(losses_only.lost)
+
+
+@pytest.mark.req("BUS-FAULT")
+def test_a_publication_nobody_subscribes_to_is_counted_and_retained_but_delivered_to_none() -> None:
+    """The broker's short cut for topics without subscribers keeps the totals and the retained
+    message, and a later subscriber still gets routed to."""
+    b = bench()
+    b.client("pub")
+    for _ in range(2):  # the second time the empty route is cached
+        b.broker.publish("pub", "a/ack", b"x", qos=1)
+        b.broker.publish("pub", "a/state", b"s", qos=1, retain=True)
+    assert b.broker.counts["published"] == 4
+    inbox = b.client("sub", "a/#")
+    b.broker.publish("pub", "a/ack", b"y", qos=1)
+    b.sched.run()
+    assert inbox.payloads == [b"s", b"y"] and not b.log.lost
+
+
 # ---------------------------------------------------------------------- determinism
 
 

@@ -239,6 +239,32 @@ def test_a_ts_beyond_max_skew_is_stale_and_a_past_ts_is_accepted(signed: bool) -
     assert node.camera.snapshot()["active"] == ["ok-1", "ok-2"]
 
 
+@pytest.mark.req("R-FRESH", "R-IDEM")
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_redelivery_gets_its_first_reply_even_where_it_would_now_be_stale(signed: bool) -> None:
+    """The duplicate table answers before freshness is judged: a driver whose clock is behind
+    at the redelivery (ts now beyond max_skew_s) still gets the first reply, and a refused
+    stale message is refused again, with no effect either way."""
+    node = signed_node(signed=signed)
+    boss = Sender("dispatch")
+
+    def send(msg_id: str, ts: float) -> bytes:
+        if signed:
+            return boss.command(msg_id, "activity_start", activity="patrol", activity_id=msg_id,
+                                ts=ts)
+        return json.dumps({"id": msg_id, "type": "activity_start", "activity": "patrol",
+                           "activity_id": msg_id, "ts": ts}).encode()
+
+    payload = send("r-1", 1200.0)
+    first = ack(node.on_message(EVENT, payload, 1000.0))
+    assert first.ok and ack(node.on_message(EVENT, payload, 800.0)) == first
+    late = send("r-2", 5000.0)
+    for t in (1000.0, 1000.5):
+        reply = ack(node.on_message(EVENT, late, t))
+        assert not reply.ok and reply.error is not None and reply.error.startswith("stale: ts")
+    assert node.camera.snapshot()["active"] == ["r-1"]
+
+
 @pytest.mark.req("R-FRESH")
 def test_max_skew_s_is_policy_data() -> None:
     policy = parse_policy(load_yaml("name: tight\nactivities: {patrol: {kind: required}}\nmax_skew_s: 5\n",

@@ -14,7 +14,7 @@ from typing import Any
 from controller.node import DEFAULT_FACTORY
 from controller.params import CameraParams
 from controller.policy import BUILTIN, Policy, load_policy
-from sim.world.scenario import BusSpec, CameraSpec, Scenario, TimelineEntry
+from sim.world.scenario import BusSpec, CameraSpec, Scenario, generated_entry
 
 # ------------------------------------------------------------------------------- plans
 
@@ -141,7 +141,11 @@ class _Shift:
     # -- helpers
 
     def add(self, at: float, **entry: Any) -> None:
-        at = min(max(0.0, round(at, 3)), self.end)
+        at = round(at, 3)  # then min(max(0.0, at), end), written out: once per entry
+        if not at > 0.0:
+            at = 0.0
+        if self.end < at:
+            at = self.end
         self.items.append((at, self._seq, entry))
         self._seq += 1
 
@@ -294,8 +298,7 @@ class _Shift:
         prof, plan = self.plan.profile, self.plan
         self.items.sort(key=lambda item: (item[0], item[1]))
         timeline = tuple(
-            TimelineEntry(index=i, line=0, at=at, **entry)
-            for i, (at, _seq, entry) in enumerate(self.items)
+            generated_entry(i, at, **entry) for i, (at, _seq, entry) in enumerate(self.items)
         )
         return Scenario(
             version=1,

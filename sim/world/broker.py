@@ -382,6 +382,8 @@ class SimBroker:
         self._routes: dict[str, Route] = {}
         self._tokens = itertools.count()
         self._observers: list[BrokerObserver] = []
+        # The observers that asked to see deliveries too (see add_observer).
+        self._delivery_observers: list[BrokerObserver] = []
         self._down_until: float | None = None
         # Plain ints on the hot path; losses are rare enough for a Counter.
         self._published = 0
@@ -390,12 +392,20 @@ class SimBroker:
 
     # ----------------------------------------------------------------- observers, queries
 
-    def add_observer(self, observer: BrokerObserver) -> None:
-        """Report every later delivery and loss to ``observer``."""
+    def add_observer(self, observer: BrokerObserver, *, deliveries: bool = True) -> None:
+        """Report every later delivery and loss to ``observer``.
+
+        ``deliveries=False`` reports losses only: an observer that sees deliveries anyway (a
+        harness whose clients are its own callbacks) spares the bus a call per delivery.
+        """
         self._observers.append(observer)
+        if deliveries:
+            self._delivery_observers.append(observer)
 
     def remove_observer(self, observer: BrokerObserver) -> None:
         self._observers.remove(observer)
+        if observer in self._delivery_observers:
+            self._delivery_observers.remove(observer)
 
     def close(self) -> None:
         """Forget every session, subscription, retained message and observer (a finished run).
@@ -411,6 +421,7 @@ class SimBroker:
         self._retained_at = {}
         self._routes = {}
         self._observers = []
+        self._delivery_observers = []
 
     @property
     def counts(self) -> Counter[str]:
@@ -579,7 +590,8 @@ class SimBroker:
         A client that has a session or a pending reconnect but is offline loses the message
         (``publisher_offline``); an id the broker never saw raises :class:`BusError`.
         """
-        if topic not in self._routes:  # a cached route means the topic was validated
+        route = self._routes.get(topic)
+        if route is None:  # a cached route means the topic was validated
             validate_topic(topic)
         if type(qos) is not int or not 0 <= qos <= 1:
             _check_qos(qos)
@@ -587,7 +599,6 @@ class SimBroker:
             if not isinstance(payload, bytes | bytearray | memoryview):
                 raise BusError(f"payload must be bytes, got {type(payload).__name__}")
             payload = bytes(payload)
-        msg = Message(topic, payload, qos, bool(retain))
         session: _Session | None = None
         if client_id is not None:
             session = self._sessions.get(client_id)
@@ -595,12 +606,17 @@ class SimBroker:
                 raise BusError(f"{client_id!r} is not connected")
         down_until = self._down_until
         if down_until is not None and self.scheduler.now < down_until:
-            self._lost(None, msg, "broker_outage")
+            self._lost(None, Message(topic, payload, qos, bool(retain)), "broker_outage")
             return
         if client_id is not None and (session is None or not session.connected):
-            self._lost(None, msg, "publisher_offline")
+            self._lost(None, Message(topic, payload, qos, bool(retain)), "publisher_offline")
             return
-        self._route(msg)
+        if route is not None and not route and not retain:
+            # A topic nobody subscribes to (a camera's acks, alerts, recording metadata):
+            # counted as routed, with no message built for it.
+            self._published += 1
+            return
+        self._route(Message(topic, payload, qos, bool(retain)))
 
     # ----------------------------------------------------------------------- internals
 
@@ -749,10 +765,12 @@ class SimBroker:
             return  # the connection this was sent on is gone; _cut accounted for it
         msg, _is_dup = session.inflight.pop(token)
         self._delivered += 1
-        now = self.scheduler.now
-        client_id = session.client_id
-        for observer in self._observers:
-            observer.on_deliver(client_id, msg, now)
+        observers = self._delivery_observers
+        if observers:
+            now = self.scheduler.now
+            client_id = session.client_id
+            for observer in observers:
+                observer.on_deliver(client_id, msg, now)
         session.params.on_message(msg)
 
     def _lost(self, client_id: str | None, msg: Message, reason: LossReason) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from controller.codec import Topics, availability, decode_outbound, split_topic
+from controller.codec import Topics, availability, outbound_decoder
 from controller.messages import Ack, Alert, RecordingMeta, StateReport
 from controller.node import CameraNode, CameraSetup, ControllerFactory, Publish
 from controller.policy import BUILTIN
@@ -142,14 +142,15 @@ class Replay:
         self.trace = trace
         self.sched = Scheduler()
         self.broker = SimBroker(self.sched, scenario.bus, random.Random(scenario.seed))
-        self.broker.add_observer(self)
+        self.broker.add_observer(self, deliveries=False)  # deliveries are seen in _deliver
         self.runs: dict[str, CameraRun] = {}
         # (topic, payload) of each timeline message → its entry index, to recognise deliveries.
         self._entry_of: dict[tuple[str, bytes], int] = {}
         self._arrivals = 0
         self._seq = 0
-        # topic → what split_topic makes of it: a run's cameras publish on a handful of topics.
-        self._where: dict[str, tuple[str, str] | None] = {}
+        # Each camera's own topics the oracle reads → (camera, what is published there:
+        # "state", "ack", "alert" or "recording", its decoder); no other topic is observed.
+        self._readers: dict[str, tuple[str, str, Callable[[bytes], Any]]] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
 
@@ -187,6 +188,10 @@ class Replay:
         )
         node = self.factory(setup)
         run = CameraRun(spec=spec, node=node, topics=Topics(spec.id, sc.prefix))
+        topics = run.topics
+        for topic, kind in ((topics.state, "state"), (topics.ack, "ack"),
+                            (topics.alert, "alert"), (topics.recording, "recording")):
+            self._readers[topic] = (spec.id, kind, outbound_decoder(kind))
         run.wake = functools.partial(self._on_timer, run)
         self.runs[spec.id] = run
         will = Message(run.topics.availability, b"offline", qos=1, retain=True)
@@ -261,15 +266,17 @@ class Replay:
         if due is not None and due > self.scenario.end:
             due = None
         sched = self.sched
+        if due is not None and sched.now > due:  # max(due, now), without the builtin's call
+            due = sched.now
         old = run.timer
         if old is not None and old.pending:
-            if due is not None and old.at == max(due, sched.now):
+            if due is not None and old.at == due:
                 return
             sched.cancel(old)
         run.timer = None
         if due is not None:
             assert run.wake is not None
-            run.timer = sched.schedule(max(due, sched.now), run.wake, TIMER)
+            run.timer = sched.schedule(due, run.wake, TIMER)
 
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
         if not pubs:
@@ -301,19 +308,15 @@ class Replay:
             self.broker.publish(run.spec.id, pub.topic, pub.payload, pub.qos, pub.retain)
 
     def _observe(self, run: CameraRun, pub: Publish, now: float) -> None:
-        topic = pub.topic
+        reader = self._readers.get(pub.topic)
+        if reader is None or reader[0] != run.spec.id:
+            return  # not a topic the oracle reads: availability, events, another camera's
+        cam, kind, decode = reader
         try:
-            where = self._where[topic]
-        except KeyError:
-            where = self._where[topic] = split_topic(topic, self.scenario.prefix)
-        if where is None or where[0] != run.spec.id or where[1] in ("event", "availability"):
-            return
-        try:
-            msg = decode_outbound(where[1], pub.payload)
-        except (KeyError, msgspec.MsgspecError):
-            return  # not a topic the oracle reads, or a payload that breaks the schema
-        cam = run.spec.id
-        if isinstance(msg, StateReport):
+            msg = decode(pub.payload)
+        except msgspec.MsgspecError:
+            return  # a payload that breaks the schema
+        if kind == "state":
             prev = run.last_state.state if run.last_state is not None else None
             if self.trace is not None and msg.state != prev:
                 self.trace({"t": now, "kind": "state", "camera": cam, "state": msg.state,
@@ -322,12 +325,12 @@ class Replay:
             run.last_state = msg
             run.states.append(StatePoint(now, msg.state, msg.storage_s))
             run.reports.append((now, msg))
-        elif isinstance(msg, Ack):
+        elif kind == "ack":
             if self.trace is not None:
                 self.trace({"t": now, "kind": "ack", "camera": cam, "id": msg.id, "ok": msg.ok,
                             "error": msg.error})
             run.acks.append(msg)
-        elif isinstance(msg, Alert):
+        elif kind == "alert":
             if self.trace is not None:
                 self.trace({"t": now, "kind": "alert", "camera": cam, "alert": msg.kind,
                             "at": msg.at, "cause": msg.cause, "activity_id": msg.activity_id,
