@@ -7,6 +7,8 @@ of footage/buffering, so the arithmetic stays in one unit.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 
@@ -25,6 +27,10 @@ class CameraParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     upload_speed: float = 20.0
 
     def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):  # NaN passes every test below
+                raise ValueError(f"{name} must be a finite number")
         if not 0 <= self.prebuffer_s <= 120:
             raise ValueError("prebuffer_s must be between 0 and 120")
         for name in ("boot_s", "low_battery_s"):

@@ -21,7 +21,8 @@ only once they verified. The signature binds everything that matters — the eve
 
 **The checks**, in this order (:meth:`Gate.admit`, then :meth:`Gate.authorize` once the
 duplicate table has had its say, so that a QoS 1 redelivery is still answered with its first
-reply and never as a replay):
+reply and never as a replay; in ``auth: none`` ``authorize`` only reads, and looks at nothing a
+redelivery changes, so the node asks it first and the table only for what it refuses):
 
 1. bounds — size and nesting depth (the codec), field lengths (:mod:`controller.bounds`);
 2. origin — in ``signed`` mode an envelope whose signature verifies with a key of the named
@@ -155,17 +156,19 @@ class Gate:
     def admit(self, payload: bytes) -> Admitted | Refusal:
         """Bounds, then the envelope and its signature, then the event it carries."""
         memo = self._unsigned
-        if memo is None or type(payload) is not bytes:  # (a bytearray cannot be a key)
+        # Only short payloads are looked up: hashing costs as much as the payload is long, and a
+        # long one (up to what the broker allows) must be refused at a cost that does not grow
+        # with it (R-BOUND). A bytearray cannot be a key.
+        if memo is None or len(payload) > _MEMO_PAYLOAD or type(payload) is not bytes:
             return self._admit(payload)
         # With nothing to verify, the verdict depends on the bytes and the field limit alone,
         # and verdicts are immutable: the same bytes get the very same verdict.
         verdict = memo.get(payload)
         if verdict is None:
             verdict = self._admit(payload)
-            if len(payload) <= _MEMO_PAYLOAD:
-                if len(memo) >= _MEMO_ENTRIES:
-                    memo.clear()
-                memo[payload] = verdict
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[payload] = verdict
         return verdict
 
     def _admit(self, payload: bytes) -> Admitted | Refusal:

@@ -21,6 +21,7 @@ import msgspec
 import pytest
 from signing import CAM, EVENT, Sender, ack, signed_node
 
+from controller import trust
 from controller.bounds import MAX_DEPTH, Limits, Remembered, ReplyTable, depth_exceeds, long_field
 from controller.codec import decode_event, peek_id
 from controller.messages import Ack
@@ -173,6 +174,23 @@ def test_cameras_without_signatures_share_the_verdict_on_the_same_bytes_per_fiel
     assert isinstance(strict, Refusal) and strict.error.startswith("too_long: activity_id")
     assert Gate("cam-4", CBP).admit(bytes(payload)) == verdict  # equal bytes, another object
     assert Gate("cam-5", CBP).admit(bytearray(payload)) == verdict  # type: ignore[arg-type]  # not a key
+
+
+@pytest.mark.req("R-BOUND")
+def test_only_short_payloads_are_remembered_so_a_long_one_costs_no_hash_of_its_length() -> None:
+    """A payload longer than the memo's bound is neither looked up nor kept: hashing it would
+    cost as much as it is long, and one over the payload limit must be refused at once."""
+    gate = Gate("cam-1", CBP)
+    memo = trust._UNSIGNED[gate.limits.max_field_bytes]
+    memo.clear()
+    short = _event("m-1", "activity_start", activity="patrol", activity_id="a1")
+    padded = _event("m-2", "activity_start", activity="patrol", activity_id="a2", note="x" * 2000)
+    huge = b'{"id":"m-3","type":"signal","source":"holster","pad":"' + b"y" * (1 << 20) + b'"}'
+    assert isinstance(gate.admit(short), Admitted) and short in memo
+    assert isinstance(gate.admit(padded), Admitted) and padded not in memo
+    refused = gate.admit(huge)
+    assert isinstance(refused, Refusal) and refused.error.startswith("payload_too_large")
+    assert list(memo) == [short]
 
 
 @pytest.mark.req("R-BOUND", "R-IDEM")

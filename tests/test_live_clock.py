@@ -107,6 +107,8 @@ async def test_on_the_scaled_clock_the_camera_runs_speed_times_faster_than_the_l
     (("colour=red",), "unknown camera parameter 'colour'"),
     (("boot_s",), "is not NAME=VALUE"),
     (("record_drain=fast",), "record_drain: 'fast' is not a number"),
+    (("record_drain=nan",), "record_drain must be a finite number"),
+    (("charge_rate=inf",), "charge_rate must be a finite number"),
     (("buffer_audio=maybe",), "buffer_audio: expected true or false"),
     (("boot_s=1:99",), "boot_s: '1:99' has two parts"),
 ])

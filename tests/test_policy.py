@@ -54,6 +54,8 @@ def test_component_policy_overrides_camera_parameters_and_tails(tmp_path: Path) 
          ":3: signals[1]: unknown signal source 'drone'"),
         ("name: x\nactivities: {}\ncamera: {prebuffer_s: 500}\n",
          ":3: camera: prebuffer_s must be between 0 and 120"),
+        ("name: x\nactivities: {}\ncamera: {record_drain: .nan}\n",
+         ":3: camera: record_drain must be a finite number"),
         ("name: x\nactivities:\n  a: {kind: required}\n  a: {kind: prohibited}\n",
          ":4: activities.a: duplicate key 'a'"),
     ],

@@ -298,6 +298,11 @@ BAD_INPUTS = [
         id="camera-param-out-of-range",
     ),
     pytest.param(
+        HEAD.replace("{id: cam-2, team: sr-1}", "{id: cam-2, upload_speed: .inf}"), 6,
+        "cameras[1].upload_speed", "inf is not finite",
+        id="camera-param-not-finite",
+    ),
+    pytest.param(
         HEAD.replace("{id: cam-2, team: sr-1}", "{id: cam-2, buffer_audio: 1}"), 6,
         "cameras[1].buffer_audio", "expected true or false", id="camera-param-wrong-type",
     ),
