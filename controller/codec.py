@@ -191,23 +191,44 @@ def encode_event(event: Event) -> bytes:
     return _encode(event)
 
 
-#: What :func:`encode` turns an outbound message into: its JSON payload (msgspec's encoder,
-#: for callers that pick the topic themselves).
-encode_payload: Callable[[Outbound], bytes] = _encode
-
-
 # --------------------------------------------------------------------------------- outbound
+
+
+#: Where each outbound type is published: the :class:`Topics` field and the retain flag (only
+#: the state is retained). Anything else goes where a recording's metadata goes.
+_ROUTES: dict[type, tuple[str, bool]] = {
+    Ack: ("ack", False), StateReport: ("state", True), Alert: ("alert", False),
+    RecordingMeta: ("recording", False),
+}
+
+
+def _route(kind: type) -> tuple[str, bool]:
+    route = _ROUTES.get(kind)
+    if route is None:  # a subclass of one of them, or something else
+        route = next((r for k, r in _ROUTES.items() if issubclass(kind, k)), _ROUTES[RecordingMeta])
+    return route
 
 
 def encode(msg: Outbound, topics: Topics) -> Publish:
     """One outbound message → the publication that carries it."""
-    if isinstance(msg, Ack):
-        return Publish(topics.ack, _encode(msg), False, 1)
-    if isinstance(msg, StateReport):
-        return Publish(topics.state, _encode(msg), True, 1)
-    if isinstance(msg, Alert):
-        return Publish(topics.alert, _encode(msg), False, 1)
-    return Publish(topics.recording, _encode(msg), False, 1)
+    field, retain = _route(type(msg))
+    return Publish(getattr(topics, field), _encode(msg), retain, 1)
+
+
+def encoder(topics: Topics) -> Callable[[list[Outbound]], list[Publish]]:
+    """:func:`encode` of a list of messages, for one camera's ``topics``, with each type's topic
+    looked up once: for a node that encodes every message it sends."""
+    known = {kind: (getattr(topics, field), retain) for kind, (field, retain) in _ROUTES.items()}
+
+    def encode_all(msgs: list[Outbound]) -> list[Publish]:
+        out = []
+        for msg in msgs:
+            route = known.get(type(msg))
+            out.append(encode(msg, topics) if route is None
+                       else Publish(route[0], _encode(msg), route[1], 1))
+        return out
+
+    return encode_all
 
 
 def availability(topics: Topics, online: bool = True) -> Publish:

@@ -15,8 +15,7 @@ from typing import Any, ClassVar
 
 from .audit import AuditTrail
 from .camera import Camera
-from .codec import Topics, availability, encode, encode_payload, peek_id, split_topic
-from .messages import Ack, Alert, Outbound, RecordingMeta, StateReport
+from .codec import Topics, availability, encoder, peek_id, split_topic
 from .node import CameraNode, CameraSetup, Publish
 from .persist import StateCodec, Via
 from .trust import Gate, GateState, Refusal
@@ -37,11 +36,7 @@ class ReferenceNode:
             assert where is not None
             self._targets[topic] = where[0]
         self.gate = Gate(setup.camera_id, setup.policy, setup.trust, setup.limits)
-        topics = self.topics
-        self._routes: dict[type, tuple[str, bool]] = {
-            Ack: (topics.ack, False), StateReport: (topics.state, True),
-            Alert: (topics.alert, False), RecordingMeta: (topics.recording, False),
-        }
+        self._encode = encoder(self.topics)
         self.camera = self._new_camera(0.0)
 
     def _new_camera(self, now: float, kind: type[Camera] = Camera) -> Camera:
@@ -130,17 +125,6 @@ class ReferenceNode:
     def audit_trail(self) -> AuditTrail:
         """The camera's hash-chained audit log (R-AUDIT), as it stands."""
         return self.camera.audit.trail()
-
-    def _encode(self, msgs: list[Outbound]) -> list[Publish]:
-        # What codec.encode does, with the topic and retain flag of each outbound type looked
-        # up once per node instead of tested message by message.
-        routes = self._routes
-        out = []
-        for m in msgs:
-            route = routes.get(type(m))
-            out.append(encode(m, self.topics) if route is None
-                       else Publish(route[0], encode_payload(m), route[1], 1))
-        return out
 
 
 _STATE = StateCodec("ReferenceNode", ReferenceNode.DURABLE)
