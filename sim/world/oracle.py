@@ -260,8 +260,8 @@ def judge(obs: Observation) -> Judgement:
         # Every required second was recorded (most cameras of a fleet): no miss to attribute,
         # announce, excuse as jitter or hold against an overdue boot, so none of what follows
         # is worked out; the judgement is the one it would reach with no pieces.
-        return Judgement(obs.camera_id, [], [[] for _ in windows], empty_missed(), [], [],
-                         footage)
+        return Judgement(obs.camera_id, misses=[], per_window=[[] for _ in windows],
+                         missed_s=empty_missed(), footage=footage)
     states = _StateAt(obs.states)
     deacts = union(obs.deactivations)
     offline = union(obs.offline)
