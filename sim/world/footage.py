@@ -288,12 +288,11 @@ def judge_footage(
             continue
         first, last = captured[0][0], captured[-1][1]
         for state, a, b in no_capture:
-            # Every piece of the intersection lies within the recording's extent, and within
-            # the interval's up to a few EPS of float slack: an interval clear of the recording
-            # by far more than that yields nothing, so it is not intersected at all. Nor does
-            # one that only touches it (a dock as the recording closes): subtract() takes
-            # nothing from spans that end by the interval's start or begin at its end.
-            if b < first - _CLEAR or a > last + _CLEAR or b <= first or a >= last:
+            # An interval that ends by the recording's start or begins at its end, clear of it
+            # or only touching it (a dock as the recording closes), yields nothing: subtract()
+            # takes nothing from spans that end by the interval's start or begin at its end.
+            # So it is not intersected at all.
+            if b <= first or a >= last:
                 continue
             for lo, hi in intersect(captured, [(a, b)]):
                 if hi - lo > tol:
