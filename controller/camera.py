@@ -703,8 +703,13 @@ class Camera:
                 open=is_open,
             )
         )
+        # The entry's time is when the camera closed the segment, never the segment's end: a
+        # rollover that falls due before the activation (a buffer longer than segment_max_s)
+        # closes a segment ending in the past, and the log's times never go back (R-AUDIT). The
+        # segment's span is in the metadata just published.
         self.audit.append(
-            end, "segment_close", {"recording": rec.id, "segment": len(rec.segments), "final": final}
+            self._now, "segment_close",
+            {"recording": rec.id, "segment": len(rec.segments), "final": final},
         )
         rec.seg_start = end
 

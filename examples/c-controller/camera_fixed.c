@@ -310,7 +310,9 @@ static void publish_recording(camera_t *c, recording_t *r, double end, bool fina
     jo_str(&o, "recording", r->id);
     jo_int(&o, "segment", (long long)r->segments.n);
     jo_bool(&o, "final", final);
-    log_entry(c, end, "segment_close", &o);
+    /* Logged when it happens, not at the segment's end: a rollover due before the activation
+       closes a segment ending in the past, and the log's times never go back (R-AUDIT). */
+    log_entry(c, c->now, "segment_close", &o);
     r->seg_start = end;
 }
 
