@@ -12,6 +12,13 @@ measures the same comparison in seconds and checks the totals byte for byte.
 The ratio printed is the baseline's instructions over the current ones: the speed-up the
 engine's events/s would show with nothing else on the machine (SPEC §13 asks 1.5).
 
+A second row counts this checkout doing the baseline's work only. ``25d799a`` judged each
+camera's footage against the oracle and nothing else; the judgements of what a camera says
+(P-REPLY, P-EVIDENCE, P-RESOURCE: its replies, its recording metadata and alerts, its battery and
+storage reports) came later, and every fleet run now pays for them. With ``--no-same-work`` the
+row is left out. The switch is this script's alone: it replaces the three judgements by ones
+that find nothing, in the measured process only.
+
     python bench/fleet_instructions.py [REF] [--cameras 40] [--small 4] [--hours 12] [--json]
 
 Needs ``valgrind`` (Debian package ``valgrind``); a 40-camera pair takes about a minute a side.
@@ -31,11 +38,22 @@ from fleet_vs_ref import DEFAULT_REF, ROOT, TARGET_RATIO, add_worktree, remove_w
 
 COLLECTED = re.compile(r"Collected : (\d+)")
 
+#: Run first in the measured process for the same-work row: the judgements added since the
+#: baseline find nothing, at no cost.
+LATER_JUDGEMENTS_OFF = (
+    "import sim.world.replay as replay\n"
+    "from sim.world.replies import Reading\n"
+    "replay.judge_replies = lambda scenario, seen, policy: Reading([], [])\n"
+    "replay.judge_evidence = lambda *args, **kwargs: []\n"
+    "replay.judge_resources = lambda *args, **kwargs: []\n"
+)
 
-def instructions(tree: Path, cameras: int, hours: float) -> int:
-    """Instructions callgrind counts for ``run_fleet(cameras, hours)`` with ``sim`` from ``tree``."""
+
+def instructions(tree: Path, cameras: int, hours: float, prelude: str = "") -> int:
+    """Instructions callgrind counts for ``run_fleet(cameras, hours)`` with ``sim`` from ``tree``
+    (``prelude`` run before it)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    code = f"from sim.fleet import run_fleet; run_fleet({cameras}, {hours}, seed=0)"
+    code = prelude + f"from sim.fleet import run_fleet; run_fleet({cameras}, {hours}, seed=0)"
     with tempfile.TemporaryDirectory(prefix="bwcsim-cg-") as tmp:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
@@ -56,6 +74,8 @@ def main() -> None:
     p.add_argument("--cameras", type=int, default=None, help="fleet size counted (40)")
     p.add_argument("--small", type=int, default=None, help="fleet size subtracted (4)")
     p.add_argument("--hours", type=float, default=None, help="shift length (12)")
+    p.add_argument("--no-same-work", dest="same_work", action="store_false",
+                   help="leave out the row of this checkout doing the baseline's work only")
     args = p.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("fleet_instructions: valgrind is not installed (apt-get install valgrind)")
@@ -69,8 +89,12 @@ def main() -> None:
         ref_tree = Path(tmp) / "ref"
         commit = add_worktree(args.ref, ref_tree)
         try:
-            for side, tree in (("ref", ref_tree), ("current", ROOT)):
-                counted[side] = instructions(tree, cameras, hours) - instructions(tree, small, hours)
+            sides = [("ref", ref_tree, ""), ("current", ROOT, "")]
+            if args.same_work:
+                sides.append(("same work", ROOT, LATER_JUDGEMENTS_OFF))
+            for side, tree, prelude in sides:
+                counted[side] = (instructions(tree, cameras, hours, prelude)
+                                 - instructions(tree, small, hours, prelude))
         finally:
             remove_worktree(ref_tree)
     ratio = counted["ref"] / counted["current"]
@@ -83,6 +107,13 @@ def main() -> None:
         measure.Row(f"{label}: instructions a {TARGET_RATIO:g}x engine would take",
                     counted["ref"] / TARGET_RATIO / 1e6, "M"),
     ]
+    if "same work" in counted:
+        same = counted["ref"] / counted["same work"]
+        rows.append(measure.Row(
+            f"{label}: instructions, this checkout judging only what {args.ref} judged "
+            "(P-REPLY, P-EVIDENCE, P-RESOURCE off)", counted["same work"] / 1e6, "M",
+            baseline=f"{args.ref} {counted['ref'] / 1e6:,.1f} M", ratio=same,
+            ratio_of="baseline instructions / current on the same work"))
     measure.emit("fleet_instructions", rows, args.json)
 
 

@@ -127,3 +127,32 @@ def test_live_load_repeats_its_sustained_rounds_and_loses_nothing() -> None:
     assert rows["sustained 1000 msg/s: ack p99"]["ratio"] > 0
     assert any("2 rounds of 1000 messages" in n for n in doc["notes"])
     assert rows["flood 1,000: triggers lost"]["value"] == 0
+
+
+def test_fleet_instructions_same_work_switch_turns_off_exactly_the_later_judgements() -> None:
+    # The same-work row of bench/fleet_instructions.py is only honest if its switch reaches the
+    # judgements the replay really calls: with it, a controller that acks a refused stop draws
+    # no P-REPLY problem; without it, it does.
+    sys.path.insert(0, str(BENCH))
+    try:
+        from fleet_instructions import LATER_JUDGEMENTS_OFF
+    finally:
+        sys.path.remove(str(BENCH))
+    probe = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "import broken_controllers as b\n"
+        "from sim.world.replay import replay\n"
+        "from sim.world.scenario import load_scenario\n"
+        "r = replay(load_scenario('scenarios/manual_stop_refused.yaml'), b.stop_acked)\n"
+        "print(sum(len(j.replies) + len(j.evidence) + len(j.resources)"
+        " for j in r.judgements.values()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def problems(prelude: str) -> int:
+        proc = subprocess.run([sys.executable, "-c", prelude + probe], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        return int(proc.stdout)
+
+    assert problems("") > 0
+    assert problems(LATER_JUDGEMENTS_OFF) == 0
