@@ -141,9 +141,13 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     accepted: list[tuple[float, str]] | None = None
     required_ids = {w.activity_id for w in windows}
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
-    for rec in recs:
+    near = max(EPS, tol.jitter)
+    # In ascending order, as ``recs`` is: the recordings activated near one are found by bisection
+    # (in a band twice as wide, then tested exactly) rather than by a look at all of them.
+    activations = [_activation(rec) for rec in recs]
+    for k, rec in enumerate(recs):
         name = f"{cam}: recording {rec.recording}"
-        a = _activation(rec)
+        a = activations[k]
         segs = rec.segment_list
         # Segments: contiguous, start to end, rolling over every segment_max_s (R-ROLL).
         if rec.segments != len(segs) or not segs:
@@ -157,11 +161,12 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
             problems.append(f"{name}: its segments {segs} do not roll over every "
                             f"segment_max_s = {p.segment_max_s:g} s (R-ROLL)")
         # The buffer prepended (R-BUF, R-STORE).
-        nth = sum(1 for other in seen.recordings.values()
-                  if other.recording != rec.recording
-                  and abs(_activation(other) - a) <= max(EPS, tol.jitter)
-                  and published_order[other.recording] < published_order[rec.recording])
-        expected = _expected_buffer(reports, a, p.prebuffer_s, nth, max(EPS, tol.jitter))
+        mine = published_order[rec.recording]
+        nth = sum(1 for j in range(bisect.bisect_left(activations, a - 2 * near),
+                                   bisect.bisect_right(activations, a + 2 * near))
+                  if j != k and abs(activations[j] - a) <= near
+                  and published_order[recs[j].recording] < mine)
+        expected = _expected_buffer(reports, a, p.prebuffer_s, nth, near)
         if expected is not None and abs(rec.buffer_s - expected) > tol.meta:
             problems.append(f"{name} activated at {a:g} with buffer_s {rec.buffer_s:g}; R-BUF "
                             f"gives {expected:g}")
@@ -444,11 +449,15 @@ def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
 def _written(recs: Sequence[RecordingMeta], t: float) -> float:
     """Footage written by ``t``: ``recs`` in activation order (:func:`_final`)."""
     total = 0.0
+    limit = t + EPS
     for r in recs:
-        a = _activation(r)
-        if a > t + EPS:
+        a = r.start + r.buffer_s  # _activation(r), inline: this runs per report per recording
+        if a > limit:
             break  # so are all later ones
-        total += r.buffer_s + max(0.0, min(t, r.end) - a)
+        # r.buffer_s + max(0.0, min(t, r.end) - a), written out
+        end = r.end
+        ran = (end if end < t else t) - a
+        total += r.buffer_s + ran if ran > 0.0 else r.buffer_s + 0.0
     return total
 
 
