@@ -244,14 +244,14 @@ class Replay:
         acks = run.acks
         n_acks = len(acks)
         self._seq += 1
-        delivery = Delivery(self._seq, now, msg.topic, msg.payload, idx, run.last_state)
+        seq, prior = self._seq, run.last_state  # as they stand before the camera answers
         self._emit(run, run.node.on_message(msg.topic, msg.payload, now))
-        delivery.acks = acks[n_acks:]
-        run.deliveries.append(delivery)
-        if len(acks) > n_acks:
+        replies = acks[n_acks:]
+        run.deliveries.append(Delivery(seq, now, msg.topic, msg.payload, idx, prior, replies))
+        if replies:
             if first is not None:
-                first.ok = acks[n_acks].ok
-            for ack in acks[n_acks:]:
+                first.ok = replies[0].ok
+            for ack in replies:
                 if not ack.ok:
                     run.refusals.append(Refusal(now, msg.topic, msg.payload, ack))
         self._rearm(run)
