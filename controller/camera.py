@@ -282,10 +282,8 @@ class Camera:
         ack = Ack(id=event.id, ok=error is None, error=error)
         self.replies.put(key, ack, now)
         if error is None:
-            data = {"id": event.id, "type": _TAG.get(type(event)) or _type_of(event)}
-            if sender is not None:
-                data["by"] = sender
-            self.audit.append(now, "accepted", data)
+            self.audit.append(now, "accepted", _origin(
+                {"id": event.id, "type": _TAG.get(type(event)) or _type_of(event)}, sender))
         else:
             self.audit.append(now, "refused", _origin({"id": event.id, "error": error}, sender))
         self._out.append(ack)
