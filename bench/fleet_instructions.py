@@ -34,19 +34,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fleet_vs_ref import DEFAULT_REF, ROOT, TARGET_RATIO, add_worktree, remove_worktree
+from fleet_vs_ref import (
+    DEFAULT_REF,
+    LATER_JUDGEMENTS_OFF,
+    ROOT,
+    TARGET_RATIO,
+    add_worktree,
+    remove_worktree,
+)
 
 COLLECTED = re.compile(r"Collected : (\d+)")
-
-#: Run first in the measured process for the same-work row: the judgements added since the
-#: baseline find nothing, at no cost.
-LATER_JUDGEMENTS_OFF = (
-    "import sim.world.replay as replay\n"
-    "from sim.world.replies import Reading\n"
-    "replay.judge_replies = lambda scenario, seen, policy: Reading([], [])\n"
-    "replay.judge_evidence = lambda *args, **kwargs: []\n"
-    "replay.judge_resources = lambda *args, **kwargs: []\n"
-)
 
 
 def instructions(tree: Path, cameras: int, hours: float, prelude: str = "") -> int:

@@ -12,7 +12,16 @@ engine added, and every camera's summary) must be byte for byte the same on both
 script fails, exit status 1, if they are not. The share of time spent in the cyclic garbage
 collector (``gc.callbacks``) is reported for both.
 
-    python bench/fleet_vs_ref.py [REF] [--cameras N] [--hours H] [--repeat N] [--quick] [--json]
+A third side, interleaved with the other two, runs this checkout judging only what ``25d799a``
+judged: the footage oracle. The judgements of what a camera says (P-REPLY, P-EVIDENCE,
+P-RESOURCE: its replies, recording metadata and alerts, battery and storage reports) came later,
+from other work, and every fleet run now pays for them; this row compares the engines on equal
+work. The switch (:data:`LATER_JUDGEMENTS_OFF`) replaces those three judgements by ones that
+find nothing, in the measured child only; its totals must match too. ``--no-same-work`` leaves
+the side out.
+
+    python bench/fleet_vs_ref.py [REF] [--cameras N] [--hours H] [--repeat N] [--no-same-work]
+                                 [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -38,9 +47,22 @@ ROOT = HERE.parent.parent
 # Keys a newer engine added to the fleet report; compared only where both sides have them.
 NEWER_KEYS = ("controller",)
 
+#: Run first in a measured process for the same-work side: the judgements added since the
+#: baseline find nothing, at no cost.
+LATER_JUDGEMENTS_OFF = (
+    "import sim.world.replay as replay\n"
+    "from sim.world.replies import Reading\n"
+    "replay.judge_replies = lambda scenario, seen, policy: Reading([], [])\n"
+    "replay.judge_evidence = lambda *args, **kwargs: []\n"
+    "replay.judge_resources = lambda *args, **kwargs: []\n"
+)
 
-def one(cameras: int, hours: float, tree: str) -> None:
-    """Run one fleet in this process (with ``sim`` from ``tree``) and print its figures as JSON."""
+
+def one(cameras: int, hours: float, tree: str, same_work: bool = False) -> None:
+    """Run one fleet in this process (with ``sim`` from ``tree``) and print its figures as JSON;
+    ``same_work``: with :data:`LATER_JUDGEMENTS_OFF` run first."""
+    if same_work:
+        exec(LATER_JUDGEMENTS_OFF, {})
     import sim
     from sim.fleet import run_fleet
 
@@ -74,10 +96,11 @@ def one(cameras: int, hours: float, tree: str) -> None:
     }))
 
 
-def spawn(tree: Path, cameras: int, hours: float) -> dict[str, Any]:
+def spawn(tree: Path, cameras: int, hours: float, same_work: bool = False) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.run(
-        [sys.executable, str(HERE), "--one", str(cameras), str(hours), str(tree)],
+        [sys.executable, str(HERE), "--one", str(cameras), str(hours), str(tree),
+         *(["--same-work"] if same_work else [])],
         cwd=tree, env=env, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
@@ -110,21 +133,23 @@ def main() -> None:
     p.add_argument("ref", nargs="?", default=DEFAULT_REF, help=f"baseline git ref ({DEFAULT_REF})")
     p.add_argument("--cameras", type=int, default=None, help="fleet size (7000)")
     p.add_argument("--hours", type=float, default=None, help="shift length (12)")
+    p.add_argument("--no-same-work", dest="same_work", action="store_false",
+                   help="leave out the side of this checkout judging only what the baseline judged")
     p.add_argument("--one", nargs=3, metavar=("CAMERAS", "HOURS", "TREE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     cameras = args.cameras or (40 if args.quick else 7000)
     hours = args.hours or (1.0 if args.quick else 12.0)
     repeat = args.repeat or (1 if args.quick else 3)
-    runs: dict[str, list[dict[str, Any]]] = {"ref": [], "current": []}
+    sides = ("ref", "current", "same work") if args.same_work else ("ref", "current")
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="bwcsim-ref-") as tmp:
         ref_tree = Path(tmp) / "ref"
         commit = add_worktree(args.ref, ref_tree)
         try:
-            trees = {"ref": ref_tree, "current": ROOT}
-            for i in range(repeat):  # interleaved, alternating which side goes first
-                order = ("ref", "current") if i % 2 == 0 else ("current", "ref")
-                for side in order:
-                    runs[side].append(spawn(trees[side], cameras, hours))
+            trees = {"ref": ref_tree, "current": ROOT, "same work": ROOT}
+            for i in range(repeat):  # interleaved, each side going first in turn
+                for side in sides[i % len(sides):] + sides[:i % len(sides)]:
+                    runs[side].append(spawn(trees[side], cameras, hours, side == "same work"))
         finally:
             remove_worktree(ref_tree)
     first = runs["ref"][0]
@@ -166,15 +191,23 @@ def main() -> None:
                     / max(med("ref", "gc_s") / med("ref", "wall_s"), 1e-9),
                     ratio_of=f"current / {args.ref}"),
     ]
+    if args.same_work:
+        same = rate("same work", "cpu_s")
+        rows.insert(1, measure.Row(
+            f"fleet engine {size}, events/s (CPU time), judging only what {args.ref} judged "
+            "(P-REPLY, P-EVIDENCE, P-RESOURCE off)", same, "events/s",
+            baseline=f"{args.ref} {measure.fmt(ref_cpu)} events/s", ratio=same / ref_cpu,
+            ratio_of=f"current on the same work / {args.ref}, medians"))
     notes = [f"baseline {args.ref} = {commit[:12]}, in a temporary git worktree (removed)",
              f"{repeat} runs per side, interleaved, each in a fresh process; medians",
-             f"same totals on both sides, byte for byte: {events} events, verdict "
+             f"same totals on {'all three' if args.same_work else 'both'} sides, byte for byte: "
+             f"{events} events, verdict "
              f"{first['verdict']}, per-camera summaries sha256 {first['per_camera_sha256'][:16]}"]
     measure.emit("fleet_vs_ref", rows, args.json, notes)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        one(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
+        one(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5:] == ["--same-work"])
     else:
         main()

@@ -99,7 +99,9 @@ def test_fleet_vs_ref_runs_both_trees_and_compares_their_totals() -> None:
     first = doc["rows"][0]
     assert first["unit"] == "events/s" and first["baseline"].startswith("HEAD ")
     assert first["ratio"] > 0
-    assert any("same totals on both sides" in n for n in doc["notes"])
+    same = doc["rows"][1]
+    assert "judging only what HEAD judged" in same["figure"] and same["ratio"] > 0
+    assert any("same totals on all three sides" in n for n in doc["notes"])
     listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True,
                             text=True, check=True).stdout
     assert "bwcsim-ref-" not in listed, "the temporary worktree is removed"
@@ -129,13 +131,13 @@ def test_live_load_repeats_its_sustained_rounds_and_loses_nothing() -> None:
     assert rows["flood 1,000: triggers lost"]["value"] == 0
 
 
-def test_fleet_instructions_same_work_switch_turns_off_exactly_the_later_judgements() -> None:
-    # The same-work row of bench/fleet_instructions.py is only honest if its switch reaches the
-    # judgements the replay really calls: with it, a controller that acks a refused stop draws
-    # no P-REPLY problem; without it, it does.
+def test_same_work_switch_turns_off_exactly_the_later_judgements() -> None:
+    # The same-work rows of bench/fleet_vs_ref.py and bench/fleet_instructions.py are only
+    # honest if their switch reaches the judgements the replay really calls: with it, a
+    # controller that acks a refused stop draws no P-REPLY problem; without it, it does.
     sys.path.insert(0, str(BENCH))
     try:
-        from fleet_instructions import LATER_JUDGEMENTS_OFF
+        from fleet_vs_ref import LATER_JUDGEMENTS_OFF
     finally:
         sys.path.remove(str(BENCH))
     probe = (
