@@ -104,9 +104,11 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
     prefix = scenario.prefix
     out: dict[int, tuple[str, bytes]] = {}
     by_id: dict[str, int] = {}  # message id → first entry that sent it
-    seqs = sequence_numbers(scenario)
+    order = send_order(scenario)
+    # Only signed bodies carry a sequence number.
+    seqs = sequence_numbers(scenario, order) if scenario.auth != "none" else {}
     replays: list[TimelineEntry] = []
-    for e in send_order(scenario):
+    for e in order:
         if e.fault is not None:
             continue
         if e.replay_of is not None:
