@@ -48,8 +48,11 @@ from .senders import may_refuse, must_refuse, send_order, sequence_numbers, trus
 TraceSink = Callable[[dict[str, Any]], None]
 
 
-@dataclass(slots=True)
-class FirstDelivery:
+class FirstDelivery(msgspec.Struct, gc=False):
+    """The first delivery of a timeline entry to a camera. (A struct for its cheap
+    construction: one per entry and camera; it refers to no container, so it needs no tracking
+    by the cyclic collector.)"""
+
     seq: int  # order of arrival at the camera, across the whole run
     at: float
     prior_state: str | None

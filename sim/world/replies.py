@@ -73,9 +73,9 @@ MsgId = str | int
 IdKey = tuple[str, MsgId]
 
 
-@dataclass(slots=True)
-class Delivery:
-    """One delivery to a camera and the replies it published while handling it (P-REPLY)."""
+class Delivery(msgspec.Struct):
+    """One delivery to a camera and the replies it published while handling it (P-REPLY).
+    (A struct for its cheap construction: one is recorded for every delivery.)"""
 
     seq: int  # order of arrival at the camera, across the whole run
     at: float
@@ -83,7 +83,7 @@ class Delivery:
     payload: bytes
     entry: int | None  # the timeline entry it carries, when it is one
     prior: StateReport | None  # the state the camera had reported just before
-    acks: list[Ack] = field(default_factory=list)
+    acks: list[Ack] = msgspec.field(default_factory=list)
 
 
 class Arrival(Protocol):
