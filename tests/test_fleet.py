@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -22,7 +22,7 @@ from sim.fleet import (
 from sim.views.report import build_report
 from sim.world.oracle import REPORT_KEYS
 from sim.world.replay import replay
-from sim.world.scenario import Scenario, TimelineEntry, generated_entry, load_scenario
+from sim.world.scenario import Scenario, TimelineEntry, load_scenario
 
 pytestmark = pytest.mark.req("FLEET")
 
@@ -61,19 +61,19 @@ def test_a_team_shift_depends_on_seed_and_team_only() -> None:
     assert other_seed.seed == 10
 
 
-def test_generated_entries_are_the_entries_the_constructor_builds() -> None:
-    """The generator builds its timeline entries without the dataclass constructor: every
-    field, equality and immutability must be the constructor's."""
+def test_timeline_entries_are_immutable_and_each_owns_its_fields() -> None:
+    """A generated timeline's entries are shared by every camera and judgement of a team's run:
+    none may change one, and no two share a ``fields`` map."""
     timeline = team_scenario(plan_fleet(40, 12, seed=2, profile=DENSE_PROFILE)[1]).timeline
     assert {e.fault for e in timeline} >= {None, "disconnect"} and any(e.delay_s for e in timeline)
-    for entry in timeline:
-        built = TimelineEntry(**{f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)})
-        assert entry == built and repr(entry) == repr(built)
-    again = generated_entry(7, 1.5, team="t", event="dock")
-    assert again == TimelineEntry(index=7, line=0, at=1.5, team="t", event="dock")
-    assert again.fields == {} and again.fields is not generated_entry(8, 1.5).fields
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        again.at = 2.0  # type: ignore[misc]
+    assert [e.index for e in timeline] == list(range(len(timeline)))
+    assert all(e.line == 0 for e in timeline)
+    entry = TimelineEntry(index=7, line=0, at=1.5, team="t", event="dock")
+    assert entry.fields == {} and entry.fields is not TimelineEntry(index=8, line=0, at=1.5).fields
+    with pytest.raises(AttributeError):
+        entry.at = 2.0  # type: ignore[misc]
+    moved = msgspec.structs.replace(entry, at=2.0)
+    assert (moved.at, entry.at) == (2.0, 1.5) and moved.index == entry.index
 
 
 def test_generated_shifts_hold_every_kind_of_happening() -> None:

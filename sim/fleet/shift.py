@@ -14,7 +14,7 @@ from typing import Any
 from controller.node import DEFAULT_FACTORY
 from controller.params import CameraParams
 from controller.policy import BUILTIN, Policy, load_policy
-from sim.world.scenario import BusSpec, CameraSpec, Scenario, generated_entry
+from sim.world.scenario import BusSpec, CameraSpec, Scenario, TimelineEntry
 
 # ------------------------------------------------------------------------------- plans
 
@@ -298,7 +298,8 @@ class _Shift:
         prof, plan = self.plan.profile, self.plan
         self.items.sort(key=lambda item: (item[0], item[1]))
         timeline = tuple(
-            generated_entry(i, at, **entry) for i, (at, _seq, entry) in enumerate(self.items)
+            TimelineEntry(index=i, line=0, at=at, **entry)
+            for i, (at, _seq, entry) in enumerate(self.items)
         )
         return Scenario(
             version=1,

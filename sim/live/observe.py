@@ -182,7 +182,7 @@ def played_scenario(scenario: Scenario, log: RunLog) -> Scenario:
             return e  # never sent: as the file says
         at = max(0.0, sent.played_at)
         ts = None if e.ts is None else e.ts + (at - e.at)  # a set ts moves with its entry
-        return dataclasses.replace(e, at=at, ts=ts)
+        return msgspec.structs.replace(e, at=at, ts=ts)
 
     return dataclasses.replace(scenario, timeline=tuple(as_played(e) for e in scenario.timeline))
 
