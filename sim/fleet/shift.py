@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,8 +121,7 @@ class _Shift:
         self.policy = policy
         self.end = plan.hours * 3600.0
         self.rng = random.Random(f"{plan.seed}:{plan.team}")
-        self.items: list[tuple[float, int, dict[str, Any]]] = []
-        self._seq = 0
+        self.items: list[tuple[float, dict[str, Any]]] = []  # (time, entry fields), as added
         self._ids = 0
         required = [a for a, k in policy.activities.items() if k == "required"]
         prohibited = [a for a, k in policy.activities.items() if k == "prohibited"]
@@ -146,8 +146,7 @@ class _Shift:
             at = 0.0
         if self.end < at:
             at = self.end
-        self.items.append((at, self._seq, entry))
-        self._seq += 1
+        self.items.append((at, entry))
 
     def activity_id(self, kind: str) -> str:
         self._ids += 1
@@ -296,10 +295,12 @@ class _Shift:
 
     def freeze(self, cameras: list[CameraSpec], bus_seed: int) -> Scenario:
         prof, plan = self.plan.profile, self.plan
-        self.items.sort(key=lambda item: (item[0], item[1]))
+        # By time, then in the order added: items are appended in that order and the sort is
+        # stable, so the time alone is the key (compared as floats, not as tuples).
+        self.items.sort(key=operator.itemgetter(0))
         timeline = tuple(
             TimelineEntry(index=i, line=0, at=at, **entry)
-            for i, (at, _seq, entry) in enumerate(self.items)
+            for i, (at, entry) in enumerate(self.items)
         )
         return Scenario(
             version=1,
