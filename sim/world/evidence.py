@@ -131,14 +131,16 @@ class _Reports:
 
 
 def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   pauses: Sequence[Pause], tol: Tol, signals: frozenset[str]) -> list[str]:
+                   pauses: Sequence[Pause], tol: Tol, signals: frozenset[str],
+                   manual: Sequence[tuple[float, str]] | None) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     reports = _Reports(seen.reports)
     recs = _final(seen)
     problems: list[str] = []
-    # Read only when a recording names a reason no required window accounts for.
-    accepted: list[tuple[float, str]] | None = None
+    # Read (unless P-REPLY read it already) only when a recording names a reason no required
+    # window accounts for.
+    accepted = manual
     required_ids = {w.activity_id for w in windows}
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     near = max(EPS, tol.jitter)
@@ -433,13 +435,15 @@ def _unable_by_cause(reports: Sequence[tuple[float, StateReport]], end: float,
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
                    judgement: Judgement, pauses: Sequence[Pause], tolerance_s: float,
-                   policy: PolicyReading) -> list[str]:
+                   policy: PolicyReading,
+                   manual: Sequence[tuple[float, str]] | None = None) -> list[str]:
     """Recording metadata and alerts of one camera against the facts (``[]``: all true).
-    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``)."""
+    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``);
+    ``manual``: the accepted presses and signals P-REPLY read (``Reading.manual``), if it ran."""
     if not seen.reports:
         return []  # a live run: its device's reports are not kept here (SPEC §8b)
     tol = Tol.of(seen, tolerance_s)
-    return (_meta_problems(sc, seen, windows, pauses, tol, policy.signals)
+    return (_meta_problems(sc, seen, windows, pauses, tol, policy.signals, manual)
             + _alert_problems(sc, seen, windows, judgement, tol))
 
 

@@ -443,7 +443,8 @@ def judge_run(
         pauses = said.pauses if seen.deliveries else [
             Pause(a, b, resumed=True) for a, b in obs.deactivations]
         judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, pauses,
-                                            tolerance_s, reading)
+                                            tolerance_s, reading,
+                                            said.manual if seen.deliveries else None)
         # A device's battery and storage follow its own hardware, not the scenario's numbers
         # (SPEC §15a): self-reports are judged in simulation only.
         judgement.resources = judge_resources(scenario, seen) if live is None else []

@@ -431,10 +431,13 @@ _SEQ = operator.attrgetter("seq")
 
 @dataclass(slots=True)
 class Reading:
-    """P-REPLY's problems for one camera, and the allowed deactivations it read on the way."""
+    """P-REPLY's problems for one camera, and what it read on the way: the allowed
+    deactivations, and (time, reason) of every accepted ``button start`` and listed ``signal``
+    (the reasons a recording may name besides its required windows, :mod:`sim.world.evidence`)."""
 
     problems: list[str]
     pauses: list[Pause]
+    manual: list[tuple[float, str]] = field(default_factory=list)
 
 
 def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Reading:
@@ -443,6 +446,8 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
     if not seen.deliveries:
         return Reading([], [])
     cam = seen.spec.id
+    signals = policy.signals
+    manual: list[tuple[float, str]] = []
     signed = sc.auth == "signed"
     table: dict[tuple[str | None, IdKey], tuple[float, bool, str | None]] = {}
     order: list[tuple[str | None, IdKey]] = []
@@ -457,6 +462,13 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             if not acks:
                 continue
         ack = acks[0]
+        ev = p.event
+        if ev is not None and ack.ok:
+            kind = ev.get("type")
+            if kind == "button" and ev.get("action") == "start":
+                manual.append((d.at, "button"))
+            elif kind == "signal" and ev.get("source") in signals:
+                manual.append((d.at, f"signal:{ev.get('source')}"))
         if not _same_id(ack.id, p.id):
             problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
                             f"not {_show(p.id)}")
@@ -510,4 +522,4 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
                             f"{ack.error!r}, not {' or '.join(words)}: {why}")
     told.prune(sc.end)
     told.resume(sc.end, resumed=False)
-    return Reading(problems, told.pauses)
+    return Reading(problems, told.pauses, manual)
