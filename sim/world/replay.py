@@ -381,18 +381,26 @@ def judge_run(
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
     forgeries: dict[str, list[str]] = {}
-    order = send_order(scenario)
     # Every fleet shift sends unsigned messages with no ``ts``: then no camera is obliged to
-    # refuse anything (SPEC §14), and walking each camera's share of the send order would
-    # find nothing.
-    refusing = any(may_refuse(e) for e in order)
+    # refuse anything (SPEC §14), and walking each camera's share of the send order (or even
+    # putting the timeline in that order) would find nothing.
+    refusing = any(map(may_refuse, scenario.timeline))
+    order = send_order(scenario) if refusing else []
     seqs = sequence_numbers(scenario, order) if refusing else {}
     # Once per run, not per camera: each camera's share of the send order, and of the
     # activity entries in timeline order (what must_refuse, required_windows and facts_of scan).
     sent_to = entries_by_camera(scenario, order) if refusing else {}
-    acts = entries_by_camera(scenario, sorted(
-        (e for e in scenario.timeline if e.event in ("activity_start", "activity_end")),
-        key=lambda e: (e.at, e.index)))
+    activities: list[TimelineEntry] = []
+    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
+    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
+    deactivating = False
+    for e in scenario.timeline:
+        if e.event == "activity_start" or e.event == "activity_end":
+            activities.append(e)
+        elif e.event == "deactivate":
+            deactivating = True
+    activities.sort(key=lambda e: (e.at, e.index))
+    acts = entries_by_camera(scenario, activities)
     for cam, seen in cameras.items():
         if not refusing:
             seen.refusable = {}
@@ -411,9 +419,6 @@ def judge_run(
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
     reading = oracle_policy(scenario)
-    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
-    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
-    deactivating = any(e.event == "deactivate" for e in scenario.timeline)
     windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
                for cam, seen in cameras.items()}
     judgements = {}
