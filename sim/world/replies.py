@@ -267,14 +267,6 @@ def _parse(payload: bytes, signed: bool) -> Parsed:
     return Parsed(msg_id, obj if _well_formed(obj, msg_id) else None, principal)
 
 
-def _key(msg_id: MsgId) -> IdKey:
-    return ("i", msg_id) if isinstance(msg_id, int) else ("s", msg_id)
-
-
-def _same_id(a: MsgId | None, b: MsgId | None) -> bool:
-    return type(a) is type(b) and a == b
-
-
 def _show(msg_id: MsgId | None) -> str:
     return json.dumps(msg_id)
 
@@ -320,9 +312,10 @@ class _Told:
             self.pauses.append(Pause(now, recording=recording))
 
     def resume(self, now: float, resumed: bool = True) -> None:
-        if self.paused:
-            self.pauses[-1].end = now
-            self.pauses[-1].resumed = resumed
+        pauses = self.pauses
+        if pauses and pauses[-1].end is None:  # self.paused, without the property's call
+            pauses[-1].end = now
+            pauses[-1].resumed = resumed
 
     def tail(self, aid: str, end: float) -> None:
         """The required window ``aid`` now ends at ``end`` (its activity ended)."""
@@ -357,7 +350,9 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     """The answer the spec requires for a well-formed, first-delivered event, and why
     (``policy``: the oracle's own reading of the scenario's policy, never the controller's)."""
     kind = ev["type"]
-    told.prune(now)
+    # (prune() returns at once while windows are held and none of their tails has ended.)
+    if not told.windows or (told.soonest is not None and told.soonest <= now + EPS):
+        told.prune(now)
     if kind == "activity_start":
         activity, aid = ev["activity"], ev["activity_id"]
         if activity not in policy.kinds:
@@ -469,10 +464,13 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
                 manual.append((d.at, "button"))
             elif kind == "signal" and ev.get("source") in signals:
                 manual.append((d.at, f"signal:{ev.get('source')}"))
-        if not _same_id(ack.id, p.id):
+        msg_id = p.id
+        # Ids compare with their JSON type: 7 is not "7" (here and in the key below).
+        if type(ack.id) is not type(msg_id) or ack.id != msg_id:
             problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
                             f"not {_show(p.id)}")
-        key = (p.principal, _key(p.id)) if p.id is not None else None
+        key = (None if msg_id is None else
+               (p.principal, ("i", msg_id) if isinstance(msg_id, int) else ("s", msg_id)))
         if key is not None and key in table:
             first_at, ok, error = table[key]
             recent = d.at - first_at <= REDELIVERY_WINDOW_S + EPS and (
