@@ -37,7 +37,7 @@ from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
 from .evidence import judge_evidence, judge_resources
-from .footage import facts_of
+from .footage import arrival_order, facts_of
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
 from .replies import Delivery, Pause, judge_replies
@@ -562,7 +562,7 @@ def allowed_deactivations(
     start: float | None = None
     limit = sc.end
     running: set[str] = set()
-    for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
+    for idx, first in arrival_order(run.delivered):
         if first.ok is not True or idx in run.refusable:
             continue
         e = sc.timeline[idx]
