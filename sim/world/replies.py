@@ -193,13 +193,16 @@ def _short(value: object) -> bool:
 
 
 def _read_id(value: object) -> MsgId | None:
+    if isinstance(value, str):  # the usual case first
+        return value if _short(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if _INT64[0] <= value <= _INT64[1] else None
-    if isinstance(value, str):
-        return value if _short(value) else None
     return None
+
+
+_NUMBER = (int, float)  # built once: ``int | float`` builds a union type at every use
 
 
 def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
@@ -208,7 +211,7 @@ def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
     if msg_id is None or not isinstance(kind, str) or kind not in _FIELDS:
         return False
     ts = obj.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, _NUMBER)):
         return False
     seq = obj.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)
