@@ -221,7 +221,11 @@ def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
     if to is not None and not _short(to):
         return False
     for name in _FIELDS[kind]:
-        if not _short(obj.get(name)):
+        value = obj.get(name)
+        # _short(value), with its usual case (a short ASCII string) written out.
+        if isinstance(value, str) and value.isascii() and len(value) <= MAX_FIELD_BYTES:
+            continue
+        if not _short(value):
             return False
     if kind == "button" and obj["action"] not in ("start", "stop"):
         return False
@@ -266,7 +270,10 @@ def _parse(payload: bytes, signed: bool) -> Parsed:
         obj = body
     elif signed:
         return Parsed(_read_id(obj.get("id")), None)  # unsigned: refused ``unauthorized``
-    msg_id = _read_id(obj.get("id"))
+    msg_id = obj.get("id")
+    # _read_id(msg_id), with its usual case (a short ASCII string) written out.
+    if not (isinstance(msg_id, str) and msg_id.isascii() and len(msg_id) <= MAX_FIELD_BYTES):
+        msg_id = _read_id(msg_id)
     return Parsed(msg_id, obj if _well_formed(obj, msg_id) else None, principal)
 
 
