@@ -70,7 +70,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 MsgId = str | int
-IdKey = tuple[str, MsgId]
+# What a reply is remembered by: the signer (None unsigned), the id's JSON type ("i" or "s")
+# and the id, so that 7 and "7" are two ids.
+IdKey = tuple[str | None, str, MsgId]
 
 
 @dataclass(slots=True)
@@ -454,8 +456,8 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
     signals = policy.signals
     manual: list[tuple[float, str]] = []
     signed = sc.auth == "signed"
-    table: dict[tuple[str | None, IdKey], tuple[float, bool, str | None]] = {}
-    order: list[tuple[str | None, IdKey]] = []
+    table: dict[IdKey, tuple[float, bool, str | None]] = {}
+    order: list[IdKey] = []
     told = _Told()
     problems: list[str] = []
     refusable: Mapping[int, str] = seen.refusable
@@ -467,8 +469,9 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             if not acks:
                 continue
         ack = acks[0]
+        acked, error = ack.ok, ack.error  # read once: both are read again and again below
         ev = p.event
-        if ev is not None and ack.ok:
+        if ev is not None and acked:
             kind = ev.get("type")
             if kind == "button" and ev.get("action") == "start":
                 manual.append((d.at, "button"))
@@ -480,54 +483,55 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
                             f"not {_show(p.id)}")
         key = (None if msg_id is None else
-               (p.principal, ("i", msg_id) if isinstance(msg_id, int) else ("s", msg_id)))
-        if key is not None and key in table:
-            first_at, ok, error = table[key]
+               (p.principal, "i" if isinstance(msg_id, int) else "s", msg_id))
+        first = table.get(key) if key is not None else None  # one lookup, read twice below
+        if key is not None and first is not None:
+            first_at, ok, first_error = first
             recent = d.at - first_at <= REDELIVERY_WINDOW_S + EPS and (
                 len(order) - order.index(key) <= MAX_REMEMBERED)
             if recent:
-                if ack.ok != ok or ack.error != error:
+                if acked != ok or error != first_error:
                     problems.append(
-                        f"{_where(cam, d, p)} is a redelivery: answered ok={ack.ok} "
-                        f"{ack.error or ''}".rstrip() + f", not its first reply ok={ok} "
-                        f"{error or ''}".rstrip())
+                        f"{_where(cam, d, p)} is a redelivery: answered ok={acked} "
+                        f"{error or ''}".rstrip() + f", not its first reply ok={ok} "
+                        f"{first_error or ''}".rstrip())
                 continue
             if signed:
                 # Past the redelivery window its sequence number is spent (R-FRESH).
-                if ack.ok:
+                if acked:
                     problems.append(f"{_where(cam, d, p)} is a redelivery past the window, "
                                     f"acked: its spent seq must make it refused replayed (R-FRESH)")
                 continue
-        if key is not None and not (ack.error is not None and ack.error.startswith(_ORIGIN_FAILURES)):
-            if key in table:
+        if key is not None and not (error is not None and error.startswith(_ORIGIN_FAILURES)):
+            if first is not None:
                 order.remove(key)
-            table[key] = (d.at, ack.ok, ack.error)
+            table[key] = (d.at, acked, error)
             order.append(key)
         if d.entry is not None and d.entry in refusable:
             continue  # §14: judged as a forgery (sim.world.senders), never acted on
-        if p.event is None:
-            if ack.ok:
+        if ev is None:
+            if acked:
                 problems.append(f"{_where(cam, d, p)} is malformed and was acked (R-BAD: must be "
                                 f"refused)")
             continue
         prior = d.prior
         state = prior.state if prior is not None else None
         free = prior.storage_s if prior is not None else _INF
-        (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
+        (ok_expected, words), why = _expect(ev, told, state, free, policy, d.at)
         if ok_expected is None:
-            if not ack.ok and words and not (ack.error or "").startswith(words):
-                problems.append(f"{_where(cam, d, p)} was refused {ack.error!r}; {why} is acked "
+            if not acked and words and not (error or "").startswith(words):
+                problems.append(f"{_where(cam, d, p)} was refused {error!r}; {why} is acked "
                                 f"or refused {' or '.join(words)}")
             continue
-        if ack.ok != ok_expected:
+        if acked != ok_expected:
             verb = "refused" if ok_expected is False else "acked"
             problems.append(
-                f"{_where(cam, d, p)} ({p.event['type']}) was "
-                f"{'acked' if ack.ok else 'refused ' + repr(ack.error)}: {why} must be {verb}"
+                f"{_where(cam, d, p)} ({ev['type']}) was "
+                f"{'acked' if acked else 'refused ' + repr(error)}: {why} must be {verb}"
                 + (f" {' or '.join(words)}" if words else ""))
-        elif not ack.ok and words and not (ack.error or "").startswith(words):
-            problems.append(f"{_where(cam, d, p)} ({p.event['type']}) was refused "
-                            f"{ack.error!r}, not {' or '.join(words)}: {why}")
+        elif not acked and words and not (error or "").startswith(words):
+            problems.append(f"{_where(cam, d, p)} ({ev['type']}) was refused "
+                            f"{error!r}, not {' or '.join(words)}: {why}")
     told.prune(sc.end)
     told.resume(sc.end, resumed=False)
     return Reading(problems, told.pauses, manual)
