@@ -142,6 +142,9 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     # window accounts for.
     accepted = manual
     required_ids = {w.activity_id for w in windows}
+    # The windows the camera knew of: (arrival of the start, known end, id), for every recording.
+    known = [(w.delivered, w.told_end if w.told_end is not None else sc.end, w.activity_id)
+             for w in windows if w.delivered is not None]
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     near = max(EPS, tol.jitter)
     # In ascending order, as ``recs`` is: the recordings activated near one are found by bisection
@@ -182,13 +185,12 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                                 f"{r.state} at {t:g}")
                 break
         # Reasons: what it knew during the recording, and nothing else.
-        for w in windows:
-            if w.delivered is None:
-                continue
-            known_end = w.told_end if w.told_end is not None else sc.end
-            overlap = min(rec.end, known_end) - max(a, w.delivered)
-            if overlap > EPS and w.activity_id not in rec.reasons:
-                problems.append(f"{name} ({a:g}-{rec.end:g}) does not list {w.activity_id}, a "
+        end = rec.end
+        for told, known_end, aid in known:
+            # min(end, known_end) - max(a, told), written out: once per recording and window
+            overlap = (known_end if known_end < end else end) - (told if told > a else a)
+            if overlap > EPS and aid not in rec.reasons:
+                problems.append(f"{name} ({a:g}-{rec.end:g}) does not list {aid}, a "
                                 f"required window open meanwhile, among its reasons {rec.reasons}")
         for reason in rec.reasons:
             if reason in required_ids:
