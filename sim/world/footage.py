@@ -454,7 +454,9 @@ def facts_of(
     """The :class:`FootageFacts` of one camera of a run, from the scenario and what was seen.
 
     ``activities``: the activity starts and ends addressed to the camera in timeline order
-    (``(at, index)``), when the caller computed them for every camera at once.
+    (``(at, index)``), when the caller computed them for every camera at once. Only those under
+    an id some prohibited activity starts with are read for anything (no other opens one), so
+    the caller may leave the rest out.
     """
     cam = seen.spec.id
     policy = sc.policy

@@ -401,6 +401,13 @@ def judge_run(
             deactivating = True
     activities.sort(key=lambda e: (e.at, e.index))
     acts = entries_by_camera(scenario, activities)
+    # facts_of looks at activities only for prohibited ones: it needs just the entries under
+    # an id some prohibited activity starts with (in most shifts, none), as no other opens one.
+    kind = scenario.policy.kind
+    prohibited = {str(e.fields.get("activity_id")) for e in activities
+                  if e.event == "activity_start" and kind(str(e.fields.get("activity"))) == "prohibited"}
+    privacy = entries_by_camera(scenario, [
+        e for e in activities if str(e.fields.get("activity_id")) in prohibited]) if prohibited else {}
     for cam, seen in cameras.items():
         if not refusing:
             seen.refusable = {}
@@ -435,7 +442,7 @@ def judge_run(
             offline=seen.offline,
             timed=seen.timed,
             tolerance_s=tolerance_s,
-            facts=facts_of(scenario, seen, windows[cam], acts.get(cam, [])),
+            facts=facts_of(scenario, seen, windows[cam], privacy.get(cam, [])),
             # A device boots as its own hardware does (SPEC §15a): judged in simulation only.
             boot_s=seen.spec.params.boot_s if live is None else None,
         )
