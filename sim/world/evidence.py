@@ -131,15 +131,20 @@ class _Reports:
 
 
 def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
-                   pauses: Sequence[Pause], tol: Tol, signals: frozenset[str]) -> list[str]:
+                   pauses: Sequence[Pause], tol: Tol, signals: frozenset[str],
+                   manual: Sequence[tuple[float, str]] | None) -> list[str]:
     cam = seen.spec.id
     p = seen.spec.params
     reports = _Reports(seen.reports)
     recs = _final(seen)
     problems: list[str] = []
-    # Read only when a recording names a reason no required window accounts for.
-    accepted: list[tuple[float, str]] | None = None
+    # Read (unless P-REPLY read it already) only when a recording names a reason no required
+    # window accounts for.
+    accepted = manual
     required_ids = {w.activity_id for w in windows}
+    # The windows the camera knew of: (arrival of the start, known end, id), for every recording.
+    known = [(w.delivered, w.told_end if w.told_end is not None else sc.end, w.activity_id)
+             for w in windows if w.delivered is not None]
     published_order = {name: i for i, name in enumerate(seen.recordings)}  # first publication order
     near = max(EPS, tol.jitter)
     # In ascending order, as ``recs`` is: the recordings activated near one are found by bisection
@@ -180,13 +185,12 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                                 f"{r.state} at {t:g}")
                 break
         # Reasons: what it knew during the recording, and nothing else.
-        for w in windows:
-            if w.delivered is None:
-                continue
-            known_end = w.told_end if w.told_end is not None else sc.end
-            overlap = min(rec.end, known_end) - max(a, w.delivered)
-            if overlap > EPS and w.activity_id not in rec.reasons:
-                problems.append(f"{name} ({a:g}-{rec.end:g}) does not list {w.activity_id}, a "
+        end = rec.end
+        for told, known_end, aid in known:
+            # min(end, known_end) - max(a, told), written out: once per recording and window
+            overlap = (known_end if known_end < end else end) - (told if told > a else a)
+            if overlap > EPS and aid not in rec.reasons:
+                problems.append(f"{name} ({a:g}-{rec.end:g}) does not list {aid}, a "
                                 f"required window open meanwhile, among its reasons {rec.reasons}")
         for reason in rec.reasons:
             if reason in required_ids:
@@ -433,13 +437,15 @@ def _unable_by_cause(reports: Sequence[tuple[float, StateReport]], end: float,
 
 def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
                    judgement: Judgement, pauses: Sequence[Pause], tolerance_s: float,
-                   policy: PolicyReading) -> list[str]:
+                   policy: PolicyReading,
+                   manual: Sequence[tuple[float, str]] | None = None) -> list[str]:
     """Recording metadata and alerts of one camera against the facts (``[]``: all true).
-    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``)."""
+    ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``);
+    ``manual``: the accepted presses and signals P-REPLY read (``Reading.manual``), if it ran."""
     if not seen.reports:
         return []  # a live run: its device's reports are not kept here (SPEC §8b)
     tol = Tol.of(seen, tolerance_s)
-    return (_meta_problems(sc, seen, windows, pauses, tol, policy.signals)
+    return (_meta_problems(sc, seen, windows, pauses, tol, policy.signals, manual)
             + _alert_problems(sc, seen, windows, judgement, tol))
 
 
@@ -494,60 +500,71 @@ def judge_resources(sc: Scenario, seen: Observed, tolerance_s: float = 0.0) -> l
     cam = seen.spec.id
     p = seen.spec.params
     tol = Tol.of(seen, tolerance_s)
-    points = list(seen.reports)
+    points = seen.reports
+    n = len(points)
     problems: list[str] = []
     # Battery, from full, at the rate of the state reported.
-    charge = p.battery_s
-    armed = p.battery_s > p.low_battery_s
+    full, low, charge_rate, res = p.battery_s, p.low_battery_s, p.charge_rate, tol.resource
+    charge = full
+    armed = full > low
     due: dict[str, list[float]] = {k: [] for k in _RESOURCE_KINDS}
     t0, state = points[0][0], points[0][1].state
-    bounds = [*(t for t, _ in points[1:]), sc.end]
+    # Until when each report holds: the next one, or the end of the run.
+    bounds = [t for t, _ in points[1:]]
+    bounds.append(sc.end)
     off_bad = False
     prev = "docked"  # so that a camera starting with no charge is due to go off at once
+    # (max() and min() of two numbers are written out below: this runs once per report.)
     for i, t1 in enumerate(bounds):
-        dt = max(0.0, t1 - t0)
+        dt = t1 - t0
+        if not dt > 0.0:
+            dt = 0.0
         if state == "docked":
-            charge = min(p.battery_s, charge + p.charge_rate * dt)
-            if charge > p.low_battery_s:
+            charged = charge + charge_rate * dt
+            charge = charged if charged < full else full
+            if charge > low:
                 armed = True
         elif state != "off":
             drain = p.record_drain if state == "recording" else 1.0
-            if armed and p.low_battery_s > 0 and charge > p.low_battery_s >= charge - drain * dt:
-                due["low_battery"].append(t0 + (charge - p.low_battery_s) / drain)
+            left = charge - drain * dt
+            if armed and low > 0 and charge > low >= left:
+                due["low_battery"].append(t0 + (charge - low) / drain)
                 armed = False
             # Empty: either the charge runs out now, or the camera entered a draining state
             # (an undock) with none left and must go off again at once.
             entered_empty = charge <= EPS and prev not in _DRAINING
-            if charge - drain * dt <= EPS and (charge > EPS or entered_empty):
+            if left <= EPS and (charge > EPS or entered_empty):
                 t_zero = t0 + charge / drain
                 due["battery_empty"].append(t_zero)
-                if t_zero < t1 - tol.resource and not off_bad:
+                if t_zero < t1 - res and not off_bad:
                     problems.append(f"{cam}: its battery ran out at {t_zero:g} (model) but it "
                                     f"stayed {state} until {t1:g} (R-POWER)")
                     off_bad = True
-            charge = max(0.0, charge - drain * dt)
+            charge = left if left > 0.0 else 0.0
         prev = state
-        if i + 1 < len(points):
+        if i + 1 < n:
             t1, report = points[i + 1]
-            if abs(report.battery_s - charge) > tol.resource:
+            if abs(report.battery_s - charge) > res:
                 problems.append(f"{cam}: reported battery_s {report.battery_s:g} at {t1:g}; the "
                                 f"§2 model gives {charge:g} ({state} since {t0:g})")
                 charge = report.battery_s  # one problem per deviation, not a cascade
             t0, state = t1, report.state
     problems.extend(_match(cam, "low_battery", due["low_battery"], seen.alerts, tol))
     problems.extend(_match(cam, "battery_empty", due["battery_empty"], seen.alerts, tol))
-    problems.extend(_storage(sc, seen, due, tol))
+    problems.extend(_storage(seen, bounds, due, tol))
     problems.extend(_match(cam, "storage_full", due["storage_full"], seen.alerts, tol))
     return problems
 
 
-def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]], tol: Tol) -> list[str]:
+def _storage(seen: Observed, bounds: Sequence[float], due: dict[str, list[float]], tol: Tol,
+             ) -> list[str]:
+    """R-STORE for one camera (``bounds``: until when each of its reports holds)."""
     cam = seen.spec.id
     p = seen.spec.params
     recs = _final(seen)
-    points = list(seen.reports)
+    points = seen.reports
     docked: list[tuple[float, float]] = []
-    for (t, r), nxt in zip(points, [*(t for t, _ in points[1:]), sc.end], strict=True):
+    for (t, r), nxt in zip(points, bounds, strict=True):
         if r.state == "docked" and nxt > t:
             docked.append((t, nxt))
     done = _upload_done(recs, union(docked), p.upload_speed)
@@ -560,12 +577,14 @@ def _storage(sc: Scenario, seen: Observed, due: dict[str, list[float]], tol: Tol
         return freed_by[bisect.bisect_right(done_at, t + EPS)]
 
     problems: list[str] = []
+    storage_s, res, n = p.storage_s, tol.resource, len(points)
     for i, (t, r) in enumerate(points):
-        if i + 1 < len(points) and points[i + 1][0] <= t + EPS:
+        if i + 1 < n and points[i + 1][0] <= t + EPS:
             continue  # judge the last report of an instant
         held = _written(recs, t)
-        lo = p.storage_s - held + freed(t - tol.resource) - tol.resource
-        hi = p.storage_s - held + freed(t + tol.resource) + tol.resource
+        # freed(t - res) and freed(t + res), written out: this runs once per report.
+        lo = storage_s - held + freed_by[bisect.bisect_right(done_at, t - res + EPS)] - res
+        hi = storage_s - held + freed_by[bisect.bisect_right(done_at, t + res + EPS)] + res
         if r.storage_s > hi:
             problems.append(f"{cam}: reported {r.storage_s:g} s free at {t:g}; with {held:g} s "
                             f"written and {freed(t):g} s confirmed uploaded at most {hi:g} can be "

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -122,6 +122,9 @@ class _Delivery(Protocol):
     def at(self) -> float: ...
     @property
     def ok(self) -> bool | None: ...
+
+
+_D = TypeVar("_D", bound=_Delivery)
 
 
 class _Spec(Protocol):
@@ -435,13 +438,25 @@ def _stopped(
     return out
 
 
+def arrival_order(delivered: Mapping[int, _D]) -> Iterable[tuple[int, _D]]:
+    """The first deliveries of entries, by ``seq`` (their order of arrival at the camera)."""
+    # A replay records them as they arrive, so they are nearly always in that order already:
+    # then no key is computed per entry (sorted() by a key keeps an ordered input as it is).
+    seqs = [first.seq for first in delivered.values()]
+    if seqs == sorted(seqs):
+        return delivered.items()
+    return sorted(delivered.items(), key=lambda kv: kv[1].seq)
+
+
 def facts_of(
     sc: _Scenario[_E], seen: _Seen, windows: Sequence[_Window], activities: Sequence[_E] | None = None
 ) -> FootageFacts:
     """The :class:`FootageFacts` of one camera of a run, from the scenario and what was seen.
 
     ``activities``: the activity starts and ends addressed to the camera in timeline order
-    (``(at, index)``), when the caller computed them for every camera at once.
+    (``(at, index)``), when the caller computed them for every camera at once. Only those under
+    an id some prohibited activity starts with are read for anything (no other opens one), so
+    the caller may leave the rest out.
     """
     cam = seen.spec.id
     policy = sc.policy
@@ -479,25 +494,26 @@ def facts_of(
     holds: list[float] = []
     nudges: list[tuple[float, str]] = []
     running: set[str] = set()
-    for idx, first in sorted(seen.delivered.items(), key=lambda kv: kv[1].seq):
-        e = sc.timeline[idx]
-        f = e.fields
-        accepted = first.ok is True and idx not in seen.refusable
-        if e.event == "signal":
+    timeline, refusable = sc.timeline, seen.refusable
+    for idx, first in arrival_order(seen.delivered):
+        e = timeline[idx]
+        event, f = e.event, e.fields
+        accepted = first.ok is True and idx not in refusable
+        if event == "signal":
             nudges.append((first.at, f"signal:{f.get('source')}"))
             if accepted and f.get("source") in policy.signals:
                 holds.append(first.at)
             continue
-        if e.event == "activity_start":
+        if event == "activity_start":
             aid = str(f.get("activity_id"))
             if aid in running:
                 nudges.append((first.at, f"duplicate activity_start {aid}"))
                 continue
             if accepted:
                 running.add(aid)
-        elif e.event == "activity_end" and accepted:
+        elif event == "activity_end" and accepted:
             running.discard(str(f.get("activity_id")))
-        elif e.event == "button" and f.get("action") == "start" and accepted:
+        elif event == "button" and f.get("action") == "start" and accepted:
             holds.append(first.at)
         if accepted:
             explained.append(first.at)

@@ -37,7 +37,7 @@ from controller.reference import make_node
 
 from .broker import LossReason, Message, SimBroker
 from .evidence import judge_evidence, judge_resources
-from .footage import facts_of
+from .footage import arrival_order, facts_of
 from .oracle import Judgement, Observation, StatePoint, Window, judge
 from .policy_reading import PolicyReading, builtin_document, file_document, read_policy
 from .replies import Delivery, Pause, judge_replies
@@ -384,18 +384,33 @@ def judge_run(
     ``tolerance_s`` and ``live`` are for runs on a real broker (see :mod:`sim.world.oracle`).
     """
     forgeries: dict[str, list[str]] = {}
-    order = send_order(scenario)
     # Every fleet shift sends unsigned messages with no ``ts``: then no camera is obliged to
-    # refuse anything (SPEC §14), and walking each camera's share of the send order would
-    # find nothing.
-    refusing = any(may_refuse(e) for e in order)
+    # refuse anything (SPEC §14), and walking each camera's share of the send order (or even
+    # putting the timeline in that order) would find nothing.
+    refusing = any(map(may_refuse, scenario.timeline))
+    order = send_order(scenario) if refusing else []
     seqs = sequence_numbers(scenario, order) if refusing else {}
     # Once per run, not per camera: each camera's share of the send order, and of the
     # activity entries in timeline order (what must_refuse, required_windows and facts_of scan).
     sent_to = entries_by_camera(scenario, order) if refusing else {}
-    acts = entries_by_camera(scenario, sorted(
-        (e for e in scenario.timeline if e.event in ("activity_start", "activity_end")),
-        key=lambda e: (e.at, e.index)))
+    activities: list[TimelineEntry] = []
+    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
+    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
+    deactivating = False
+    for e in scenario.timeline:
+        if e.event == "activity_start" or e.event == "activity_end":
+            activities.append(e)
+        elif e.event == "deactivate":
+            deactivating = True
+    activities.sort(key=lambda e: (e.at, e.index))
+    acts = entries_by_camera(scenario, activities)
+    # facts_of looks at activities only for prohibited ones: it needs just the entries under
+    # an id some prohibited activity starts with (in most shifts, none), as no other opens one.
+    kind = scenario.policy.kind
+    prohibited = {str(e.fields.get("activity_id")) for e in activities
+                  if e.event == "activity_start" and kind(str(e.fields.get("activity"))) == "prohibited"}
+    privacy = entries_by_camera(scenario, [
+        e for e in activities if str(e.fields.get("activity_id")) in prohibited]) if prohibited else {}
     for cam, seen in cameras.items():
         if not refusing:
             seen.refusable = {}
@@ -414,9 +429,6 @@ def judge_run(
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
     reading = oracle_policy(scenario)
-    # Only a delivered ``deactivate`` starts an allowed deactivation: in a run without one
-    # (most fleet shifts) no camera has any, and their deliveries need not be walked for them.
-    deactivating = any(e.event == "deactivate" for e in scenario.timeline)
     windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
                for cam, seen in cameras.items()}
     judgements = {}
@@ -433,7 +445,7 @@ def judge_run(
             offline=seen.offline,
             timed=seen.timed,
             tolerance_s=tolerance_s,
-            facts=facts_of(scenario, seen, windows[cam], acts.get(cam, [])),
+            facts=facts_of(scenario, seen, windows[cam], privacy.get(cam, [])),
             # A device boots as its own hardware does (SPEC §15a): judged in simulation only.
             boot_s=seen.spec.params.boot_s if live is None else None,
         )
@@ -446,7 +458,8 @@ def judge_run(
         pauses = said.pauses if seen.deliveries else [
             Pause(a, b, resumed=True) for a, b in obs.deactivations]
         judgement.evidence = judge_evidence(scenario, seen, windows[cam], judgement, pauses,
-                                            tolerance_s, reading)
+                                            tolerance_s, reading,
+                                            said.manual if seen.deliveries else None)
         # A device's battery and storage follow its own hardware, not the scenario's numbers
         # (SPEC §15a): self-reports are judged in simulation only.
         judgement.resources = judge_resources(scenario, seen) if live is None else []
@@ -559,7 +572,7 @@ def allowed_deactivations(
     start: float | None = None
     limit = sc.end
     running: set[str] = set()
-    for idx, first in sorted(run.delivered.items(), key=lambda kv: kv[1].seq):
+    for idx, first in arrival_order(run.delivered):
         if first.ok is not True or idx in run.refusable:
             continue
         e = sc.timeline[idx]

@@ -70,7 +70,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 MsgId = str | int
-IdKey = tuple[str, MsgId]
+# What a reply is remembered by: the signer (None unsigned), the id's JSON type ("i" or "s")
+# and the id, so that 7 and "7" are two ids.
+IdKey = tuple[str | None, str, MsgId]
 
 
 class Delivery(msgspec.Struct):
@@ -193,12 +195,12 @@ def _short(value: object) -> bool:
 
 
 def _read_id(value: object) -> MsgId | None:
+    if isinstance(value, str):  # the usual case first
+        return value if _short(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if _INT64[0] <= value <= _INT64[1] else None
-    if isinstance(value, str):
-        return value if _short(value) else None
     return None
 
 
@@ -208,7 +210,9 @@ def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
     if msg_id is None or not isinstance(kind, str) or kind not in _FIELDS:
         return False
     ts = obj.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+    # json gives exact types (true is a bool, never an int), and type() is cheaper than a
+    # failing isinstance(), which looks the value's __class__ up too.
+    if ts is not None and type(ts) is not float and type(ts) is not int:
         return False
     seq = obj.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)
@@ -218,7 +222,11 @@ def _well_formed(obj: dict[str, Any], msg_id: MsgId | None) -> bool:
     if to is not None and not _short(to):
         return False
     for name in _FIELDS[kind]:
-        if not _short(obj.get(name)):
+        value = obj.get(name)
+        # _short(value), with its usual case (a short ASCII string) written out.
+        if isinstance(value, str) and value.isascii() and len(value) <= MAX_FIELD_BYTES:
+            continue
+        if not _short(value):
             return False
     if kind == "button" and obj["action"] not in ("start", "stop"):
         return False
@@ -263,16 +271,11 @@ def _parse(payload: bytes, signed: bool) -> Parsed:
         obj = body
     elif signed:
         return Parsed(_read_id(obj.get("id")), None)  # unsigned: refused ``unauthorized``
-    msg_id = _read_id(obj.get("id"))
+    msg_id = obj.get("id")
+    # _read_id(msg_id), with its usual case (a short ASCII string) written out.
+    if not (isinstance(msg_id, str) and msg_id.isascii() and len(msg_id) <= MAX_FIELD_BYTES):
+        msg_id = _read_id(msg_id)
     return Parsed(msg_id, obj if _well_formed(obj, msg_id) else None, principal)
-
-
-def _key(msg_id: MsgId) -> IdKey:
-    return ("i", msg_id) if isinstance(msg_id, int) else ("s", msg_id)
-
-
-def _same_id(a: MsgId | None, b: MsgId | None) -> bool:
-    return type(a) is type(b) and a == b
 
 
 def _show(msg_id: MsgId | None) -> str:
@@ -320,9 +323,10 @@ class _Told:
             self.pauses.append(Pause(now, recording=recording))
 
     def resume(self, now: float, resumed: bool = True) -> None:
-        if self.paused:
-            self.pauses[-1].end = now
-            self.pauses[-1].resumed = resumed
+        pauses = self.pauses
+        if pauses and pauses[-1].end is None:  # self.paused, without the property's call
+            pauses[-1].end = now
+            pauses[-1].resumed = resumed
 
     def tail(self, aid: str, end: float) -> None:
         """The required window ``aid`` now ends at ``end`` (its activity ended)."""
@@ -357,7 +361,9 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     """The answer the spec requires for a well-formed, first-delivered event, and why
     (``policy``: the oracle's own reading of the scenario's policy, never the controller's)."""
     kind = ev["type"]
-    told.prune(now)
+    # (prune() returns at once while windows are held and none of their tails has ended.)
+    if not told.windows or (told.soonest is not None and told.soonest <= now + EPS):
+        told.prune(now)
     if kind == "activity_start":
         activity, aid = ev["activity"], ev["activity_id"]
         if activity not in policy.kinds:
@@ -431,10 +437,13 @@ _SEQ = operator.attrgetter("seq")
 
 @dataclass(slots=True)
 class Reading:
-    """P-REPLY's problems for one camera, and the allowed deactivations it read on the way."""
+    """P-REPLY's problems for one camera, and what it read on the way: the allowed
+    deactivations, and (time, reason) of every accepted ``button start`` and listed ``signal``
+    (the reasons a recording may name besides its required windows, :mod:`sim.world.evidence`)."""
 
     problems: list[str]
     pauses: list[Pause]
+    manual: list[tuple[float, str]] = field(default_factory=list)
 
 
 def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Reading:
@@ -443,9 +452,11 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
     if not seen.deliveries:
         return Reading([], [])
     cam = seen.spec.id
+    signals = policy.signals
+    manual: list[tuple[float, str]] = []
     signed = sc.auth == "signed"
-    table: dict[tuple[str | None, IdKey], tuple[float, bool, str | None]] = {}
-    order: list[tuple[str | None, IdKey]] = []
+    table: dict[IdKey, tuple[float, bool, str | None]] = {}
+    order: list[IdKey] = []
     told = _Told()
     problems: list[str] = []
     refusable: Mapping[int, str] = seen.refusable
@@ -457,57 +468,69 @@ def judge_replies(sc: Scenario, seen: Observed, policy: PolicyReading) -> Readin
             if not acks:
                 continue
         ack = acks[0]
-        if not _same_id(ack.id, p.id):
+        acked, error = ack.ok, ack.error  # read once: both are read again and again below
+        ev = p.event
+        if ev is not None and acked:
+            kind = ev.get("type")
+            if kind == "button" and ev.get("action") == "start":
+                manual.append((d.at, "button"))
+            elif kind == "signal" and ev.get("source") in signals:
+                manual.append((d.at, f"signal:{ev.get('source')}"))
+        msg_id = p.id
+        # Ids compare with their JSON type: 7 is not "7" (here and in the key below).
+        if type(ack.id) is not type(msg_id) or ack.id != msg_id:
             problems.append(f"{_where(cam, d, p)} was answered with id {_show(ack.id)}, "
                             f"not {_show(p.id)}")
-        key = (p.principal, _key(p.id)) if p.id is not None else None
-        if key is not None and key in table:
-            first_at, ok, error = table[key]
+        key = (None if msg_id is None else
+               (p.principal, "i" if type(msg_id) is int else "s", msg_id))  # (see _well_formed)
+        first = table.get(key) if key is not None else None  # one lookup, read twice below
+        if key is not None and first is not None:
+            first_at, ok, first_error = first
             recent = d.at - first_at <= REDELIVERY_WINDOW_S + EPS and (
                 len(order) - order.index(key) <= MAX_REMEMBERED)
             if recent:
-                if ack.ok != ok or ack.error != error:
+                if acked != ok or error != first_error:
                     problems.append(
-                        f"{_where(cam, d, p)} is a redelivery: answered ok={ack.ok} "
-                        f"{ack.error or ''}".rstrip() + f", not its first reply ok={ok} "
-                        f"{error or ''}".rstrip())
+                        f"{_where(cam, d, p)} is a redelivery: answered ok={acked} "
+                        f"{error or ''}".rstrip() + f", not its first reply ok={ok} "
+                        f"{first_error or ''}".rstrip())
                 continue
             if signed:
                 # Past the redelivery window its sequence number is spent (R-FRESH).
-                if ack.ok:
+                if acked:
                     problems.append(f"{_where(cam, d, p)} is a redelivery past the window, "
                                     f"acked: its spent seq must make it refused replayed (R-FRESH)")
                 continue
-        if key is not None and not (ack.error is not None and ack.error.startswith(_ORIGIN_FAILURES)):
-            if key in table:
+        if key is not None and not (error is not None and error.startswith(_ORIGIN_FAILURES)):
+            if first is not None:
                 order.remove(key)
-            table[key] = (d.at, ack.ok, ack.error)
+            table[key] = (d.at, acked, error)
             order.append(key)
         if d.entry is not None and d.entry in refusable:
             continue  # §14: judged as a forgery (sim.world.senders), never acted on
-        if p.event is None:
-            if ack.ok:
+        if ev is None:
+            if acked:
                 problems.append(f"{_where(cam, d, p)} is malformed and was acked (R-BAD: must be "
                                 f"refused)")
             continue
         prior = d.prior
         state = prior.state if prior is not None else None
         free = prior.storage_s if prior is not None else _INF
-        (ok_expected, words), why = _expect(p.event, told, state, free, policy, d.at)
+        (ok_expected, words), why = _expect(ev, told, state, free, policy, d.at)
         if ok_expected is None:
-            if not ack.ok and words and not (ack.error or "").startswith(words):
-                problems.append(f"{_where(cam, d, p)} was refused {ack.error!r}; {why} is acked "
+            if not acked and words and not (error or "").startswith(words):
+                problems.append(f"{_where(cam, d, p)} was refused {error!r}; {why} is acked "
                                 f"or refused {' or '.join(words)}")
             continue
-        if ack.ok != ok_expected:
+        if acked != ok_expected:
             verb = "refused" if ok_expected is False else "acked"
             problems.append(
-                f"{_where(cam, d, p)} ({p.event['type']}) was "
-                f"{'acked' if ack.ok else 'refused ' + repr(ack.error)}: {why} must be {verb}"
+                f"{_where(cam, d, p)} ({ev['type']}) was "
+                f"{'acked' if acked else 'refused ' + repr(error)}: {why} must be {verb}"
                 + (f" {' or '.join(words)}" if words else ""))
-        elif not ack.ok and words and not (ack.error or "").startswith(words):
-            problems.append(f"{_where(cam, d, p)} ({p.event['type']}) was refused "
-                            f"{ack.error!r}, not {' or '.join(words)}: {why}")
+        elif not acked and words and not (error or "").startswith(words):
+            problems.append(f"{_where(cam, d, p)} ({ev['type']}) was refused "
+                            f"{error!r}, not {' or '.join(words)}: {why}")
     told.prune(sc.end)
     told.resume(sc.end, resumed=False)
-    return Reading(problems, told.pauses)
+    return Reading(problems, told.pauses, manual)
