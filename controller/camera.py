@@ -622,7 +622,8 @@ class Camera:
     def _state_changed(self) -> None:
         self._due = _UNKNOWN  # a trigger fired from outside an event must not reuse it
         self.since = self._now
-        self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
+        # _value_ is what Enum.value (a Python-level property) returns, read without the call.
+        self.audit.append(self._now, "state", {"from": self._prev._value_, "to": self.state._value_})
         self._prev = self.state
         self._history.append((self._now, self._cannot_record_cause()))
 
@@ -881,7 +882,7 @@ class Camera:
             self._reported = key
             self._out.append(
                 StateReport(
-                    state=self.state.value,
+                    state=self.state._value_,  # .value without the property call
                     since=self.since,
                     active=list(self.windows),
                     battery_s=self.charge,
