@@ -146,6 +146,18 @@ class Deactivation(msgspec.Struct, frozen=True):
 class Camera:
     """One camera's recording-control logic. See the module docstring for the rules."""
 
+    # Attributes in slots: a camera has more than the 30 that Python 3.11 keeps in an instance's
+    # shared-key dict, past which every read and write of one is a dict look-up. ``__dict__``
+    # still takes anything else set on an instance.
+    __slots__ = (
+        "__dict__", "_down_until", "_dropped", "_due", "_footage", "_history", "_next_reasons",
+        "_now", "_out", "_paused", "_prev", "_reported", "_tails", "_windows_rev", "activities",
+        "alerts", "audit", "auth", "boot_end", "buffer_since", "camera_id", "charge", "charge_t",
+        "deactivation", "ended", "incidents", "limits", "low_armed", "manual_hold", "params",
+        "paused_incident", "policy", "rec", "recordings", "replies", "since", "state", "upload_t",
+        "uploads", "used", "used_t", "windows",
+    )
+
     #: The camera's state across a restart: attribute path → type (see :mod:`controller.persist`).
     #: Configuration (id, policy, parameters) is not here: it comes from the camera's setup.
     DURABLE: ClassVar[dict[str, Any]] = {
