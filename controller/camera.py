@@ -118,6 +118,7 @@ class S:
     off = State.off
 
 
+_STATE_OF_VALUE = {state._value_: state for state in State}
 _CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
 
 
@@ -258,7 +259,9 @@ class Camera:
         self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
         self._reported: tuple[State, float, int] | None = None
-        self.state = State(initial)
+        # State(initial) goes through the enum metaclass; the table is the same look-up, and
+        # anything not in it is left to State() to take or refuse.
+        self.state = _STATE_OF_VALUE.get(initial) or State(initial)
         self._prev = self.state
         if self.state is S.standby:
             self.boot_end = now + p.boot_s
@@ -282,7 +285,7 @@ class Camera:
 
     def start(self) -> list[Outbound]:
         """The first retained state report."""
-        self.audit.append(self._now, "power_on", {"state": self.state.value})
+        self.audit.append(self._now, "power_on", {"state": self.state._value_})
         self._report()
         return self._flush()
 
