@@ -428,27 +428,29 @@ class Camera:
     # ------------------------------------------------------------------ events
 
     def _dispatch(self, event: Event) -> str | None:
-        if isinstance(event, ActivityStart):
+        # By class (the event classes are final): an isinstance that fails, as most of these
+        # would, is slow on a Struct class.
+        if type(event) is ActivityStart:
             return self._activity_start(event)
-        if isinstance(event, ActivityEnd):
+        if type(event) is ActivityEnd:
             return self._activity_end(event)
-        if isinstance(event, Signal):
+        if type(event) is Signal:
             if event.source not in self.policy.signals:
                 return None  # a source this policy does not list starts nothing (SPEC §4a)
             return self._manual_start(f"signal:{event.source}")
-        if isinstance(event, Button):
+        if type(event) is Button:
             return self._manual_start("button") if event.action == "start" else self._stop()
-        if isinstance(event, Dock):
+        if type(event) is Dock:
             if self.state is not S.docked:
                 self._dock()
             return None
-        if isinstance(event, Undock):
+        if type(event) is Undock:
             if self.state is S.docked:
                 self._undock()
             return None
-        if isinstance(event, Deactivate):
+        if type(event) is Deactivate:
             return self._deactivate(event)
-        if isinstance(event, Reactivate):
+        if type(event) is Reactivate:
             if self.deactivation is not None:
                 self._end_deactivation("reactivate")
                 self._reconcile()
