@@ -98,22 +98,25 @@ class AuditLog:
     def __init__(self, camera_id: str) -> None:
         self.camera_id = camera_id
         self._entries: list[AuditEntry] = []
-        # Appended but not hashed yet, oldest first; _hashed is the head of the hashed part and
-        # _hashed_count its length (drained entries included).
+        # Appended but not hashed yet, oldest first; _hashed is the head of the hashed part (None:
+        # the genesis value, computed when the chain is first read) and _hashed_count its length
+        # (drained entries included).
         self._pending: list[tuple[float, str, dict[str, Any]]] = []
-        self._hashed = genesis(camera_id)
+        self._hashed: str | None = None
         self._hashed_count = 0
 
     def append(self, at: float, kind: str, data: dict[str, Any]) -> None:
         self._pending.append((at, kind, data))
 
-    def _settle(self) -> None:
-        """Hash the pending entries onto the chain."""
+    def _settle(self) -> str:
+        """Hash the pending entries onto the chain; its head."""
+        prev = self._hashed
+        if prev is None:
+            prev = self._hashed = genesis(self.camera_id)
         pending = self._pending
         if not pending:
-            return
+            return prev
         self._pending = []
-        prev = self._hashed
         seq = self._hashed_count
         entries = self._entries
         for at, kind, data in pending:
@@ -123,12 +126,12 @@ class AuditLog:
             seq += 1
         self._hashed = prev
         self._hashed_count = seq
+        return prev
 
     @property
     def _head(self) -> str:
         # The head as the camera's durable state reads and restores it ("audit._head").
-        self._settle()
-        return self._hashed
+        return self._settle()
 
     @_head.setter
     def _head(self, head: str) -> None:
@@ -174,8 +177,8 @@ class AuditLog:
         self._hashed_count = count
 
     def trail(self) -> AuditTrail:
-        self._settle()
-        return AuditTrail(self.camera_id, tuple(self._entries), self._hashed)
+        head = self._settle()
+        return AuditTrail(self.camera_id, tuple(self._entries), head)
 
 
 def trail_of(node: object) -> AuditTrail:

@@ -33,6 +33,7 @@ The tables are plain data: :meth:`ReplyTable.entries` lists what a journal must 
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -146,7 +147,7 @@ class ReplyTable:
     O(1) per message.
     """
 
-    __slots__ = ("_entries", "_expired_at", "limit", "window_s")
+    __slots__ = ("_entries", "_oldest_at", "limit", "window_s")
 
     def __init__(self, limits: Limits | None = None) -> None:
         lim = limits if limits is not None else Limits()
@@ -155,26 +156,30 @@ class ReplyTable:
         # Each entry is kept in the form a journal stores it, so a snapshot copies the table
         # at C speed (one list() of the values) instead of building thousands of records.
         self._entries: OrderedDict[ReplyKey, Remembered] = OrderedDict()
-        # The last time expired entries were dropped: at that same time none is left to drop
-        # (a message is looked up twice, by the node and by the camera).
-        self._expired_at: float | None = None
+        # When the oldest entry was remembered (inf: none is): while it is inside the window
+        # nothing has expired, and that is known without looking at the table.
+        self._oldest_at = math.inf
 
     def get(self, key: ReplyKey, now: float) -> Ack | None:
-        if now != self._expired_at:  # looked up twice per message: expire once per instant
+        if not self._oldest_at >= now - self.window_s:  # the oldest entry has expired
             self._expire(now)
         hit = self._entries.get(key)
         return hit.ack if hit is not None else None
 
     def put(self, key: ReplyKey, ack: Ack, now: float) -> None:
         entries = self._entries
+        oldest_may_change = not entries
         if key in entries:
             entries.move_to_end(key)  # a new key is added at the newest end anyway
+            oldest_may_change = True
         entries[key] = Remembered(sender=key[0], id=key[1], ack=ack, at=now)
         while len(entries) > self.limit:
             entries.popitem(last=False)
+            oldest_may_change = True
+        if oldest_may_change:
+            self._note_oldest()
 
     def _expire(self, now: float) -> None:
-        self._expired_at = now
         entries = self._entries
         horizon = now - self.window_s
         while entries:
@@ -182,6 +187,11 @@ class ReplyTable:
             if oldest.at >= horizon:
                 break
             del entries[key]
+        self._note_oldest()
+
+    def _note_oldest(self) -> None:
+        entries = self._entries
+        self._oldest_at = next(iter(entries.values())).at if entries else math.inf
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -196,13 +206,13 @@ class ReplyTable:
     def restore(self, entries: Iterable[Remembered]) -> None:
         """Put back what :meth:`entries` returned (oldest first)."""
         table = self._entries
-        self._expired_at = None
         for e in entries:
             key = (e.sender, e.id)
             table[key] = e
             table.move_to_end(key)
         while len(table) > self.limit:
             table.popitem(last=False)
+        self._note_oldest()
 
 
 def bounded_add(table: OrderedDict[str, None], key: str, limit: int) -> None:

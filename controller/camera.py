@@ -105,7 +105,20 @@ _UNKNOWN: tuple[float, str] = (float("nan"), "unknown")
 _TIMERS = {kind: f"_timer_{kind}" for kind in
            ("boot", "low_battery", "deplete", "storage_full", "rollover", "tail")}
 
-S = State
+
+class S:
+    """The states, as plain class attributes: on Python 3.11 every read of ``State.<name>`` goes
+    through the enum metaclass's ``__getattr__`` hook, and the state is compared a dozen times
+    per message."""
+
+    docked = State.docked
+    standby = State.standby
+    pre_buffer = State.pre_buffer
+    recording = State.recording
+    off = State.off
+
+
+_STATE_OF_VALUE = {state._value_: state for state in State}
 _CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
 
 
@@ -133,6 +146,18 @@ class Deactivation(msgspec.Struct, frozen=True):
 
 class Camera:
     """One camera's recording-control logic. See the module docstring for the rules."""
+
+    # Attributes in slots: a camera has more than the 30 that Python 3.11 keeps in an instance's
+    # shared-key dict, past which every read and write of one is a dict look-up. ``__dict__``
+    # still takes anything else set on an instance.
+    __slots__ = (
+        "__dict__", "_down_until", "_dropped", "_due", "_footage", "_history", "_next_reasons",
+        "_now", "_out", "_paused", "_prev", "_reported", "_tails", "_windows_rev", "activities",
+        "alerts", "audit", "auth", "boot_end", "buffer_since", "camera_id", "charge", "charge_t",
+        "deactivation", "ended", "incidents", "limits", "low_armed", "manual_hold", "params",
+        "paused_incident", "policy", "rec", "recordings", "replies", "since", "state", "upload_t",
+        "uploads", "used", "used_t", "windows",
+    )
 
     #: The camera's state across a restart: attribute path → type (see :mod:`controller.persist`).
     #: Configuration (id, policy, parameters) is not here: it comes from the camera's setup.
@@ -234,7 +259,9 @@ class Camera:
         self.replies = ReplyTable(self.limits)
         self._out: list[Outbound] = []
         self._reported: tuple[State, float, int] | None = None
-        self.state = State(initial)
+        # State(initial) goes through the enum metaclass; the table is the same look-up, and
+        # anything not in it is left to State() to take or refuse.
+        self.state = _STATE_OF_VALUE.get(initial) or State(initial)
         self._prev = self.state
         if self.state is S.standby:
             self.boot_end = now + p.boot_s
@@ -258,7 +285,7 @@ class Camera:
 
     def start(self) -> list[Outbound]:
         """The first retained state report."""
-        self.audit.append(self._now, "power_on", {"state": self.state.value})
+        self.audit.append(self._now, "power_on", {"state": self.state._value_})
         self._report()
         return self._flush()
 
@@ -401,27 +428,29 @@ class Camera:
     # ------------------------------------------------------------------ events
 
     def _dispatch(self, event: Event) -> str | None:
-        if isinstance(event, ActivityStart):
+        # By class (the event classes are final): an isinstance that fails, as most of these
+        # would, is slow on a Struct class.
+        if type(event) is ActivityStart:
             return self._activity_start(event)
-        if isinstance(event, ActivityEnd):
+        if type(event) is ActivityEnd:
             return self._activity_end(event)
-        if isinstance(event, Signal):
+        if type(event) is Signal:
             if event.source not in self.policy.signals:
                 return None  # a source this policy does not list starts nothing (SPEC §4a)
             return self._manual_start(f"signal:{event.source}")
-        if isinstance(event, Button):
+        if type(event) is Button:
             return self._manual_start("button") if event.action == "start" else self._stop()
-        if isinstance(event, Dock):
+        if type(event) is Dock:
             if self.state is not S.docked:
                 self._dock()
             return None
-        if isinstance(event, Undock):
+        if type(event) is Undock:
             if self.state is S.docked:
                 self._undock()
             return None
-        if isinstance(event, Deactivate):
+        if type(event) is Deactivate:
             return self._deactivate(event)
-        if isinstance(event, Reactivate):
+        if type(event) is Reactivate:
             if self.deactivation is not None:
                 self._end_deactivation("reactivate")
                 self._reconcile()
@@ -622,7 +651,8 @@ class Camera:
     def _state_changed(self) -> None:
         self._due = _UNKNOWN  # a trigger fired from outside an event must not reuse it
         self.since = self._now
-        self.audit.append(self._now, "state", {"from": self._prev.value, "to": self.state.value})
+        # _value_ is what Enum.value (a Python-level property) returns, read without the call.
+        self.audit.append(self._now, "state", {"from": self._prev._value_, "to": self.state._value_})
         self._prev = self.state
         self._history.append((self._now, self._cannot_record_cause()))
 
@@ -881,7 +911,7 @@ class Camera:
             self._reported = key
             self._out.append(
                 StateReport(
-                    state=self.state.value,
+                    state=self.state._value_,  # .value without the property call
                     since=self.since,
                     active=list(self.windows),
                     battery_s=self.charge,

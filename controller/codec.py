@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 import msgspec
 
@@ -32,6 +32,7 @@ _TOO_LONG = re.compile(r"^Expected `str` of length <= (\d+)$")
 TOO_DEEP = f"too_deep: nested more than {MAX_DEPTH} levels"
 
 
+@final  # never subclassed: a Gate tells one from an event by its class alone
 class DecodeError(msgspec.Struct, frozen=True):
     """Why a payload was refused; ``id`` is the message id when one could be read."""
 

@@ -6,7 +6,7 @@ values only: :mod:`controller.codec` is the one place that turns them into bytes
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, final
 
 import msgspec
 
@@ -49,37 +49,45 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid
     to: Text | None = None
 
 
+@final
 class ActivityStart(_Event, tag="activity_start", frozen=True):
     activity: Text
     activity_id: Text
 
 
+@final
 class ActivityEnd(_Event, tag="activity_end", frozen=True):
     activity_id: Text
 
 
+@final
 class Dock(_Event, tag="dock", frozen=True):
     pass
 
 
+@final
 class Undock(_Event, tag="undock", frozen=True):
     pass
 
 
+@final
 class Button(_Event, tag="button", frozen=True):
     action: Literal["start", "stop"]
 
 
+@final
 class Signal(_Event, tag="signal", frozen=True):
     source: Text
 
 
+@final
 class Deactivate(_Event, tag="deactivate", frozen=True):
     reason: Text
     # Who decided: never nobody. With signed commands it must be the signing principal.
     actor: Annotated[str, msgspec.Meta(min_length=1, max_length=FIELD_MAX)]
 
 
+@final
 class Reactivate(_Event, tag="reactivate", frozen=True):
     pass
 
