@@ -156,6 +156,7 @@ class Replay:
         self._readers: dict[str, tuple[str, str, Callable[[bytes], Any]]] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
+        self._end = scenario.end
 
     # ------------------------------------------------------------------ driving
 
@@ -266,20 +267,22 @@ class Replay:
 
     def _rearm(self, run: CameraRun) -> None:
         due = run.node.next_deadline()
-        if due is not None and due > self.scenario.end:
-            due = None
+        old = run.timer  # pending whenever set: _on_timer clears it before the node wakes
+        if due is None or due > self._end:
+            if old is not None:
+                self.sched.cancel(old)
+                run.timer = None
+            return
         sched = self.sched
-        if due is not None and sched.now > due:  # max(due, now), without the builtin's call
-            due = sched.now
-        old = run.timer
-        if old is not None and old.pending:
-            if due is not None and old.at == due:
+        now = sched.now
+        if now > due:  # max(due, now), without the builtin's call
+            due = now
+        if old is not None:
+            if old.at == due:
                 return
             sched.cancel(old)
-        run.timer = None
-        if due is not None:
-            assert run.wake is not None
-            run.timer = sched.schedule(due, run.wake, TIMER)
+        assert run.wake is not None
+        run.timer = sched.schedule(due, run.wake, TIMER)
 
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
         if not pubs:
@@ -289,12 +292,13 @@ class Replay:
         broker = self.broker
         # Neither observing nor publishing its own messages changes the camera's connection.
         connected = broker.is_connected(cam)
+        trace = self.trace
         for pub in pubs:
             # The raw publication first, then (from _observe) what it means, so a reader of
             # the trace sees the bytes before their decoded state/alert/recording record.
-            if self.trace is not None:
-                self.trace({"t": now, "kind": "out", "camera": cam, "topic": pub.topic,
-                            "payload": _text(pub.payload), "retain": pub.retain})
+            if trace is not None:
+                trace({"t": now, "kind": "out", "camera": cam, "topic": pub.topic,
+                       "payload": _text(pub.payload), "retain": pub.retain})
             self._observe(run, pub, now)
             if connected:
                 broker.publish(cam, pub.topic, pub.payload, pub.qos, pub.retain)
