@@ -614,12 +614,14 @@ class SimBroker:
         if client_id is not None and (session is None or not session.connected):
             self._lost(None, Message(topic, payload, qos, bool(retain)), "publisher_offline")
             return
-        if route is not None and not route and not retain:
-            # A topic nobody subscribes to (a camera's acks, alerts, recording metadata):
-            # counted as routed, with no message built for it.
+        if route is not None and not route:
+            # A topic nobody subscribes to (a camera's state, acks, alerts, recording metadata):
+            # counted as routed, with a message built only when it is to be retained.
             self._published += 1
+            if retain:
+                self._store_retained(Message(topic, payload, qos, True))
             return
-        self._route(Message(topic, payload, qos, bool(retain)))
+        self._route(Message(topic, payload, qos, bool(retain)), route)
 
     # ----------------------------------------------------------------------- internals
 
@@ -706,13 +708,15 @@ class SimBroker:
             return
         self._open(client_id, pending.params)
 
-    def _route(self, msg: Message) -> None:
-        """Hand a publication to every matching subscriber (the broker is up)."""
+    def _route(self, msg: Message, route: Route | None = None) -> None:
+        """Hand a publication to every matching subscriber (the broker is up); ``route`` is
+        the topic's cached route when the caller has looked it up already."""
         self._published += 1
         topic = msg.topic
         if msg.retain:
             self._store_retained(msg)
-        route = self._routes.get(topic)
+        if route is None:
+            route = self._routes.get(topic)
         if route is None:
             route = self._match(topic)
             if len(self._routes) >= _ROUTE_CACHE_LIMIT:
