@@ -105,10 +105,10 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
     out: dict[int, tuple[str, bytes]] = {}
     by_id: dict[str, int] = {}  # message id → first entry that sent it
     signed = scenario.auth != "none"
+    replaying = any(e.replay_of is not None for e in scenario.timeline)
     # Send order matters only for sequence numbers and for which copy a replay repeats:
     # without either (every fleet shift) the timeline is walked as it stands, unsorted.
-    order = (send_order(scenario) if signed or any(e.replay_of is not None for e in scenario.timeline)
-             else scenario.timeline)
+    order = send_order(scenario) if signed or replaying else scenario.timeline
     # Only signed bodies carry a sequence number.
     seqs = sequence_numbers(scenario, order) if signed else {}
     replays: list[TimelineEntry] = []
@@ -124,7 +124,7 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
             assert e.sender is not None  # the loader names one for every entry when signed
             body = _encode({**e.body(), "seq": seqs[e.index], "to": e.target})
             out[e.index] = (e.topic(prefix), sign(sim_key(e.sender), e.claims or e.sender, body))
-        if e.event is not None:
+        if replaying and e.event is not None:
             by_id.setdefault(e.message_id, e.index)
     for e in replays:
         assert e.replay_of is not None
