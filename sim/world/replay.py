@@ -212,7 +212,11 @@ class Replay:
             return
         topic, payload = self._wire[entry.index]
         self._entry_of.setdefault((topic, payload), entry.index)
-        self.sched.schedule(entry.send_at, lambda: self._publish_entry(entry, topic, payload), MESSAGE)
+        if self.trace is None:  # nothing to record on the way: the bus is called directly
+            send = functools.partial(self.broker.publish, None, topic, payload, 1)
+        else:
+            send = functools.partial(self._publish_entry, entry, topic, payload)
+        self.sched.schedule(entry.at + entry.delay_s, send, MESSAGE)  # send_at, uncalled
 
     def _publish_entry(self, entry: TimelineEntry, topic: str, payload: bytes) -> None:
         if self.trace is not None:
