@@ -157,6 +157,8 @@ class Replay:
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
         self._end = scenario.end
+        # Only a fault cuts a camera off the bus: until the first, every camera is connected.
+        self._faulted = False
 
     # ------------------------------------------------------------------ driving
 
@@ -225,6 +227,7 @@ class Replay:
         self.broker.publish(None, topic, payload, qos=1)
 
     def _fault(self, entry: TimelineEntry) -> None:
+        self._faulted = True
         if self.trace is not None:
             self.trace({"t": self.sched.now, "kind": "fault", "fault": entry.fault,
                         "camera": entry.camera, "for_s": entry.for_s})
@@ -295,7 +298,7 @@ class Replay:
         cam = run.spec.id
         broker = self.broker
         # Neither observing nor publishing its own messages changes the camera's connection.
-        connected = broker.is_connected(cam)
+        connected = not self._faulted or broker.is_connected(cam)
         trace = self.trace
         for pub in pubs:
             # The raw publication first, then (from _observe) what it means, so a reader of
