@@ -557,7 +557,10 @@ class SimBroker:
                 child = node.children[level] = _SubNode()
             node = child
         node.subscribers[client_id] = qos
-        self._routes.clear()
+        if "+" in topic_filter or "#" in topic_filter:
+            self._routes.clear()
+        else:  # a filter without wildcards changes the route of the one topic it names
+            self._routes.pop(topic_filter, None)
 
         matching: list[Message] = []
         if not send_retained:
