@@ -156,6 +156,9 @@ class Replay:
         self._readers: dict[str, tuple[str, str, Callable[[bytes], Any]]] = {}
         self._trust = trust_file(scenario)
         self._wire = wire_messages(scenario)
+        self._end = scenario.end
+        # Only a fault cuts a camera off the bus: until the first, every camera is connected.
+        self._faulted = False
 
     # ------------------------------------------------------------------ driving
 
@@ -211,7 +214,11 @@ class Replay:
             return
         topic, payload = self._wire[entry.index]
         self._entry_of.setdefault((topic, payload), entry.index)
-        self.sched.schedule(entry.send_at, lambda: self._publish_entry(entry, topic, payload), MESSAGE)
+        if self.trace is None:  # nothing to record on the way: the bus is called directly
+            send = functools.partial(self.broker.publish, None, topic, payload, 1)
+        else:
+            send = functools.partial(self._publish_entry, entry, topic, payload)
+        self.sched.schedule(entry.at + entry.delay_s, send, MESSAGE)  # send_at, uncalled
 
     def _publish_entry(self, entry: TimelineEntry, topic: str, payload: bytes) -> None:
         if self.trace is not None:
@@ -220,6 +227,7 @@ class Replay:
         self.broker.publish(None, topic, payload, qos=1)
 
     def _fault(self, entry: TimelineEntry) -> None:
+        self._faulted = True
         if self.trace is not None:
             self.trace({"t": self.sched.now, "kind": "fault", "fault": entry.fault,
                         "camera": entry.camera, "for_s": entry.for_s})
@@ -266,20 +274,22 @@ class Replay:
 
     def _rearm(self, run: CameraRun) -> None:
         due = run.node.next_deadline()
-        if due is not None and due > self.scenario.end:
-            due = None
+        old = run.timer  # pending whenever set: _on_timer clears it before the node wakes
+        if due is None or due > self._end:
+            if old is not None:
+                self.sched.cancel(old)
+                run.timer = None
+            return
         sched = self.sched
-        if due is not None and sched.now > due:  # max(due, now), without the builtin's call
-            due = sched.now
-        old = run.timer
-        if old is not None and old.pending:
-            if due is not None and old.at == due:
+        now = sched.now
+        if now > due:  # max(due, now), without the builtin's call
+            due = now
+        if old is not None:
+            if old.at == due:
                 return
             sched.cancel(old)
-        run.timer = None
-        if due is not None:
-            assert run.wake is not None
-            run.timer = sched.schedule(due, run.wake, TIMER)
+        assert run.wake is not None
+        run.timer = sched.schedule(due, run.wake, TIMER)
 
     def _emit(self, run: CameraRun, pubs: list[Publish]) -> None:
         if not pubs:
@@ -288,13 +298,14 @@ class Replay:
         cam = run.spec.id
         broker = self.broker
         # Neither observing nor publishing its own messages changes the camera's connection.
-        connected = broker.is_connected(cam)
+        connected = not self._faulted or broker.is_connected(cam)
+        trace = self.trace
         for pub in pubs:
             # The raw publication first, then (from _observe) what it means, so a reader of
             # the trace sees the bytes before their decoded state/alert/recording record.
-            if self.trace is not None:
-                self.trace({"t": now, "kind": "out", "camera": cam, "topic": pub.topic,
-                            "payload": _text(pub.payload), "retain": pub.retain})
+            if trace is not None:
+                trace({"t": now, "kind": "out", "camera": cam, "topic": pub.topic,
+                       "payload": _text(pub.payload), "retain": pub.retain})
             self._observe(run, pub, now)
             if connected:
                 broker.publish(cam, pub.topic, pub.payload, pub.qos, pub.retain)

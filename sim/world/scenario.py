@@ -270,7 +270,8 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     def body(self) -> dict[str, object]:
         """The event object: ``id``, ``type``, ``ts`` (``at`` unless set), then its fields."""
         ts = self.ts if self.ts is not None else self.at
-        return {"id": self.message_id, "type": self.event, "ts": ts, **self.fields}
+        msg_id = self.id if self.id is not None else f"m-{self.index}"  # message_id, uncalled
+        return {"id": msg_id, "type": self.event, "ts": ts, **self.fields}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -76,7 +76,7 @@ def send_order(scenario: Scenario) -> list[TimelineEntry]:
 
 
 def sequence_numbers(
-    scenario: Scenario, order: list[TimelineEntry] | None = None
+    scenario: Scenario, order: Sequence[TimelineEntry] | None = None
 ) -> dict[int, int]:
     """Entry index → the sequence number its sender gives it.
 
@@ -104,9 +104,13 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
     prefix = scenario.prefix
     out: dict[int, tuple[str, bytes]] = {}
     by_id: dict[str, int] = {}  # message id → first entry that sent it
-    order = send_order(scenario)
+    signed = scenario.auth != "none"
+    replaying = any(e.replay_of is not None for e in scenario.timeline)
+    # Send order matters only for sequence numbers and for which copy a replay repeats:
+    # without either (every fleet shift) the timeline is walked as it stands, unsorted.
+    order = send_order(scenario) if signed or replaying else scenario.timeline
     # Only signed bodies carry a sequence number.
-    seqs = sequence_numbers(scenario, order) if scenario.auth != "none" else {}
+    seqs = sequence_numbers(scenario, order) if signed else {}
     replays: list[TimelineEntry] = []
     for e in order:
         if e.fault is not None:
@@ -114,13 +118,13 @@ def wire_messages(scenario: Scenario) -> dict[int, tuple[str, bytes]]:
         if e.replay_of is not None:
             replays.append(e)
             continue
-        if e.raw is not None or scenario.auth == "none":
+        if e.raw is not None or not signed:
             out[e.index] = e.payload(prefix)
         else:
             assert e.sender is not None  # the loader names one for every entry when signed
             body = _encode({**e.body(), "seq": seqs[e.index], "to": e.target})
             out[e.index] = (e.topic(prefix), sign(sim_key(e.sender), e.claims or e.sender, body))
-        if e.event is not None:
+        if replaying and e.event is not None:
             by_id.setdefault(e.message_id, e.index)
     for e in replays:
         assert e.replay_of is not None
