@@ -15,7 +15,9 @@ EPS = 1e-6
 def union(spans: Iterable[Span]) -> list[Span]:
     """Sorted, disjoint union of ``spans``; empty spans are dropped, touching spans join."""
     out: list[Span] = []
-    for a, b in sorted(s for s in spans if s[1] > s[0]):
+    for a, b in sorted(spans):
+        if not b > a:
+            continue  # empty (or not a number)
         if out and a <= out[-1][1] + EPS:
             if b > out[-1][1]:
                 out[-1] = (out[-1][0], b)
