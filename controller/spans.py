@@ -17,7 +17,7 @@ def union(spans: Iterable[Span]) -> list[Span]:
     out: list[Span] = []
     for a, b in sorted(spans):
         if not b > a:
-            continue  # empty (or not a number)
+            continue  # empty
         if out and a <= out[-1][1] + EPS:
             if b > out[-1][1]:
                 out[-1] = (out[-1][0], b)
