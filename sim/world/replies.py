@@ -174,8 +174,10 @@ def _object(data: bytes) -> dict[str, Any] | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    # The depth is at most the number of opening brackets: count them at C speed first.
-    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+    # The depth is at most the number of opening brackets: count them at C speed first
+    # (a "[" is looked for before it is counted: most payloads have none, and `in` is cheaper).
+    opening = text.count("{") + text.count("[") if "[" in text else text.count("{")
+    if opening > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         return None
     try:
         obj, end = _json_scan(text, len(text) - len(text.lstrip(_JSON_SPACE)))
