@@ -332,6 +332,8 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
         if w.delivered is None or w.delivered <= w.start + EPS:
             continue
         before = subtract([(w.start, w.delivered)], footage)
+        if not before:
+            continue  # recorded from its start (the buffer reached back): nothing to explain
         left = subtract(before, explained)
         if left:
             # A live run's sliver within the tolerance may be alerted or not (R-JITTER).
@@ -426,7 +428,9 @@ def _unable_by_cause(reports: Sequence[tuple[float, StateReport]], end: float,
     """When the reported state kept the camera from recording (docked, off, booting, full),
     with the cause each such stretch announces."""
     out: list[tuple[float, float, str]] = []
-    for (t, r), nxt in zip(reports, [*(t for t, _ in reports[1:]), end], strict=True):
+    bounds = [t for t, _ in reports[1:]]  # until when each report holds
+    bounds.append(end)
+    for (t, r), nxt in zip(reports, bounds, strict=True):
         cause = _STATE_CAUSE.get(r.state)
         if cause is None and r.state == "pre_buffer" and r.storage_s <= EPS:
             cause = "storage"

@@ -258,17 +258,18 @@ def _intervals(
     out: list[tuple[str, float, float]] = []
     ordered = sorted(states, key=_AT)
     if initial is not None and (not ordered or ordered[0].at > 0.0):
-        out.append((initial, 0.0, float("inf")))
+        out.append((initial, 0.0, _INF))
     for p in ordered:
         if out and out[-1][0] == p.state:
             continue
         if out:
             out[-1] = (out[-1][0], out[-1][1], p.at)
-        out.append((p.state, p.at, float("inf")))
+        out.append((p.state, p.at, _INF))
     return out
 
 
 _AT = operator.attrgetter("at")
+_INF = float("inf")  # a constant, not a float("inf") call (a string parsed) per state change
 _CLEAR = 1000 * EPS  # far beyond the slack of union/subtract, far below a reported second
 
 
@@ -280,14 +281,13 @@ def judge_footage(
     intervals = _intervals(states, facts.initial)
     phantom: list[Phantom] = []
     recordings = sorted(facts.recordings, key=lambda r: (r.start, r.recording))
+    # Each recording's footage, worked out once for the states and the overlaps below.
+    footage = [union(rec.segment_list) for rec in recordings]
     no_capture = [iv for iv in intervals if iv[0] in _NO_CAPTURE]
-    for rec in recordings:
+    for rec, captured in zip(recordings, footage, strict=True):
         phantom += _segments(rec, tol)
         phantom += _buffer(rec, prebuffer_s, intervals, tol)
-        if not no_capture:
-            continue
-        captured = union(rec.segment_list)  # once per recording, not once per interval
-        if not captured:
+        if not no_capture or not captured:
             continue
         first, last = captured[0][0], captured[-1][1]
         for state, a, b in no_capture:
@@ -301,7 +301,7 @@ def judge_footage(
                 if hi - lo > tol:
                     phantom.append(Phantom(lo, hi, state, rec.recording,
                                            f"captured while the camera reported {state}"))
-    phantom += _overlaps(recordings, tol)
+    phantom += _overlaps(recordings, footage, tol)
     phantom.sort(key=lambda p: (p.start, p.end, p.kind, p.recording))
     counted = union((p.start, p.end) for p in phantom if p.kind != "gap" and p.end > p.start)
     prohibited = _prohibited(recordings, facts, tol)
@@ -365,9 +365,12 @@ def _buffer(
                     f"(prebuffer_s {prebuffer_s:g}, pre_buffer reported since {since:g})")]
 
 
-def _overlaps(recordings: Sequence[RecordingMeta], tol: float) -> list[Phantom]:
+def _overlaps(
+    recordings: Sequence[RecordingMeta], footage: Sequence[list[Span]], tol: float
+) -> list[Phantom]:
+    """Footage recorded twice (``footage``: each recording's segments as a union)."""
     out: list[Phantom] = []
-    spans = sorted((union(r.segment_list), r.recording) for r in recordings)
+    spans = sorted(zip(footage, (r.recording for r in recordings), strict=True))
     for i, (mine, rid) in enumerate(spans):
         if not mine:
             continue  # no footage: nothing in common with any

@@ -414,14 +414,20 @@ def judge_run(
         elif e.event == "deactivate":
             deactivating = True
     activities.sort(key=lambda e: (e.at, e.index))
-    acts = entries_by_camera(scenario, activities)
+    reading = oracle_policy(scenario)
+    # Each entry's ids and tail are read once per run, not once per camera it addresses.
+    rows = activity_rows(activities, reading)
+    acts: dict[str, list[ActivityRow]] = {}
+    for row in rows:
+        for cam in scenario.targets(row[0]):
+            acts.setdefault(cam, []).append(row)
     # facts_of looks at activities only for prohibited ones: it needs just the entries under
     # an id some prohibited activity starts with (in most shifts, none), as no other opens one.
     kind = scenario.policy.kind
-    prohibited = {str(e.fields.get("activity_id")) for e in activities
-                  if e.event == "activity_start" and kind(str(e.fields.get("activity"))) == "prohibited"}
+    prohibited = {aid for e, aid, activity, _ in rows
+                  if e.event == "activity_start" and kind(activity) == "prohibited"}
     privacy = entries_by_camera(scenario, [
-        e for e in activities if str(e.fields.get("activity_id")) in prohibited]) if prohibited else {}
+        e for e, aid, _, _ in rows if aid in prohibited]) if prohibited else {}
     for cam, seen in cameras.items():
         if not refusing:
             seen.refusable = {}
@@ -439,7 +445,6 @@ def judge_run(
             for idx, why in seen.refusable.items()
             if (first := seen.delivered.get(idx)) is not None and first.ok
         ]
-    reading = oracle_policy(scenario)
     windows = {cam: required_windows(scenario, seen, reading, acts.get(cam, []))
                for cam, seen in cameras.items()}
     judgements = {}
@@ -502,22 +507,38 @@ def activity_entries(sc: Scenario, camera: str) -> list[TimelineEntry]:
             if e.event in ("activity_start", "activity_end") and camera in sc.targets(e)]
 
 
+#: An activity start or end as :func:`required_windows` reads it: the entry, its activity id
+#: and activity (as strings), and the activity's tail if the policy requires it (else None).
+ActivityRow = tuple[TimelineEntry, str, str, float | None]
+
+
+def activity_rows(entries: Iterable[TimelineEntry], policy: PolicyReading) -> list[ActivityRow]:
+    """The :data:`ActivityRow` of each of ``entries`` (activity starts and ends), order kept."""
+    out: list[ActivityRow] = []
+    for e in entries:
+        activity = str(e.fields.get("activity"))
+        out.append((e, str(e.fields.get("activity_id")), activity,
+                    policy.tail(activity) if policy.is_required(activity) else None))
+    return out
+
+
 def required_windows(
     sc: Scenario, run: ObservedCamera, policy: PolicyReading | None = None,
-    activities: Sequence[TimelineEntry] | None = None,
+    activities: Sequence[ActivityRow] | None = None,
 ) -> list[Window]:
     """Ground truth: the camera's required windows, from the scenario alone (with what
     became of their triggers). Kinds and tails come from the oracle's own reading of the
-    policy document (:func:`oracle_policy`). ``activities``: :func:`activity_entries` of the
-    camera, when the caller computed them for every camera at once."""
+    policy document (:func:`oracle_policy`). ``activities``: :func:`activity_rows` of the
+    camera's :func:`activity_entries`, when the caller computed them for every camera at once."""
     policy = policy if policy is not None else oracle_policy(sc)
     cam = run.spec.id
-    # activity_id → (activity, true start, indices of every entry that starts it meanwhile)
-    open_: dict[str, tuple[str, float, list[int]]] = {}
+    # activity_id → (activity, its tail, true start, indices of every entry that starts it
+    # meanwhile)
+    open_: dict[str, tuple[str, float, float, list[int]]] = {}
     out: list[Window] = []
 
     def close(aid: str, end: float, end_idx: int | None) -> None:
-        activity, start, idxs = open_.pop(aid)
+        activity, tail, start, idxs = open_.pop(aid)
         told = run.delivered.get(end_idx) if end_idx is not None else None
         # The same activity may be announced more than once (its own topic and the team's,
         # a resend): the camera knew of the window from the first of them to arrive.
@@ -533,23 +554,23 @@ def required_windows(
             prior_state=first.prior_state if first else None,
             prior_since=first.prior_since if first else 0.0,
             prior_storage_free=first.prior_storage_free if first else math.inf,
-            told_end=(told.at + policy.tail(activity)
-                      if told is not None and told.ok else None),
+            told_end=(told.at + tail if told is not None and told.ok else None),
         ))
 
-    for e in activity_entries(sc, cam) if activities is None else activities:
-        if e.index in run.refusable:
+    if activities is None:
+        activities = activity_rows(activity_entries(sc, cam), policy)
+    refusable = run.refusable
+    for e, aid, activity, tail in activities:
+        if e.index in refusable:
             continue  # a forgery, a replay, a stale command: nothing happened
-        aid = str(e.fields.get("activity_id"))
         if e.event == "activity_start":
-            activity = str(e.fields.get("activity"))
             if aid in open_:
                 if open_[aid][0] == activity:
-                    open_[aid][2].append(e.index)
-            elif policy.is_required(activity):
-                open_[aid] = (activity, e.at, [e.index])
+                    open_[aid][3].append(e.index)
+            elif tail is not None:  # a required activity
+                open_[aid] = (activity, tail, e.at, [e.index])
         elif aid in open_:
-            close(aid, e.at + policy.tail(open_[aid][0]), e.index)
+            close(aid, e.at + open_[aid][1], e.index)
     for aid in list(open_):
         close(aid, sc.end, None)
     out.sort(key=lambda w: (w.start, w.activity_id))
