@@ -75,7 +75,7 @@ import msgspec
 
 from .audit import AuditLog
 from .bounds import Limits, Remembered, ReplyTable, bounded_add
-from .machine import CAPTURING, TRANSITIONS, CompiledMachine, State
+from .machine import TRANSITIONS, CompiledMachine, State
 from .messages import (
     EVENT_TYPES,
     Ack,
@@ -119,7 +119,9 @@ class S:
 
 
 _STATE_OF_VALUE = {state._value_: state for state in State}
-_CAUSE_OF_STATE = {S.docked: "docked", S.standby: "not_ready", S.off: "battery"}
+# Keyed by the state's _value_ (a str, hashed in C; Enum.__hash__ is Python-level on 3.11).
+_CAUSE_OF_STATE = {S.docked._value_: "docked", S.standby._value_: "not_ready",
+                   S.off._value_: "battery"}
 
 
 class Recording(msgspec.Struct):
@@ -504,9 +506,10 @@ class Camera:
         return None
 
     def _manual_start(self, reason: str) -> str | None:
-        if self.state not in CAPTURING:
+        st = self.state
+        if st is not S.pre_buffer and st is not S.recording:  # not in CAPTURING, without hashing
             return "not_ready"
-        if self.state is S.pre_buffer and self.storage_free <= EPS:
+        if st is S.pre_buffer and self.storage_free <= EPS:
             return "storage_full"
         if self.deactivation is not None:
             self._end_deactivation(reason)
@@ -583,7 +586,7 @@ class Camera:
         st = self.state
         if st is S.pre_buffer:
             return "storage" if self.storage_free <= EPS else None
-        return _CAUSE_OF_STATE.get(st)
+        return _CAUSE_OF_STATE.get(st._value_)
 
     def _announce_start(self, aid: str, ts: float | None) -> None:
         """Alert whatever keeps a new required window from being covered (R-MISS, R-LATE).

@@ -134,6 +134,14 @@ class Step:
     after: tuple[Callback, ...]  # the transition's after, then after_state_change
 
 
+def _by_name(
+    table: dict[tuple[enum.Enum, str], tuple[Step, ...]],
+) -> dict[tuple[str, str], tuple[enum.Enum, tuple[Step, ...]]]:
+    """``table`` keyed by the state's name, for :meth:`CompiledMachine.fire`: Enum.__hash__ is
+    Python-level on 3.11, a str hashes in C. The state is kept to check it is the very one."""
+    return {(state._name_, trigger): (state, steps) for (state, trigger), steps in table.items()}
+
+
 class CompiledMachine:
     """The state table compiled for one model class (see "The compiled table" above)."""
 
@@ -163,8 +171,8 @@ class CompiledMachine:
         self.table = self._compile(model_class)
         # Subclasses of the model class may add on_enter_/on_exit_ methods of their own (the
         # library looks for them on each model): their tables are compiled on first use.
-        self._by_class: dict[type, dict[tuple[enum.Enum, str], tuple[Step, ...]]] = {
-            model_class: self.table
+        self._by_class: dict[type, dict[tuple[str, str], tuple[enum.Enum, tuple[Step, ...]]]] = {
+            model_class: _by_name(self.table)
         }
 
     def _compile(self, model_class: type) -> dict[tuple[enum.Enum, str], tuple[Step, ...]]:
@@ -207,12 +215,13 @@ class CompiledMachine:
         cls = type(model)
         table = self._by_class.get(cls)
         if table is None:
-            table = self._by_class[cls] = self._compile(cls)
+            table = self._by_class[cls] = _by_name(self._compile(cls))
         try:
-            steps = table.get((getattr(model, attribute), trigger))
-            if steps is None:
-                state = getattr(model, attribute)
+            state = getattr(model, attribute)
+            hit = table.get((state._name_, trigger))
+            if hit is None or hit[0] is not state:
                 raise MachineError(f"Can't trigger event {trigger} from state {state.name}!")
+            steps = hit[1]
             for func in self.prepare_event:
                 _call(model, func, args, kwargs)
             for step in steps:
