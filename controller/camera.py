@@ -316,8 +316,10 @@ class Camera:
         else:
             self.audit.append(now, "refused", _origin({"id": event.id, "error": error}, sender))
         self._out.append(ack)
-        self._report()
-        return self._flush()
+        if (self.state, self.since, self._windows_rev) != self._reported:  # as _report compares
+            self._report()
+        out, self._out = self._out, []  # _flush, without the call
+        return out
 
     def is_duplicate(self, event: Event, now: float, sender: str | None = None) -> bool:
         """Whether :meth:`handle` would answer ``event`` as a redelivery."""
@@ -565,20 +567,21 @@ class Camera:
 
     # ------------------------------------------------------------------ holds
 
-    def _holding(self) -> bool:
-        return self.manual_hold or (bool(self.windows) and self.deactivation is None)
-
     def _reconcile(self) -> None:
         """Bring the state machine in line with the holds (the only caller of activate/release)."""
         if self.deactivation is not None and not self.windows:
             self._end_deactivation("windows_closed")
         if not self.windows:
             self.paused_incident = None
-        holding = self._holding()
-        if self.state is S.recording:
+        # Held open by the manual hold or by an open required window not paused.
+        holding = self.manual_hold or (bool(self.windows) and self.deactivation is None)
+        st = self.state
+        if st is S.recording:
             if not holding:
                 self.release()
-        elif self.state is S.pre_buffer and holding and self.storage_free > EPS and self._down_until is None:
+        # storage_free > EPS, read without the property (EPS > 0, so its clamp at 0 is moot)
+        elif (st is S.pre_buffer and holding and self.params.storage_s - self.used > EPS
+              and self._down_until is None):
             self.activate()
 
     def _cannot_record_cause(self) -> str | None:
