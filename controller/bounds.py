@@ -182,12 +182,17 @@ class ReplyTable:
     def _expire(self, now: float) -> None:
         entries = self._entries
         horizon = now - self.window_s
-        while entries:
-            key, oldest = next(iter(entries.items()))
-            if oldest.at >= horizon:
+        # One walk from the oldest end, which also meets the time of the oldest entry kept.
+        expired = []
+        oldest_at = math.inf
+        for key, entry in entries.items():
+            if entry.at >= horizon:
+                oldest_at = entry.at
                 break
+            expired.append(key)
+        for key in expired:
             del entries[key]
-        self._note_oldest()
+        self._oldest_at = oldest_at
 
     def _note_oldest(self) -> None:
         entries = self._entries
