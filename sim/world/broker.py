@@ -368,6 +368,8 @@ class SimBroker:
             raise BusError(f"max_queued must be >= 0, got {max_queued!r}")
         self.scheduler = scheduler
         self._schedule = scheduler.schedule
+        # _deliver as a function: a delivery's partial then calls it without a bound method.
+        self._deliver_fn = type(self)._deliver
         self.config = config
         self._rng = random.Random(0) if rng is None else rng
         self._latency = _latency_sampler(config, self._rng)
@@ -622,7 +624,12 @@ class SimBroker:
             # counted as routed, with a message built only when it is to be retained.
             self._published += 1
             if retain:
-                self._store_retained(Message(topic, payload, qos, True))
+                msg = Message(topic, payload, qos, True)
+                node = self._retained_at.get(topic) if payload else None
+                if node is None:
+                    self._store_retained(msg)
+                else:  # a topic stored before (a camera's state): _store_retained's first case
+                    node.message = msg
             return
         self._route(Message(topic, payload, qos, bool(retain)), route)
 
@@ -761,14 +768,16 @@ class SimBroker:
         session.watermark = at
         token = next(self._tokens)
         session.inflight[token] = (msg, False)
-        self._schedule(at, partial(self._deliver, session, session.epoch, token), MESSAGE)
+        deliver = self._deliver_fn
+        self._schedule(at, partial(deliver, self, session, session.epoch, token), MESSAGE)
         if qos and self._duplicate and self._rng.random() < self._duplicate:
             # Later than the original, but off the FIFO watermark: a redelivery may trail
             # messages published after it.
             dup_token = next(self._tokens)
             session.inflight[dup_token] = (msg, True)
             dup_at = at + self._latency()
-            self._schedule(dup_at, partial(self._deliver, session, session.epoch, dup_token), MESSAGE)
+            self._schedule(dup_at, partial(deliver, self, session, session.epoch, dup_token),
+                           MESSAGE)
 
     def _deliver(self, session: _Session, epoch: int, token: int) -> None:
         if session.epoch != epoch:
