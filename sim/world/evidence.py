@@ -197,8 +197,10 @@ def _meta_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
                 continue
             if accepted is None:
                 accepted = _accepted_manual(sc, seen, signals)
-            if not any(what == reason and a - tol.meta <= t <= rec.end + tol.meta
-                       for t, what in accepted):
+            for t, what in accepted:  # (a loop, not any() over a generator: one frame per item)
+                if what == reason and a - tol.meta <= t <= rec.end + tol.meta:
+                    break
+            else:
                 problems.append(f"{name} ({a:g}-{rec.end:g}) lists reason {reason!r}, which "
                                 f"nothing accepted during it supports")
     problems.extend(_incident_problems(cam, recs, pauses, tol))
@@ -321,13 +323,13 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
     problems: list[str] = []
     by_id = {w.activity_id: w for w in windows}
     late_expected: list[tuple[Window, float, float, bool]] = []
-    footage = union(seg for rec in seen.recordings.values() for seg in rec.segment_list)
+    footage = union([seg for rec in seen.recordings.values() for seg in rec.segment_list])
     # Seconds with another cause, and (a live run) those the device was offline for.
     # R-LATE looks at the whole of [ts, arrival), whether or not the activity had truly ended
     # by then (the camera cannot know): states that explain a second count wherever they held.
     unable = _unable_by_cause(seen.reports, sc.end)  # once per camera, not once per alert
-    explained = union([*((m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED),
-                       *seen.offline, *seen.paused, *((a, b) for a, b, _ in unable)])
+    explained = union([*[(m.start, m.end) for m in judgement.misses if m.cause in _EXPLAINED],
+                       *seen.offline, *seen.paused, *[(a, b) for a, b, _ in unable]])
     for w in windows:
         if w.delivered is None or w.delivered <= w.start + EPS:
             continue
@@ -361,11 +363,11 @@ def _alert_problems(sc: Scenario, seen: Observed, windows: Sequence[Window],
             # A late trigger announces what its window already lost, whatever the cause then:
             # the oracle's misses of the window, and every state that kept the camera from
             # recording since the activity's ``ts`` (it cannot know when the activity truly ended).
-            causes.update(m.cause for m in judgement.misses
-                          if m.cause in _EXPLAINED and m.start <= alert.at + tol.grace
-                          and m.end > named.start + EPS and m.start < named.end - EPS)
-            causes.update(cause for a, b, cause in unable
-                          if b > named.start + EPS and a <= alert.at + EPS)
+            causes.update([m.cause for m in judgement.misses
+                           if m.cause in _EXPLAINED and m.start <= alert.at + tol.grace
+                           and m.end > named.start + EPS and m.start < named.end - EPS])
+            causes.update([cause for a, b, cause in unable
+                           if b > named.start + EPS and a <= alert.at + EPS])
             if alert.cause not in causes:
                 problems.append(f"{where} says cause {alert.cause!r}; the camera's state then "
                                 f"supports {sorted(causes) or 'none'}")
@@ -474,7 +476,7 @@ def _written(recs: Sequence[RecordingMeta], t: float) -> float:
 def _upload_done(recs: Sequence[RecordingMeta], docked: Sequence[tuple[float, float]],
                  speed: float) -> list[tuple[float, float]]:
     """(time, size) of each recording's confirmed upload: oldest-closed first, while docked."""
-    queue = sorted((r for r in recs if not r.open), key=lambda r: (r.end, r.start))
+    queue = sorted([r for r in recs if not r.open], key=lambda r: (r.end, r.start))
     done: list[tuple[float, float]] = []
     i = 0
     progress = 0.0
@@ -621,7 +623,7 @@ def _storage(seen: Observed, bounds: Sequence[float], due: dict[str, list[float]
 def _match(cam: str, kind: str, due: Sequence[float], alerts: Sequence[Alert], tol: Tol,
            ) -> list[str]:
     """Alerts of ``kind`` one-to-one with the moments that require them."""
-    published = sorted(a.at for a in alerts if a.kind == kind)
+    published = sorted([a.at for a in alerts if a.kind == kind])
     problems: list[str] = []
     used: set[int] = set()
     for t in sorted(due):

@@ -370,7 +370,7 @@ def _overlaps(
 ) -> list[Phantom]:
     """Footage recorded twice (``footage``: each recording's segments as a union)."""
     out: list[Phantom] = []
-    spans = sorted(zip(footage, (r.recording for r in recordings), strict=True))
+    spans = sorted(zip(footage, [r.recording for r in recordings], strict=True))
     for i, (mine, rid) in enumerate(spans):
         if not mine:
             continue  # no footage: nothing in common with any

@@ -253,7 +253,7 @@ def _overdue(points: Sequence[StatePoint], boot_s: float | None) -> list[tuple[f
 def judge(obs: Observation) -> Judgement:
     """Attribute every uncovered required second of one camera to exactly one cause."""
     windows = obs.windows
-    required = union((w.start, w.end) for w in windows)
+    required = union([(w.start, w.end) for w in windows])
     uncovered = subtract(required, union(obs.footage))
     footage = judge_footage(obs.prebuffer_s, obs.states, obs.facts, obs.tolerance_s)
     if not uncovered:

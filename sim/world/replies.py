@@ -368,12 +368,15 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     """The answer the spec requires for a well-formed, first-delivered event, and why
     (``policy``: the oracle's own reading of the scenario's policy, never the controller's)."""
     kind = ev["type"]
-    # (prune() returns at once while windows are held and none of their tails has ended.)
-    if not told.windows or (told.soonest is not None and told.soonest <= now + EPS):
+    # Calls to prune(), resume() and policy's methods are made only when they have work to do,
+    # or written out: this runs for every delivery. prune() has work when a tail has ended, or
+    # when no window is left and a pause may end.
+    if (told.soonest is not None and told.soonest <= now + EPS) if told.windows else told.pauses:
         told.prune(now)
     if kind == "activity_start":
         activity, aid = ev["activity"], ev["activity_id"]
-        if activity not in policy.kinds:
+        rule = policy.kinds.get(activity)
+        if rule is None:
             return (False, ("unknown_activity",)), f"{activity!r} is no activity of the policy"
         if aid in told.open:
             return ((True, ()), "a repeated start") if told.open[aid] == activity else (
@@ -382,9 +385,10 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             return (None, ()), "the open activities are at the cap"
         told.open[aid] = activity
         told.ended.discard(aid)
-        if policy.is_required(activity):
+        if rule == "required":  # policy.is_required(activity)
             told.windows[aid] = None
-            told.resume(now)
+            if told.pauses:  # (resume() ends only a pause)
+                told.resume(now)
         return (True, ()), "a known activity starts"
     if kind == "activity_end":
         aid = ev["activity_id"]
@@ -392,12 +396,14 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             activity = told.open.pop(aid)
             told.ended.add(aid)
             if aid in told.windows:
-                post = policy.tail(activity)
+                post = policy.post_s.get(activity, 0.0)  # policy.tail(activity)
                 if post > 0:
                     told.tail(aid, now + post)
                 else:
                     del told.windows[aid]
-            told.prune(now)
+            if (told.soonest is not None and told.soonest <= now + EPS
+                    ) if told.windows else told.pauses:  # (as above)
+                told.prune(now)
             return (True, ()), "an open activity ends"
         if aid in told.ended:
             return (True, ()), "an activity that already ended"
@@ -407,7 +413,8 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
     if kind in ("dock", "undock"):
         return (True, ()), f"{kind} always succeeds"
     if kind == "reactivate":
-        told.resume(now)
+        if told.pauses:
+            told.resume(now)
         return (True, ()), "reactivate is always acked"
     if kind == "signal" and ev["source"] not in policy.signals:
         return (True, ()), f"signal {ev['source']!r} is not listed: acked, starts nothing"
@@ -417,10 +424,12 @@ def _expect(ev: dict[str, Any], told: _Told, state: str | None, storage_free: fl
             return (False, ("not_ready",)), f"{what} while {state}"
         if state == "pre_buffer" and storage_free <= EPS:
             return (None, ("storage_full",)), f"{what} with no free storage"
-        told.resume(now)
+        if told.pauses:
+            told.resume(now)
         return (True, ()), f"{what} while {state}"
     if kind == "button":  # stop
-        if told.windows and not told.paused:
+        # (told.paused, without the property's call)
+        if told.windows and not (told.pauses and told.pauses[-1].end is None):
             return (False, ("required_activity",)), "button stop during a required window (R-STOP)"
         return (True, ()), "button stop with no required window holding the recording"
     # deactivate
