@@ -624,12 +624,7 @@ class SimBroker:
             # counted as routed, with a message built only when it is to be retained.
             self._published += 1
             if retain:
-                msg = Message(topic, payload, qos, True)
-                node = self._retained_at.get(topic) if payload else None
-                if node is None:
-                    self._store_retained(msg)
-                else:  # a topic stored before (a camera's state): _store_retained's first case
-                    node.message = msg
+                self._store_retained(Message(topic, payload, qos, True))
             return
         self._route(Message(topic, payload, qos, bool(retain)), route)
 
