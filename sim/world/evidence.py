@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from controller.messages import Alert, RecordingMeta, StateReport
 from controller.spans import EPS, subtract, union
@@ -244,27 +243,18 @@ def _expected_buffer(reports: _Reports, a: float, prebuffer_s: float, nth: int,
 
 def _accepted_manual(sc: Scenario, seen: Observed, signals: frozenset[str],
                      ) -> list[tuple[float, str]]:
-    """(time, reason) of every accepted ``button start`` and listed ``signal``: from the
-    deliveries when they were recorded, else (a live run) from the timeline entries acked."""
+    """(time, reason) of every accepted ``button start`` and listed ``signal``, from the timeline
+    entries acked: for a run without recorded deliveries (a live run). With deliveries, P-REPLY
+    collects them as it reads each payload (``Reading.manual``)."""
     out: list[tuple[float, str]] = []
-
-    def add(at: float, ev: Mapping[str, Any]) -> None:
-        if ev.get("type") == "button" and ev.get("action") == "start":
-            out.append((at, "button"))
-        elif ev.get("type") == "signal" and ev.get("source") in signals:
-            out.append((at, f"signal:{ev.get('source')}"))
-
-    if seen.deliveries:
-        for d in seen.deliveries:
-            if d.acks and d.acks[0].ok:
-                event = parse(d.payload, sc.auth == "signed").event
-                if event is not None:
-                    add(d.at, event)
-        return out
     for idx, first in seen.delivered.items():
         entry = sc.timeline[idx]
-        if first.ok and entry.event is not None:
-            add(first.at, {"type": entry.event, **entry.fields})
+        if not first.ok:
+            continue
+        if entry.event == "button" and entry.fields.get("action") == "start":
+            out.append((first.at, "button"))
+        elif entry.event == "signal" and entry.fields.get("source") in signals:
+            out.append((first.at, f"signal:{entry.fields.get('source')}"))
     return out
 
 
@@ -447,7 +437,8 @@ def judge_evidence(sc: Scenario, seen: Observed, windows: Sequence[Window],
                    manual: Sequence[tuple[float, str]] | None = None) -> list[str]:
     """Recording metadata and alerts of one camera against the facts (``[]``: all true).
     ``policy`` is the oracle's reading of ``sc``'s policy (``sim.world.replay.oracle_policy``);
-    ``manual``: the accepted presses and signals P-REPLY read (``Reading.manual``), if it ran."""
+    ``manual``: the accepted presses and signals P-REPLY read (``Reading.manual``); ``None``
+    for a run without recorded deliveries, whose acked timeline entries stand in."""
     if not seen.reports:
         return []  # a live run: its device's reports are not kept here (SPEC §8b)
     tol = Tol.of(seen, tolerance_s)
